@@ -1,0 +1,364 @@
+//! The equipment model: the upstream `item-equipment` payload as typed data.
+//!
+//! Contract: [`ItemEquipment::from_json`] accepts every payload the upstream is known to send — numbers as
+//! strings or as JSON numbers, `null` for absent lists and options, unknown fields (ignored), and the empty
+//! "before the character existed" response (every list empty, only `date` set). It never panics; a payload
+//! that is not a JSON object of this shape is a [`ModelError`]. Serialising the model produces the upstream's
+//! wire shape (numbers inside option objects as strings), which is what the simulator sends, so the gateway
+//! and the simulator share one schema.
+//!
+//! This is data only: interpretation (grades, option lines, stars) happens in the engine's newtypes.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a payload could not be read as an item-equipment response.
+#[derive(Debug, thiserror::Error)]
+#[error("item-equipment payload is malformed: {0}")]
+pub struct ModelError(#[from] pub serde_json::Error);
+
+/// A whole `GET /maplestory/v1/character/item-equipment` response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemEquipment {
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub character_gender: Option<String>,
+    #[serde(default)]
+    pub character_class: Option<String>,
+    /// The equipped preset (1..=3); absent for characters that never used presets.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub preset_no: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_equipment: Vec<Item>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_equipment_preset_1: Vec<Item>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_equipment_preset_2: Vec<Item>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_equipment_preset_3: Vec<Item>,
+    #[serde(default)]
+    pub title: Option<serde_json::Value>,
+    #[serde(default)]
+    pub medal_shape: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub dragon_equipment: Vec<Item>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub mechanic_equipment: Vec<Item>,
+}
+
+impl ItemEquipment {
+    /// Parses a payload; see the module contract for what is tolerated.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
+    /// The items of preset `n` (1..=3); `None` for any other `n`.
+    pub fn preset(&self, n: u8) -> Option<&[Item]> {
+        match n {
+            1 => Some(&self.item_equipment_preset_1),
+            2 => Some(&self.item_equipment_preset_2),
+            3 => Some(&self.item_equipment_preset_3),
+            _ => None,
+        }
+    }
+
+    /// True for the upstream's answer for a date before the character existed: every list empty.
+    pub fn is_empty(&self) -> bool {
+        self.item_equipment.is_empty()
+            && self.item_equipment_preset_1.is_empty()
+            && self.item_equipment_preset_2.is_empty()
+            && self.item_equipment_preset_3.is_empty()
+    }
+}
+
+/// One equipped item.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(default)]
+    pub item_equipment_part: Option<String>,
+    #[serde(default)]
+    pub item_equipment_slot: Option<String>,
+    #[serde(default)]
+    pub item_name: Option<String>,
+    #[serde(default)]
+    pub item_icon: Option<String>,
+    #[serde(default)]
+    pub item_description: Option<String>,
+    #[serde(default)]
+    pub item_shape_name: Option<String>,
+    #[serde(default)]
+    pub item_shape_icon: Option<String>,
+    #[serde(default)]
+    pub item_gender: Option<String>,
+    #[serde(default)]
+    pub item_total_option: Option<ItemOption>,
+    #[serde(default)]
+    pub item_base_option: Option<ItemOption>,
+    #[serde(default)]
+    pub potential_option_grade: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_grade: Option<String>,
+    #[serde(default)]
+    pub potential_option_flag: Option<String>,
+    #[serde(default)]
+    pub potential_option_1: Option<String>,
+    #[serde(default)]
+    pub potential_option_2: Option<String>,
+    #[serde(default)]
+    pub potential_option_3: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_flag: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_1: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_2: Option<String>,
+    #[serde(default)]
+    pub additional_potential_option_3: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub equipment_level_increase: Option<i64>,
+    #[serde(default)]
+    pub item_exceptional_option: Option<ItemOption>,
+    /// Flame (bonus) stats.
+    #[serde(default)]
+    pub item_add_option: Option<ItemOption>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub growth_exp: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub growth_level: Option<i64>,
+    #[serde(default)]
+    pub scroll_upgrade: Option<String>,
+    #[serde(default)]
+    pub cuttable_count: Option<String>,
+    #[serde(default)]
+    pub golden_hammer_flag: Option<String>,
+    #[serde(default)]
+    pub scroll_resilience_count: Option<String>,
+    #[serde(default)]
+    pub scroll_upgradeable_count: Option<String>,
+    #[serde(default)]
+    pub soul_name: Option<String>,
+    #[serde(default)]
+    pub soul_option: Option<String>,
+    #[serde(default)]
+    pub item_etc_option: Option<ItemOption>,
+    /// Current stars, as a string.
+    #[serde(default)]
+    pub starforce: Option<String>,
+    /// `사용` for scroll-starred ("noljang") items, `미사용` otherwise.
+    #[serde(default)]
+    pub starforce_scroll_flag: Option<String>,
+    #[serde(default)]
+    pub item_starforce_option: Option<ItemOption>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub special_ring_level: Option<i64>,
+    #[serde(default)]
+    pub date_expire: Option<String>,
+    #[serde(default)]
+    pub freestyle_flag: Option<String>,
+}
+
+impl Item {
+    /// The item's base equipment level (0 when unknown).
+    pub fn base_level(&self) -> i64 {
+        self.item_base_option
+            .as_ref()
+            .and_then(|o| o.base_equipment_level)
+            .unwrap_or(0)
+    }
+
+    /// The three potential lines (absent lines are `None`).
+    pub fn potential_lines(&self) -> [Option<&str>; 3] {
+        [
+            self.potential_option_1.as_deref(),
+            self.potential_option_2.as_deref(),
+            self.potential_option_3.as_deref(),
+        ]
+    }
+
+    /// The three additional potential lines (absent lines are `None`).
+    pub fn additional_lines(&self) -> [Option<&str>; 3] {
+        [
+            self.additional_potential_option_1.as_deref(),
+            self.additional_potential_option_2.as_deref(),
+            self.additional_potential_option_3.as_deref(),
+        ]
+    }
+}
+
+/// One of the item's option objects (total, base, flame, starforce, etc, exceptional). Fields that a given
+/// object does not carry stay `None` and are not serialised. Stat values travel as strings ([`StrNum`]); the
+/// few fields the upstream sends as JSON numbers stay numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemOption {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub str: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dex: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub luk: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hp: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_mp: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_power: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magic_power: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub armor: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boss_damage: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_monster_armor: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_stat: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<StrNum>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_i64"
+    )]
+    pub equipment_level_decrease: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hp_rate: Option<StrNum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_mp_rate: Option<StrNum>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_i64"
+    )]
+    pub base_equipment_level: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_i64"
+    )]
+    pub exceptional_upgrade: Option<i64>,
+}
+
+impl ItemOption {
+    /// The value of a stat field, 0 when absent or unparsable.
+    pub fn get(v: &Option<StrNum>) -> i64 {
+        v.map(|n| n.0).unwrap_or(0)
+    }
+}
+
+/// An integer the upstream sends as a JSON string (`"163"`). Deserialises from a string or a number;
+/// a string that is not an integer (e.g. `""`) reads as 0 rather than failing the whole payload.
+/// Serialises as a string, like the upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StrNum(pub i64);
+
+impl Serialize for StrNum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StrNum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(StrNum(lenient_i64(serde_json::Value::deserialize(d)?)))
+    }
+}
+
+fn lenient_i64(v: serde_json::Value) -> i64 {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .unwrap_or(0),
+        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
+        serde_json::Value::Bool(b) => b as i64,
+        _ => 0,
+    }
+}
+
+fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| match v {
+        serde_json::Value::Null => None,
+        other => Some(lenient_i64(other)),
+    }))
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "../shared/data/nexon/item-equipment-evan.json";
+
+    #[test]
+    fn parses_the_real_sample_with_its_item_counts() {
+        let bytes = std::fs::read(SAMPLE).expect("reference sample beside the project");
+        let eq = ItemEquipment::from_json(&bytes).unwrap();
+        assert_eq!(eq.character_class.as_deref(), Some("에반"));
+        assert_eq!(eq.preset_no, Some(2));
+        assert_eq!(eq.item_equipment.len(), 24);
+        assert_eq!(eq.item_equipment_preset_1.len(), 23);
+        assert_eq!(eq.item_equipment_preset_2.len(), 24);
+        assert_eq!(eq.item_equipment_preset_3.len(), 23);
+        assert_eq!(eq.dragon_equipment.len(), 4);
+        let hat = &eq.item_equipment[0];
+        assert_eq!(hat.base_level(), 250);
+        assert_eq!(hat.starforce.as_deref(), Some("22"));
+        assert_eq!(
+            ItemOption::get(&hat.item_add_option.as_ref().unwrap().int),
+            130
+        );
+    }
+
+    #[test]
+    fn round_trips_the_wire_shape() {
+        let bytes = std::fs::read(SAMPLE).unwrap();
+        let eq = ItemEquipment::from_json(&bytes).unwrap();
+        let out = serde_json::to_vec(&eq).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        // Numbers inside option objects stay strings, level fields stay numbers.
+        let hat = &v["item_equipment"][0];
+        assert_eq!(hat["item_total_option"]["int"], "398");
+        assert_eq!(hat["item_base_option"]["base_equipment_level"], 250);
+        assert_eq!(ItemEquipment::from_json(&out).unwrap(), eq);
+    }
+
+    #[test]
+    fn tolerates_empty_nulls_and_unknown_fields() {
+        let empty = br#"{"date":"2023-12-21","character_class":null,"preset_no":null,
+            "item_equipment":[],"item_equipment_preset_1":null,"dragon_equipment":null,"new_field":{"x":1}}"#;
+        let eq = ItemEquipment::from_json(empty).unwrap();
+        assert!(eq.is_empty());
+        assert_eq!(eq.preset(1), Some(&[][..]));
+        assert_eq!(eq.preset(4), None);
+        let odd = br#"{"item_equipment":[{"item_base_option":{"base_equipment_level":"200"},
+            "item_add_option":{"str":12,"dex":"","int":null},"starforce":null}]}"#;
+        let eq = ItemEquipment::from_json(odd).unwrap();
+        let it = &eq.item_equipment[0];
+        assert_eq!(it.base_level(), 200);
+        let add = it.item_add_option.as_ref().unwrap();
+        assert_eq!(ItemOption::get(&add.str), 12);
+        assert_eq!(ItemOption::get(&add.dex), 0);
+        assert_eq!(ItemOption::get(&add.int), 0);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_object() {
+        assert!(ItemEquipment::from_json(b"[1,2]").is_err());
+        assert!(ItemEquipment::from_json(b"{\"item_equipment\":{").is_err());
+        assert!(ItemEquipment::from_json(b"{\"item_equipment\":3}").is_err());
+    }
+}
