@@ -1,1 +1,194 @@
-//! (to be written)
+//! The injectable entry point: `Application::build(settings)` → bound address → `run_until(shutdown)`.
+//!
+//! Contract: `build` does everything that can fail at start-up — data directory, database connection and
+//! migrations, cube table, the in-process simulator when no API key is configured, binding the listener
+//! (port 0 allowed) — and returns a clear [`AppError`] instead of panicking. `run_until` serves until the
+//! shutdown future resolves, then turns `/health/ready` to 503, stops accepting connections, lets in-flight
+//! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
+//! and returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, HttpLimits, Readiness, Services, UpstreamMode};
+use crate::config::{Secret, Settings};
+use crate::nexon::NexonClient;
+use crate::sim;
+use crate::store::{Store, StoreError};
+use crate::telemetry;
+
+/// A start-up or serving failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cube table: {0}")]
+    Table(String),
+    #[error("upstream client: {0}")]
+    Upstream(String),
+    #[error("simulator: {0}")]
+    Simulator(std::io::Error),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built, bound, not yet running gateway.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    settings: Settings,
+    simulator: Option<sim::SimHandle>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+
+        let store = Store::connect(&settings.database).await?;
+        tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
+
+        let (simulator, upstream_base, key, upstream_mode) = if settings.uses_embedded_simulator() {
+            let sim = sim::spawn(
+                sim::Simulator::new(sim::SimConfig {
+                    seed: 1,
+                    api_key: None,
+                }),
+                "127.0.0.1:0".parse().expect("static address"),
+            )
+            .await
+            .map_err(AppError::Simulator)?;
+            tracing::warn!(
+                simulator = %sim.base_url(),
+                "NEXON_API_KEY is not set: serving SIMULATED characters from the in-process Nexon simulator; \
+                 set NEXON_API_KEY to use the real Nexon Open API"
+            );
+            let base = sim.base_url();
+            (
+                Some(sim),
+                base,
+                Secret::new("simulator-key"),
+                UpstreamMode::Simulator,
+            )
+        } else {
+            let key = settings.nexon_api_key.clone().unwrap_or_default();
+            (
+                None,
+                settings.upstream_url.clone(),
+                key,
+                UpstreamMode::Nexon,
+            )
+        };
+        let nexon = NexonClient::new(&upstream_base, key, settings.upstream_timeout)
+            .map_err(|e| AppError::Upstream(e.to_string()))?;
+
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(AppError::Serve)?;
+
+        let state = Arc::new(Services {
+            instance_id: settings.instance_id.clone(),
+            started_at: Instant::now(),
+            readiness: Readiness::default(),
+            store,
+            nexon,
+            upstream_mode,
+            metrics: telemetry::metrics_handle(),
+            table_status: serde_json::Value::Null,
+        });
+
+        Ok(Application {
+            listener,
+            addr,
+            state,
+            settings,
+            simulator,
+        })
+    }
+
+    /// The address the server is bound to (the real port when `MAPLE_LISTEN` used port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the in-process simulator, when one runs.
+    pub fn simulator_url(&self) -> Option<String> {
+        self.simulator.as_ref().map(|s| s.base_url())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains for at most the grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Application {
+            listener,
+            addr,
+            state,
+            settings,
+            simulator,
+        } = self;
+        let limits = HttpLimits {
+            max_concurrency: settings.max_concurrency,
+            request_timeout: settings.request_timeout,
+        };
+        let router = api::router(state.clone(), &limits);
+        state.readiness.mark_started();
+        tracing::info!(%addr, instance = %state.instance_id, "maple-gateway listening");
+
+        let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
+        let ready_state = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            ready_state.readiness.mark_shutting_down();
+            tracing::info!("shutdown requested: draining in-flight requests");
+            let _ = begin_tx.send(());
+        };
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let grace = settings.shutdown_grace;
+        let bounded = async move {
+            let _ = begin_rx.await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = server => r.map_err(AppError::Serve)?,
+            _ = bounded => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: cutting remaining requests"),
+        }
+        state.store.close().await;
+        if let Some(sim) = simulator {
+            sim.shutdown().await;
+        }
+        tracing::info!("maple-gateway stopped");
+        Ok(())
+    }
+}

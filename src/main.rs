@@ -1,1 +1,125 @@
-fn main() {}
+//! The `maple-gateway` binary: parses the command line, builds, runs. Nothing else lives here.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use maple_gateway::app::Application;
+use maple_gateway::config::{ENV_VARS, Settings};
+use maple_gateway::{sim, telemetry};
+
+fn env_help() -> String {
+    let mut s = String::from(
+        "Environment variables (override the config file, which overrides defaults):\n",
+    );
+    for (name, default, meaning) in ENV_VARS {
+        s.push_str(&format!("  {name:<28} {meaning} [default: {default}]\n"));
+    }
+    s
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "maple-gateway",
+    version,
+    about = "Caching gateway for the Nexon MapleStory Open API: equipment expectations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML config file (keys are the env var names without MAPLE_, lower-cased). Applies to `serve`.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway (the default when no subcommand is given).
+    #[command(after_long_help = env_help(), after_help = env_help())]
+    Serve,
+    /// Run the Nexon Open API simulator (generated characters, fault injection, call counters).
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Seed of the generated characters (same seed + name = same bytes).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Accept only this API key (any non-empty key when unset).
+        #[arg(long, env = "MAPLE_SIM_API_KEY", value_name = "KEY")]
+        api_key: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let settings = Settings::from_process(cli.config.as_deref())?;
+            telemetry::init_tracing(settings.log_format);
+            let app = Application::build(settings)
+                .await
+                .context("start-up failed")?;
+            app.run_until(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Sim {
+            listen,
+            seed,
+            api_key,
+        } => {
+            telemetry::init_tracing(maple_gateway::config::LogFormat::Text);
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot bind {listen}"))?;
+            tracing::info!(addr = %listener.local_addr()?, seed, "Nexon simulator listening");
+            sim::serve(
+                listener,
+                sim::Simulator::new(sim::SimConfig { seed, api_key }),
+                shutdown_signal(),
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

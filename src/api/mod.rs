@@ -1,1 +1,120 @@
-//! (to be written)
+//! HTTP: routes, handlers, inbound protection layers, the error mapping, operational endpoints.
+//!
+//! Contract: handlers validate input (names, presets, options) before any I/O and call services; they hold
+//! no business logic. Every response carries `x-request-id` (the client's, when it sent a sane one);
+//! every error response has the JSON shape of [`error::ApiError`]; data responses carry
+//! `x-data-source: Data based on NEXON Open API`. Unknown routes → 404 JSON; bodies over 64 KiB → 413;
+//! overload → 503 `OVERLOADED` with `Retry-After` (load-shed, answered without queueing); a request running
+//! longer than the request timeout → 503 `TIMEOUT`-coded error.
+//!
+//! Layer order (outermost first): request id + HTTP metrics + error re-rendering → error handling of the
+//! fallible tower layers → load-shed → concurrency limit → timeout → body limit → compression → routes.
+
+pub mod error;
+mod health;
+mod middleware;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use error::ApiError;
+
+use crate::nexon::NexonClient;
+use crate::store::Store;
+
+/// The header every data response carries.
+pub const DATA_SOURCE_HEADER: &str = "x-data-source";
+pub const DATA_SOURCE_VALUE: &str = "Data based on NEXON Open API";
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Whether the instance can serve: false while starting (recovery) and once shutdown began.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    started: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        metrics::gauge!(crate::telemetry::READY).set(1.0);
+    }
+    pub fn mark_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        metrics::gauge!(crate::telemetry::READY).set(0.0);
+    }
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+    pub fn is_ready(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && !self.is_shutting_down()
+    }
+}
+
+/// How the upstream is reached (reported in `/health/ready`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamMode {
+    /// The in-process simulator (no API key configured).
+    Simulator,
+    Nexon,
+}
+
+/// Everything the handlers can reach.
+pub struct Services {
+    pub instance_id: String,
+    pub started_at: Instant,
+    pub readiness: Readiness,
+    pub store: Store,
+    pub nexon: NexonClient,
+    pub upstream_mode: UpstreamMode,
+    pub metrics: PrometheusHandle,
+    /// Cube table load report for `/health/ready` (version, groups over 1).
+    pub table_status: serde_json::Value,
+}
+
+/// Handler state: cheap to clone.
+pub type AppState = Arc<Services>;
+
+/// Tunables of the inbound layers.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+}
+
+/// Builds the whole router with its layers.
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let routes = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .with_state(state.clone());
+
+    let protection = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(middleware::handle_layer_error))
+        .load_shed()
+        .concurrency_limit(limits.max_concurrency)
+        .timeout(limits.request_timeout)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+
+    routes
+        .layer(protection)
+        .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}

@@ -1,1 +1,679 @@
-//! (to be written)
+//! The tiered cache: L1 (moka, in-process, bounded by bytes) over L2 (Redis, shared), with stale-while-
+//! revalidate, XFetch early refresh, and flight (one loader per key, locally and across the cluster).
+//!
+//! Contract:
+//! - Values are opaque gzip bodies with a freshness window ([`CachedValue`]). Keys are namespaced and versioned
+//!   (`maple:v1:…`) by the caller. Reads go L1 → L2 (an L2 hit is promoted to L1); writes go L2 → L1.
+//! - [`TieredCache::get_or_load`]: a fresh value → `Hit`; a value past `fresh_until` but within the
+//!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
+//!   old, or `force`) the caller waits for a load. A load failure returns [`LoadFailure`] with the last value
+//!   still within `stale_until` (if any), so the read path can serve it as `STALE` — the decision is the
+//!   caller's, not the cache's.
+//! - Flight: concurrent loads of one key in this instance share one spawned task (a caller that goes away —
+//!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
+//!   cluster ([`flight`]). A leader that dies is replaced after its lease; followers wait at most
+//!   lease + wait before loading themselves (at most one extra upstream call).
+//! - Redis down: L1 keeps working; entries written while L2 is failing get a short L1 lifetime
+//!   ([`CacheConfig::degraded_l1_ttl`]) and the degradation is counted. Nothing here panics on Redis errors.
+//! - Freshness is judged by the cache's [`Clock`], which follows tokio time (so tests pause and advance it);
+//!   moka's own expiry only reclaims memory.
+
+pub mod flight;
+pub mod freshness;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::*;
+use fred::types::Expiration;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use moka::Expiry;
+
+use crate::redis::RedisHandle;
+use crate::telemetry;
+use flight::{ClusterFlight, FlightRole, FlightSignals};
+
+/// A clock in Unix milliseconds that follows tokio's (pausable) time after an initial wall-clock anchor.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    anchor_wall_ms: i64,
+    anchor: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Self::starting_at(chrono::Utc::now().timestamp_millis())
+    }
+    /// A clock reading `wall_ms` now (tests pin it to a known date).
+    pub fn starting_at(wall_ms: i64) -> Self {
+        Clock {
+            anchor_wall_ms: wall_ms,
+            anchor: tokio::time::Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> i64 {
+        self.anchor_wall_ms + self.anchor.elapsed().as_millis() as i64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A cached value: a gzip body plus its freshness.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CachedValue {
+    /// The body, gzip-compressed (served as is to clients that accept gzip).
+    #[serde(skip)]
+    pub body_gz: Bytes,
+    /// When the underlying data was fetched from the upstream (`data_as_of`, `age`).
+    pub fetched_at_ms: i64,
+    pub fresh_until_ms: i64,
+    pub stale_until_ms: i64,
+    /// How long the load took (XFetch's δ).
+    pub load_ms: u32,
+    /// A negative entry (e.g. "character not found").
+    pub negative: bool,
+}
+
+impl CachedValue {
+    fn encode(&self) -> Vec<u8> {
+        let meta = serde_json::to_vec(self).expect("metadata serialises");
+        let mut out = Vec::with_capacity(4 + meta.len() + self.body_gz.len());
+        out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+        out.extend_from_slice(&meta);
+        out.extend_from_slice(&self.body_gz);
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<CachedValue> {
+        let len = u32::from_be_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+        let meta = raw.get(4..4 + len)?;
+        let mut v: CachedValue = serde_json::from_slice(meta).ok()?;
+        v.body_gz = Bytes::copy_from_slice(raw.get(4 + len..)?);
+        Some(v)
+    }
+}
+
+/// Where a hit came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    L1,
+    L2,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::L1 => "L1",
+            Tier::L2 => "L2",
+        }
+    }
+}
+
+/// How a value was served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit(Tier),
+    Miss,
+    Stale,
+}
+
+impl CacheStatus {
+    pub fn header(self) -> &'static str {
+        match self {
+            CacheStatus::Hit(_) => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+        }
+    }
+}
+
+/// A value and how it was served.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub value: Arc<CachedValue>,
+    pub status: CacheStatus,
+}
+
+/// A failed load, with the last value still servable as stale (if any).
+#[derive(Debug)]
+pub struct LoadFailure<E> {
+    pub error: E,
+    pub stale: Option<Arc<CachedValue>>,
+}
+
+/// Cache tunables.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    pub l1_max_bytes: u64,
+    /// How long past `fresh_until` a value is still served as a hit while one background refresh runs.
+    pub swr_grace: Duration,
+    /// XFetch β (0 disables early refresh).
+    pub xfetch_beta: f64,
+    /// L1 lifetime of values written while L2 is failing.
+    pub degraded_l1_ttl: Duration,
+    pub flight_lease: Duration,
+    pub flight_wait: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            l1_max_bytes: 256 << 20,
+            swr_grace: Duration::from_secs(3600),
+            xfetch_beta: 1.0,
+            degraded_l1_ttl: Duration::from_secs(60),
+            flight_lease: Duration::from_secs(10),
+            flight_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors the cache itself can hand to a loader's error type.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CacheError {
+    #[error("the load task failed: {0}")]
+    LoadAborted(String),
+}
+
+#[derive(Clone)]
+struct L1Entry {
+    value: Arc<CachedValue>,
+    /// When L1 drops it (Unix ms by the cache clock): `stale_until`, or sooner when written degraded.
+    l1_until_ms: i64,
+}
+
+struct L1Expiry {
+    clock: Clock,
+}
+
+impl Expiry<String, L1Entry> for L1Expiry {
+    fn expire_after_create(
+        &self,
+        _k: &String,
+        v: &L1Entry,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_millis(
+            (v.l1_until_ms - self.clock.now_ms()).max(0) as u64,
+        ))
+    }
+    fn expire_after_update(
+        &self,
+        k: &String,
+        v: &L1Entry,
+        now: std::time::Instant,
+        _d: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(k, v, now)
+    }
+}
+
+type FlightFuture<E> = Shared<BoxFuture<'static, Result<Arc<CachedValue>, E>>>;
+
+struct Inner<E> {
+    l1: moka::future::Cache<String, L1Entry>,
+    l2: Option<RedisHandle>,
+    cluster: Option<ClusterFlight>,
+    clock: Clock,
+    config: CacheConfig,
+    flights: Mutex<HashMap<String, FlightFuture<E>>>,
+    instance_id: String,
+}
+
+/// The tiered cache for one loader error type `E`.
+pub struct TieredCache<E> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E> Clone for TieredCache<E> {
+    fn clone(&self) -> Self {
+        TieredCache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The invalidation channel: payload `instance_id\nkey-prefix`.
+pub const INVALIDATE_CHANNEL: &str = "maple:v1:invalidate";
+
+impl<E> TieredCache<E>
+where
+    E: Clone + Send + Sync + std::fmt::Display + From<CacheError> + 'static,
+{
+    pub fn new(
+        config: CacheConfig,
+        l2: Option<RedisHandle>,
+        clock: Clock,
+        instance_id: String,
+    ) -> Self {
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(config.l1_max_bytes)
+            .weigher(|k: &String, v: &L1Entry| {
+                (k.len() + v.value.body_gz.len() + std::mem::size_of::<CachedValue>() + 64)
+                    .min(u32::MAX as usize) as u32
+            })
+            .expire_after(L1Expiry {
+                clock: clock.clone(),
+            })
+            .support_invalidation_closures()
+            .build();
+        let cluster = l2.clone().map(|r| {
+            ClusterFlight::new(r, config.flight_lease, Arc::new(FlightSignals::default()))
+        });
+        TieredCache {
+            inner: Arc::new(Inner {
+                l1,
+                l2,
+                cluster,
+                clock,
+                config,
+                flights: Mutex::new(HashMap::new()),
+                instance_id,
+            }),
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The flight signal dispatcher, fed by the pub/sub listener.
+    pub fn flight_signals(&self) -> Option<Arc<FlightSignals>> {
+        self.inner.cluster.as_ref().map(|c| c.signals().clone())
+    }
+
+    /// L1 entry count and weighted size in bytes.
+    pub async fn l1_usage(&self) -> (u64, u64) {
+        self.inner.l1.run_pending_tasks().await;
+        (self.inner.l1.entry_count(), self.inner.l1.weighted_size())
+    }
+
+    /// Looks a key up in L1 then L2 (ignoring values past `stale_until`).
+    pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, Tier)> {
+        let now = self.inner.clock.now_ms();
+        if let Some(e) = self.inner.l1.get(key).await
+            && e.value.stale_until_ms > now
+            && e.l1_until_ms > now
+        {
+            return Some((e.value, Tier::L1));
+        }
+        let v = self.l2_get(key).await?;
+        if v.stale_until_ms <= now {
+            return None;
+        }
+        let v = Arc::new(v);
+        self.inner
+            .l1
+            .insert(
+                key.to_string(),
+                L1Entry {
+                    value: v.clone(),
+                    l1_until_ms: v.stale_until_ms,
+                },
+            )
+            .await;
+        Some((v, Tier::L2))
+    }
+
+    async fn l2_get(&self, key: &str) -> Option<CachedValue> {
+        let redis = self.inner.l2.as_ref()?;
+        match redis.client().get::<Option<Vec<u8>>, _>(key).await {
+            Ok(Some(raw)) => CachedValue::decode(&raw),
+            Ok(None) => None,
+            Err(e) => {
+                metrics::counter!("maple_cache_l2_errors_total", "op" => "get").increment(1);
+                tracing::debug!(error = %e, "L2 read failed");
+                None
+            }
+        }
+    }
+
+    /// Stores a value: L2 first (unless Redis is failing), then L1.
+    pub async fn put(&self, key: &str, value: Arc<CachedValue>) {
+        let now = self.inner.clock.now_ms();
+        let mut l1_until = value.stale_until_ms;
+        if let Some(redis) = &self.inner.l2 {
+            let ttl = (value.stale_until_ms - now).max(1);
+            let r: Result<(), _> = redis
+                .client()
+                .set(key, value.encode(), Some(Expiration::PX(ttl)), None, false)
+                .await;
+            if let Err(e) = r {
+                metrics::counter!("maple_cache_l2_errors_total", "op" => "set").increment(1);
+                metrics::counter!("maple_cache_degraded_writes_total").increment(1);
+                tracing::debug!(error = %e, "L2 write failed: keeping the value in L1 only, briefly");
+                l1_until = l1_until.min(now + self.inner.config.degraded_l1_ttl.as_millis() as i64);
+            }
+        }
+        self.inner
+            .l1
+            .insert(
+                key.to_string(),
+                L1Entry {
+                    value,
+                    l1_until_ms: l1_until,
+                },
+            )
+            .await;
+    }
+
+    /// Drops every key starting with `prefix` from L1 here, from L2, and (via pub/sub) from other instances.
+    pub async fn invalidate_prefix(&self, prefix: &str) {
+        self.invalidate_local(prefix);
+        if let Some(redis) = &self.inner.l2 {
+            let msg = format!("{}\n{}", self.inner.instance_id, prefix);
+            if let Err(e) = redis
+                .client()
+                .publish::<i64, _, _>(INVALIDATE_CHANNEL, msg)
+                .await
+            {
+                tracing::warn!(error = %e, "invalidation publish failed");
+            }
+        }
+    }
+
+    /// Drops matching L1 entries in this instance only (what a received invalidation message does).
+    pub fn invalidate_local(&self, prefix: &str) {
+        let p = prefix.to_string();
+        let _ = self
+            .inner
+            .l1
+            .invalidate_entries_if(move |k, _| k.starts_with(&p));
+    }
+
+    /// Handles an invalidation message; messages from this instance are ignored.
+    pub fn on_invalidation_message(&self, payload: &str) {
+        if let Some((from, prefix)) = payload.split_once('\n')
+            && from != self.inner.instance_id
+        {
+            self.invalidate_local(prefix);
+        }
+    }
+
+    /// The read path: see the module contract.
+    pub async fn get_or_load<F, Fut>(
+        &self,
+        key: &str,
+        force: bool,
+        load: F,
+    ) -> Result<Served, LoadFailure<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
+        let now = self.inner.clock.now_ms();
+        let existing = self.lookup(key).await;
+        if !force && let Some((v, tier)) = &existing {
+            if v.fresh_until_ms > now {
+                let early = freshness::xfetch_should_refresh(
+                    now,
+                    v.fresh_until_ms,
+                    v.load_ms,
+                    self.inner.config.xfetch_beta,
+                    rand::random::<f64>(),
+                );
+                if early {
+                    metrics::counter!("maple_cache_early_refresh_total").increment(1);
+                    self.refresh_in_background(key, load);
+                }
+                record(*tier, "hit");
+                return Ok(Served {
+                    value: v.clone(),
+                    status: CacheStatus::Hit(*tier),
+                });
+            }
+            if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
+                self.refresh_in_background(key, load);
+                record(*tier, "hit");
+                return Ok(Served {
+                    value: v.clone(),
+                    status: CacheStatus::Hit(*tier),
+                });
+            }
+        }
+        let min_fetched = if force { now } else { i64::MIN };
+        match self.flight(key, min_fetched, load).await {
+            Ok(value) => {
+                record_miss();
+                Ok(Served {
+                    value,
+                    status: CacheStatus::Miss,
+                })
+            }
+            Err(error) => Err(LoadFailure {
+                error,
+                stale: existing.map(|(v, _)| v),
+            }),
+        }
+    }
+
+    /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
+    fn refresh_in_background<F, Fut>(&self, key: &str, load: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
+        let this = self.clone();
+        let key = key.to_string();
+        let min = self.inner.clock.now_ms();
+        tokio::spawn(async move {
+            if let Err(e) = this.flight(&key, min, load).await {
+                metrics::counter!("maple_cache_refresh_failures_total").increment(1);
+                tracing::debug!(%key, error = %e, "background refresh failed");
+            }
+        });
+    }
+
+    /// Joins or starts this instance's flight for `key`; the load runs in a spawned task.
+    async fn flight<F, Fut>(
+        &self,
+        key: &str,
+        min_fetched_ms: i64,
+        load: F,
+    ) -> Result<Arc<CachedValue>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
+        let fut = {
+            let mut flights = self.inner.flights.lock().expect("poisoned");
+            if let Some(f) = flights.get(key) {
+                metrics::counter!("maple_flight_joins_total", "scope" => "local").increment(1);
+                f.clone()
+            } else {
+                let this = self.clone();
+                let k = key.to_string();
+                let handle = tokio::spawn(async move {
+                    let r = this.load_through_cluster(&k, min_fetched_ms, load).await;
+                    this.inner.flights.lock().expect("poisoned").remove(&k);
+                    r
+                });
+                let shared = handle
+                    .map(|r| match r {
+                        Ok(r) => r,
+                        Err(join) => Err(E::from(CacheError::LoadAborted(join.to_string()))),
+                    })
+                    .boxed()
+                    .shared();
+                flights.insert(key.to_string(), shared.clone());
+                shared
+            }
+        };
+        fut.await
+    }
+
+    async fn load_through_cluster<F, Fut>(
+        &self,
+        key: &str,
+        min_fetched_ms: i64,
+        load: F,
+    ) -> Result<Arc<CachedValue>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return self.load_and_store(key, load).await;
+        };
+        let cfg = &self.inner.config;
+        let deadline = tokio::time::Instant::now() + cfg.flight_lease + cfg.flight_wait;
+        loop {
+            match cluster.join(key).await {
+                Ok(FlightRole::Leader(permit)) => {
+                    let r = self.load_and_store(key, load).await;
+                    permit.complete().await;
+                    return r;
+                }
+                Ok(FlightRole::Follower(waiter)) => {
+                    metrics::counter!("maple_flight_joins_total", "scope" => "cluster")
+                        .increment(1);
+                    let this = self.clone();
+                    let k = key.to_string();
+                    let wait = cfg
+                        .flight_wait
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    waiter
+                        .wait(wait, || {
+                            let this = this.clone();
+                            let k = k.clone();
+                            async move { this.l2_fetched_after(&k, min_fetched_ms).await.is_some() }
+                        })
+                        .await;
+                    if let Some(v) = self.l2_fetched_after(key, min_fetched_ms).await {
+                        let v = Arc::new(v);
+                        self.inner
+                            .l1
+                            .insert(
+                                key.to_string(),
+                                L1Entry {
+                                    value: v.clone(),
+                                    l1_until_ms: v.stale_until_ms,
+                                },
+                            )
+                            .await;
+                        return Ok(v);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        metrics::counter!("maple_flight_takeovers_total", "reason" => "deadline")
+                            .increment(1);
+                        return self.load_and_store(key, load).await;
+                    }
+                    // The leader failed or died: try to take over (its lease is gone or about to be).
+                }
+                Err(e) => {
+                    metrics::counter!("maple_flight_degraded_total").increment(1);
+                    tracing::debug!(error = %e, "cluster flight unavailable: loading locally");
+                    return self.load_and_store(key, load).await;
+                }
+            }
+        }
+    }
+
+    async fn l2_fetched_after(&self, key: &str, min_fetched_ms: i64) -> Option<CachedValue> {
+        let v = self.l2_get(key).await?;
+        (v.fetched_at_ms >= min_fetched_ms && v.stale_until_ms > self.inner.clock.now_ms())
+            .then_some(v)
+    }
+
+    async fn load_and_store<F, Fut>(&self, key: &str, load: F) -> Result<Arc<CachedValue>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
+        let started = tokio::time::Instant::now();
+        let mut v = load().await?;
+        v.load_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        let v = Arc::new(v);
+        self.put(key, v.clone()).await;
+        Ok(v)
+    }
+}
+
+fn record(tier: Tier, result: &'static str) {
+    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => tier.as_str(), "result" => result)
+        .increment(1);
+}
+
+fn record_miss() {
+    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => "none", "result" => "miss")
+        .increment(1);
+}
+
+/// Records a stale serve (the read path calls it when it falls back on a stale value).
+pub fn record_stale() {
+    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => "fallback", "result" => "stale")
+        .increment(1);
+}
+
+/// Runs the pub/sub listener: flight completion signals and invalidation messages. Returns when the
+/// cancellation token fires. Reconnects and resubscribes through fred's subscriber client.
+pub async fn run_listener<E>(
+    redis: RedisHandle,
+    cache: TieredCache<E>,
+    cancel: tokio_util::sync::CancellationToken,
+) where
+    E: Clone + Send + Sync + std::fmt::Display + From<CacheError> + 'static,
+{
+    let sub = match redis.subscriber() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the pub/sub client: invalidation and flight signals off");
+            return;
+        }
+    };
+    let _ = sub.init().await;
+    let _manage = sub.manage_subscriptions();
+    if let Err(e) = sub
+        .subscribe(vec![flight::DONE_CHANNEL, INVALIDATE_CHANNEL])
+        .await
+    {
+        tracing::warn!(error = %e, "subscribe failed; fred resubscribes after reconnecting");
+    }
+    let mut rx = sub.message_rx();
+    let signals = cache.flight_signals();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            msg = rx.recv() => {
+                let Ok(msg) = msg else { continue };
+                let Some(payload) = msg.value.as_string() else { continue };
+                if &*msg.channel == flight::DONE_CHANNEL {
+                    if let Some(s) = &signals {
+                        s.signal(&payload);
+                    }
+                } else {
+                    cache.on_invalidation_message(&payload);
+                }
+            }
+        }
+    }
+    let _ = sub.quit().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2_encoding_round_trips() {
+        let v = CachedValue {
+            body_gz: Bytes::from_static(b"\x1f\x8bxyz"),
+            fetched_at_ms: 1,
+            fresh_until_ms: 2,
+            stale_until_ms: 3,
+            load_ms: 4,
+            negative: true,
+        };
+        assert_eq!(CachedValue::decode(&v.encode()), Some(v));
+        assert_eq!(CachedValue::decode(b"\x00\x00"), None);
+        assert_eq!(CachedValue::decode(b"\x00\x00\x00\x09{}"), None);
+    }
+}

@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn error_body_has_the_upstream_shape() {
-        let v = serde_json::to_value(ErrorBody::new(NexonErrorCode::InvalidApiKey, "bad key")).unwrap();
+        let v =
+            serde_json::to_value(ErrorBody::new(NexonErrorCode::InvalidApiKey, "bad key")).unwrap();
         assert_eq!(v["error"]["name"], "OPENAPI00005");
         assert_eq!(v["error"]["message"], "bad key");
     }

@@ -1,1 +1,203 @@
-//! (to be written)
+//! Redis client construction: standalone (`MAPLE_REDIS_URL`) or Sentinel (`MAPLE_REDIS_SENTINELS` +
+//! `MAPLE_REDIS_MASTER`), via fred.
+//!
+//! Contract: [`RedisHandle::connect`] never fails because Redis is down — the gateway must start and degrade
+//! (L1 only) when Redis is unreachable — it fails only on a configuration fred rejects. The client always has
+//! a reconnect policy (exponential, 50 ms → 2 s, unbounded attempts: without one fred never reconnects), a
+//! command timeout (so a hung Redis becomes an error, not a hung request), unresponsive-connection detection,
+//! and treats `READONLY` / `LOADING` replies as reconnect triggers (a demoted master is left at once).
+//! Every Redis failure is a [`RedisError`], classified upstream-kind and retryable.
+//!
+//! Known limit (see CRATES.md): in Sentinel mode fred does not follow `+switch-master` by itself; a watcher
+//! that forces a reconnection on that event belongs here (issue: Sentinel HA).
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::{ReconnectError, Server, UnresponsiveConfig};
+
+use crate::config::RedisSettings;
+use crate::error::{Classify, ErrorKind};
+
+/// Command timeout: Redis answers in well under a millisecond on a healthy network.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long start-up waits for the first connection before going on degraded.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(2);
+
+/// A Redis failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedisError {
+    #[error("redis configuration rejected: {0}")]
+    Config(String),
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<fred::error::Error> for RedisError {
+    fn from(e: fred::error::Error) -> Self {
+        RedisError::Unavailable(e.to_string())
+    }
+}
+
+impl Classify for RedisError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RedisError::Config(_) => ErrorKind::Internal,
+            RedisError::Unavailable(_) => ErrorKind::Upstream,
+        }
+    }
+    fn retryable(&self) -> bool {
+        matches!(self, RedisError::Unavailable(_))
+    }
+    fn code(&self) -> &'static str {
+        "REDIS_UNAVAILABLE"
+    }
+}
+
+/// Standalone or Sentinel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Standalone,
+    Sentinel,
+}
+
+/// A connected (or reconnecting) Redis client.
+#[derive(Clone)]
+pub struct RedisHandle {
+    client: Client,
+    mode: RedisMode,
+    config: Config,
+}
+
+impl std::fmt::Debug for RedisHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHandle")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisHandle {
+    /// Builds the client and starts connecting; `Ok(None)` when Redis is disabled.
+    pub async fn connect(settings: &RedisSettings) -> Result<Option<RedisHandle>, RedisError> {
+        let (config, mode) = match settings {
+            RedisSettings::Disabled => return Ok(None),
+            RedisSettings::Standalone { url } => (
+                Config::from_url(url.expose()).map_err(|e| RedisError::Config(e.to_string()))?,
+                RedisMode::Standalone,
+            ),
+            RedisSettings::Sentinel {
+                sentinels,
+                master,
+                password,
+            } => {
+                let mut hosts = Vec::new();
+                for s in sentinels {
+                    let (h, p) = s
+                        .rsplit_once(':')
+                        .ok_or_else(|| RedisError::Config(format!("bad sentinel address {s}")))?;
+                    let port = p
+                        .parse::<u16>()
+                        .map_err(|_| RedisError::Config(format!("bad sentinel port in {s}")))?;
+                    hosts.push(Server::new(h, port));
+                }
+                let config = Config {
+                    server: ServerConfig::Sentinel {
+                        service_name: master.clone(),
+                        hosts,
+                        username: None,
+                        password: password.as_ref().map(|p| p.expose().to_string()),
+                    },
+                    password: password.as_ref().map(|p| p.expose().to_string()),
+                    ..Default::default()
+                };
+                (config, RedisMode::Sentinel)
+            }
+        };
+        let client = build_client(&config)?;
+        client.connect();
+        if tokio::time::timeout(CONNECT_WAIT, client.wait_for_connect())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?mode,
+                "redis not reachable at start-up: running degraded (L1 only) and reconnecting"
+            );
+        }
+        Ok(Some(RedisHandle {
+            client,
+            mode,
+            config,
+        }))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn mode(&self) -> RedisMode {
+        self.mode
+    }
+
+    /// A new client with the same configuration (for a subscriber, a lock's dedicated connection, …).
+    pub fn clone_new(&self) -> Result<Client, RedisError> {
+        build_client(&self.config)
+    }
+
+    /// A pub/sub client with the same configuration; it resubscribes after reconnecting
+    /// (call `manage_subscriptions`).
+    pub fn subscriber(&self) -> Result<fred::clients::SubscriberClient, RedisError> {
+        Builder::from_config(self.config.clone())
+            .with_performance_config(|p| {
+                p.default_command_timeout = COMMAND_TIMEOUT;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_subscriber_client()
+            .map_err(|e| RedisError::Config(e.to_string()))
+    }
+
+    /// `PING` within the command timeout.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let _: String = self.client.ping(None).await?;
+        Ok(())
+    }
+
+    /// The address of the server the client is connected to, when connected.
+    pub fn connected_server(&self) -> Option<String> {
+        self.client
+            .active_connections()
+            .into_iter()
+            .next()
+            .map(|s| format!("{}:{}", s.host, s.port))
+    }
+
+    pub async fn quit(&self) {
+        let _ = self.client.quit().await;
+    }
+}
+
+fn build_client(config: &Config) -> Result<Client, RedisError> {
+    Builder::from_config(config.clone())
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(1);
+            c.internal_command_timeout = Duration::from_secs(1);
+            c.max_command_attempts = 2;
+            c.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(Duration::from_secs(2)),
+                interval: Duration::from_millis(500),
+            };
+            c.reconnect_errors = vec![
+                ReconnectError::ReadOnly,
+                ReconnectError::Loading,
+                ReconnectError::ClusterDown,
+            ];
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = COMMAND_TIMEOUT;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build()
+        .map_err(|e| RedisError::Config(e.to_string()))
+}

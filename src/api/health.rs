@@ -1,0 +1,58 @@
+//! Operational endpoints: liveness, readiness (per dependency), Prometheus metrics.
+//!
+//! Contract: `/health/live` is 200 while the process runs. `/health/ready` is 200 when the instance can
+//! serve (started, not shutting down) — also while Redis or the database is down, since the gateway
+//! degrades around them — and 503 while starting or shutting down; its JSON lists each dependency as
+//! `up`, `down` or `disabled`. Probes of dependencies are bounded by a short timeout so a hung dependency
+//! cannot hang the readiness probe.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::AppState;
+
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "live"}))
+}
+
+pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    let database = match tokio::time::timeout(PROBE_TIMEOUT, s.store.ping()).await {
+        Ok(Ok(())) => "up",
+        _ => "down",
+    };
+    let (status, label) = if s.readiness.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else if s.readiness.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    };
+    let body = json!({
+        "status": label,
+        "instance_id": s.instance_id,
+        "uptime_s": s.started_at.elapsed().as_secs(),
+        "dependencies": {
+            "upstream": "up",
+            "redis": "disabled",
+            "database": database,
+        },
+        "upstream_mode": s.upstream_mode,
+        "database_backend": s.store.backend(),
+        "cube_table": s.table_status,
+    });
+    (status, Json(body))
+}
+
+pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,99 @@
+//! The foundation: health, errors, request ids, limits, bad names.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn live_and_ready_are_200_with_dependencies_listed() {
+    let app = spawn_app().await;
+    let (s, _) = app.get_json("/health/live").await;
+    assert_eq!(s, 200);
+    let (s, body) = app.get_json("/health/ready").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["dependencies"]["database"], "up");
+    assert_eq!(body["dependencies"]["redis"], "disabled");
+    assert_eq!(body["dependencies"]["upstream"], "up");
+    assert_eq!(body["upstream_mode"], "simulator");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ready_turns_503_once_shutdown_begins() {
+    let app = spawn_app().await;
+    let state_ready = app.get("/health/ready").await.status().as_u16();
+    assert_eq!(state_ready, 200);
+    let base = app.base.clone();
+    app.stop().await;
+    // After stop the listener is gone: connection refused, not a 200.
+    let r = reqwest::get(format!("{base}/health/ready")).await;
+    assert!(r.is_err() || r.unwrap().status().as_u16() == 503);
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_json_404_with_request_id() {
+    let app = spawn_app().await;
+    let r = app.get("/no/such/route").await;
+    assert_eq!(r.status().as_u16(), 404);
+    let id = r
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!id.is_empty());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    assert_eq!(body["error"]["request_id"], id.as_str());
+    assert!(body["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn client_request_id_is_propagated_and_garbage_is_replaced() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/health/live"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let long = "x".repeat(200);
+    let r = app
+        .http
+        .get(app.url("/health/live"))
+        .header("x-request-id", long.as_str())
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, long);
+    assert!(!id.is_empty());
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_json() {
+    let app = spawn_app().await;
+    let big = vec![b'a'; 64 * 1024 + 1];
+    let r = app
+        .http
+        .post(app.url("/health/live"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn_app().await;
+    let _ = app.get("/health/live").await;
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("maple_http_requests_total"), "{text}");
+}
