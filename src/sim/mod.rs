@@ -103,7 +103,10 @@ impl std::fmt::Debug for Simulator {
 }
 
 impl Simulator {
+    /// Builds an instance; parses the embedded cube table now (once per process) so the first request
+    /// does not pay for it.
     pub fn new(cfg: SimConfig) -> Self {
+        table::table();
         let fault_rng = rng::stream(cfg.seed, &[b"faults"]);
         Simulator {
             shared: Arc::new(Shared {
