@@ -1,7 +1,7 @@
 //! The simulator's own seeded pseudo-random numbers: SplitMix64 streams derived from a seed and a label.
 //!
 //! Contract: [`stream`] maps `(seed, labels…)` to a [`SplitMix64`] whose output is a pure function of its
-//! inputs; every draw helper ([`SplitMix64::below`], [`SplitMix64::range`], [`SplitMix64::chance`],
+//! inputs; every draw function ([`SplitMix64::below`], [`SplitMix64::range`], [`SplitMix64::chance`],
 //! [`SplitMix64::pick`]) consumes a fixed number of words, so a generated character is a pure function of
 //! `(seed, ocid)`.
 //!
@@ -94,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn helpers_stay_in_range_and_streams_differ_by_label() {
+    fn draws_stay_in_range_and_streams_differ_by_label() {
         let mut r = stream(7, &[b"x"]);
         for _ in 0..10_000 {
             assert!(r.below(10) < 10);
