@@ -183,17 +183,17 @@ impl fmt::Debug for TaskContext {
     }
 }
 
-/// A map from type to one value of that type; empty maps do not allocate.
+/// A map from type to one value of that type; created on first insert, so unused maps cost nothing.
 #[derive(Default)]
 pub struct Extensions {
-    map: Option<Box<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    map: Option<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 impl Extensions {
     /// Stores `value`, returning the previous value of the same type.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
         self.map
-            .get_or_insert_with(Default::default)
+            .get_or_insert_with(HashMap::new)
             .insert(TypeId::of::<T>(), Box::new(value))
             .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
     }

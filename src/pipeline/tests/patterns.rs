@@ -296,7 +296,7 @@ async fn a_deadline_set_by_a_policy_drops_the_task_and_fails_it() {
 #[tokio::test]
 async fn tasks_may_borrow_from_the_caller() {
     let pipeline = Pipeline::standard(StandardConfig::default());
-    let names = vec!["Alice".to_string(), "Bob".to_string()];
+    let names = ["Alice".to_string(), "Bob".to_string()];
     let calls = AtomicUsize::new(0);
 
     let joined = pipeline

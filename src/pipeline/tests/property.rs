@@ -59,11 +59,11 @@ fn model(scripts: &[Script], task: Step) -> Expected {
     let mut rejected: Option<Id> = None;
     let mut propagated = Vec::new();
 
-    for i in 0..scripts.len() {
+    for (i, script) in scripts.iter().enumerate() {
         events.push(Event::Before(i));
         match step(i, Hook::Before) {
             Step::Ok => entered.push(i),
-            Step::Fail if scripts[i].mode == HookErrorMode::Swallow => {}
+            Step::Fail if script.mode == HookErrorMode::Swallow => {}
             Step::Fail => {
                 rejected = Some(Id::Hook(i, Hook::Before));
                 break;

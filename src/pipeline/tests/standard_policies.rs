@@ -101,10 +101,33 @@ struct Captured {
     fields: Vec<(String, String)>,
 }
 
+/// A span's name and its fields at creation.
+type SpanRecord = (&'static str, Vec<(String, String)>);
+
 #[derive(Clone, Default)]
 struct Capture {
     events: Arc<Mutex<Vec<Captured>>>,
-    spans: Arc<Mutex<Vec<(&'static str, Vec<(String, String)>)>>>,
+    spans: Arc<Mutex<Vec<SpanRecord>>>,
+}
+
+impl Capture {
+    /// Installs a capturing subscriber for the current thread.
+    ///
+    /// While exactly one scoped dispatcher is registered, `tracing-core` computes the cached
+    /// interest of a callsite first hit on *another* thread from that thread's default (no
+    /// subscriber: "never"), so events of shared callsites could be lost depending on test order.
+    /// A second, inert dispatcher kept alive for the test makes the interest always come from all
+    /// registered dispatchers.
+    fn install() -> (
+        Capture,
+        (tracing::subscriber::DefaultGuard, tracing::Dispatch),
+    ) {
+        let capture = Capture::default();
+        let inert = tracing::Dispatch::new(tracing_subscriber::registry());
+        let guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        (capture, (guard, inert))
+    }
 }
 
 #[derive(Default)]
@@ -167,9 +190,7 @@ impl Classify for Slow {
 
 #[tokio::test(start_paused = true)]
 async fn tracing_policy_opens_a_span_per_task_and_warns_about_slow_tasks() {
-    let capture = Capture::default();
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let (capture, _scope) = Capture::install();
     let pipeline = Pipeline::standard(StandardConfig {
         slow_threshold: Duration::from_secs(1),
     });
@@ -247,9 +268,7 @@ async fn tracing_policy_opens_a_span_per_task_and_warns_about_slow_tasks() {
 
 #[tokio::test]
 async fn swallowed_hook_errors_are_logged_with_policy_and_hook() {
-    let capture = Capture::default();
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let (capture, _scope) = Capture::install();
     let log = new_log();
     let (pipeline, _) = recorders(&[Script::ok().step(Hook::After, Step::Fail)], &log);
 

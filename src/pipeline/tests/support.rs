@@ -133,6 +133,9 @@ impl Script {
 
 pub type Log = Arc<Mutex<Vec<Event>>>;
 
+/// `(hook, elapsed)` as seen by completion and after hooks, in call order.
+pub type Timings = Arc<Mutex<Vec<(Hook, Duration)>>>;
+
 pub fn new_log() -> Log {
     Arc::new(Mutex::new(Vec::new()))
 }
@@ -147,7 +150,7 @@ pub struct Recorder {
     pub script: Script,
     pub log: Log,
     /// `elapsed` as seen by the completion and after hooks.
-    pub timings: Arc<Mutex<Vec<(Hook, Duration)>>>,
+    pub timings: Timings,
 }
 
 pub fn hook_what(index: usize, hook: Hook) -> String {
@@ -242,7 +245,7 @@ impl Policy for Recorder {
 }
 
 /// A pipeline of recorders, one per script, all logging into `log`.
-pub fn recorders(scripts: &[Script], log: &Log) -> (Pipeline, Arc<Mutex<Vec<(Hook, Duration)>>>) {
+pub fn recorders(scripts: &[Script], log: &Log) -> (Pipeline, Timings) {
     let timings = Arc::new(Mutex::new(Vec::new()));
     let mut builder = Pipeline::builder();
     for (index, script) in scripts.iter().enumerate() {
