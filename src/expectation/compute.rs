@@ -1,7 +1,8 @@
 //! The entry point: one parsed payload (+ tables + starforce options) → one [`Expectation`].
 //!
 //! Contract: [`compute`] is a pure, total function. It infers the character profile once, evaluates every item of
-//! presets 1–3 (potential cube, additional cube, starforce, flames — each a result or an `unavailable` reason),
+//! presets 1–3 (`item_equipment`, the list currently worn, only feeds the profile inference; `dragon_equipment` and
+//! `mechanic_equipment` are not evaluated) (potential cube, additional cube, starforce, flames — each a result or an `unavailable` reason),
 //! sums each item's meso (available blocks only), each preset's totals, and copies the equipped preset's totals
 //! (`preset_no`; 1 when the payload has none or an out-of-range one) into the headline. Meso amounts are integers
 //! (each block rounded once, sums exact); every amount also has its Korean text. The table version the cube blocks
@@ -30,6 +31,8 @@ use super::types::{AttackType, CubeType, MainStat};
 pub struct Expectation {
     /// Version (content hash) of the cube table used; `null` when none is loaded.
     pub table_version: Option<String>,
+    /// The payload's `date` (the day the data describes), as sent.
+    pub date: Option<String>,
     pub character_class: Option<String>,
     pub main_stat: Option<MainStat>,
     pub sub_stat: Option<MainStat>,
@@ -130,6 +133,7 @@ pub fn compute(
     };
     Expectation {
         table_version: tables.map(|t| t.version().to_owned()),
+        date: eq.date.clone(),
         character_class: eq.character_class.clone(),
         main_stat: profile.main_stat,
         sub_stat: profile.sub_stat,
@@ -376,6 +380,8 @@ mod tests {
         let weapon = items.iter().find(|i| i["slot"] == "무기").unwrap();
         assert_eq!(weapon["flames"]["unavailable"], "weapon_flames_unsupported");
         assert_eq!(weapon["potential"]["target"]["category"], "boss%");
+        assert_eq!(weapon["potential"]["lines"][0]["category"], "boss%");
+        assert_eq!(weapon["potential"]["lines"][0]["amount"], 35);
         assert_eq!(weapon["potential"]["table_version"], tables.version());
         assert_eq!(weapon["additional"]["unavailable"], "no_table_group");
         assert!(weapon["starforce"]["expected_meso"].is_u64());

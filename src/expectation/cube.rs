@@ -90,6 +90,29 @@ pub struct Target {
     pub threshold: u32,
 }
 
+/// One of the item's lines as the target rule saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassifiedLine {
+    /// The line as received.
+    pub text: String,
+    /// The category it counts toward, `null` for none.
+    pub category: Option<Category>,
+    /// Its amount in that category (0 when none).
+    pub amount: u32,
+}
+
+impl ClassifiedLine {
+    fn new(line: &OptionLine, profile: &Profile) -> ClassifiedLine {
+        let (kind, amount) = line.kind_and_amount();
+        let category = Category::of(kind, profile);
+        ClassifiedLine {
+            text: line.raw.clone(),
+            category,
+            amount: if category.is_some() { amount } else { 0 },
+        }
+    }
+}
+
 /// One cube block's result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CubeResult {
@@ -97,6 +120,8 @@ pub struct CubeResult {
     pub grade: Grade,
     /// The table band used for the probabilities.
     pub level_band: u32,
+    /// The item's lines and how each counted.
+    pub lines: Vec<ClassifiedLine>,
     pub target: Target,
     /// Probability that one cube reaches the target.
     pub probability: f64,
@@ -262,6 +287,10 @@ pub fn evaluate(
         cube_type,
         grade,
         level_band: selected.level_band,
+        lines: lines
+            .iter()
+            .map(|l| ClassifiedLine::new(l, profile))
+            .collect(),
         target,
         probability: p,
         expected_cubes,
@@ -453,6 +482,10 @@ mod tests {
         let r = evaluate(&hat, CubeType::Black, Some(&tables), &m);
         let r = r.available().expect("legendary hat is in the table");
         assert_eq!(r.target.threshold, 30);
+        assert_eq!(r.lines.len(), 3);
+        assert_eq!(r.lines[0].text, "INT +12%");
+        assert_eq!(r.lines[0].category, Some(Category::StatPct));
+        assert_eq!(r.lines.iter().map(|l| l.amount).sum::<u32>(), 30);
         assert_eq!(r.level_band, 200);
         assert!((r.expected_cubes - 1.0 / r.probability).abs() < 1e-9);
         assert_eq!(r.cube_price, 45_000_000);

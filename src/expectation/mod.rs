@@ -46,7 +46,7 @@ pub use character::{Evidence, Profile};
 pub use compute::{
     Expectation, Headline, ItemExpectation, PresetExpectation, Totals, compute, compute_json,
 };
-pub use cube::{Category, CubeResult, Target};
+pub use cube::{Category, ClassifiedLine, CubeResult, Target};
 pub use error::ExpectationError;
 pub use flames::{FlameOdds, FlameResult};
 pub use meso::meso_text;
