@@ -321,10 +321,8 @@ mod tests {
         assert_eq!(e.table_version, None);
         for p in &e.presets {
             for it in &p.items {
-                assert!(matches!(
-                    it.potential.reason(),
-                    Some(Unavailable::NoTable | Unavailable::NoPotential)
-                ));
+                assert_eq!(it.potential.reason(), Some(Unavailable::NoTable));
+                assert_eq!(it.additional.reason(), Some(Unavailable::NoTable));
             }
             assert_eq!(p.totals.potential_meso, 0);
             assert!(p.totals.starforce_meso > 0);

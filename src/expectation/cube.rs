@@ -220,13 +220,18 @@ pub(crate) fn round_meso(x: f64) -> u64 {
     }
 }
 
-/// The cube block of one item for one cube type.
+/// The cube block of one item for one cube type. Reasons are checked in this order: `no_table`, `no_potential`,
+/// `unknown_grade`, `no_target`, then the table lookup (`no_table_group`, `below_min_level`, `table_error`), then
+/// `unreachable`.
 pub fn evaluate(
     item: &Item,
     cube_type: CubeType,
     tables: Option<&CubeTables>,
     profile: &Profile,
 ) -> Block<CubeResult> {
+    let Some(tables) = tables else {
+        return Block::unavailable(Unavailable::NoTable);
+    };
     let (grade_text, raw_lines) = match cube_type {
         CubeType::Black => (
             item.potential_option_grade.as_deref(),
@@ -252,9 +257,6 @@ pub fn evaluate(
     }
     let Some(grade) = Grade::parse(grade_text) else {
         return Block::unavailable_because(Unavailable::UnknownGrade, grade_text);
-    };
-    let Some(tables) = tables else {
-        return Block::unavailable(Unavailable::NoTable);
     };
     let Some(target) = choose_target(&lines, profile) else {
         return Block::unavailable(Unavailable::NoTarget);
