@@ -1,4 +1,57 @@
-//! The expectation engine (pure domain code: no I/O, no async).
+//! The expectation engine: what it costs, in expectation, to reproduce a character's gear.
 //!
-//! (engine to be written; the equipment model is in [`model`])
+//! Contract: pure domain code. No I/O except [`CubeTables::load`] (which reads one file and hands the bytes to
+//! the pure [`CubeTables::parse`]), no async, no imports from the infrastructure modules. Entry point:
+//! [`compute`]`(&ItemEquipment, Option<&CubeTables>, &StarforceOptions) -> Expectation`, total and deterministic:
+//! for every item of presets 1–3 it returns potential-cube, additional-cube, starforce and flame blocks, each a
+//! result or `{"unavailable": "<reason>"}`, plus item, preset and headline totals (integer meso with Korean text).
+//! Failure modes are confined to the edges: an unreadable or malformed table and invalid starforce options are
+//! [`ExpectationError`]s; everything about one item is an `unavailable` reason on that item's block.
+//!
+//! Why this shape: the gateway caches the expectation under the table version, so the math must be a function of
+//! (payload, table, options) only; and a table with a few bad groups or an item with an odd field must degrade
+//! one block, not the whole answer. Formulas, constants and rules are in `docs/expectation.md`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`model`] | the upstream payload as typed data (shared with the simulator) |
+//! | [`types`] | newtypes built by `parse`: [`Grade`], [`Stars`], [`PartName`], [`CubeType`], [`MainStat`] |
+//! | [`option_line`] | the option-line parser ([`OptionLine`]) |
+//! | [`character`] | main stat / attack type inference |
+//! | [`table`] | cube tables: parse, precompute per group, [`TableReport`] |
+//! | [`pmf`] | clamped PMFs and their convolution |
+//! | [`cube`] | targets, probabilities, cube prices |
+//! | [`starforce`] | rates, costs, the absorbing chain, scroll starring |
+//! | [`flames`], [`boss_drops`] | flame score distribution; the boss-drop list as data |
+//! | [`meso`] | Korean meso text |
+//! | [`compute`](mod@compute) | the entry point and the output types |
+
+pub mod block;
+pub mod boss_drops;
+pub mod character;
+pub mod compute;
+pub mod cube;
+pub mod error;
+pub mod flames;
+pub mod meso;
 pub mod model;
+pub mod option_line;
+pub mod pmf;
+pub mod starforce;
+pub mod table;
+pub mod types;
+
+pub use block::{Block, Unavailable};
+pub use character::{Evidence, Profile};
+pub use compute::{
+    Expectation, Headline, ItemExpectation, PresetExpectation, Totals, compute, compute_json,
+};
+pub use cube::{Category, ClassifiedLine, CubeResult, Target};
+pub use error::ExpectationError;
+pub use flames::{FlameOdds, FlameResult};
+pub use meso::meso_text;
+pub use model::{Item, ItemEquipment, ItemOption, StrNum};
+pub use option_line::{OptionLine, Stat, Unit};
+pub use starforce::{StarforceKind, StarforceOptions, StarforceResult};
+pub use table::{CubeTables, GroupKey, OverOneGroup, TableReport};
+pub use types::{AttackType, CubeType, Grade, MainStat, PartName, Stars};

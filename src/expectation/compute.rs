@@ -1,0 +1,504 @@
+//! The entry point: one parsed payload (+ tables + starforce options) → one [`Expectation`].
+//!
+//! Contract: [`compute`] is a pure, total function. It infers the character profile once, evaluates every item of
+//! presets 1–3 (`item_equipment`, the list currently worn, only feeds the profile inference; `dragon_equipment` and
+//! `mechanic_equipment` are not evaluated) (potential cube, additional cube, starforce, flames — each a result or an `unavailable` reason),
+//! sums each item's meso (available blocks only), each preset's totals, and copies the equipped preset's totals
+//! (`preset_no`; 1 when the payload has none or an out-of-range one) into the headline. Meso amounts are integers
+//! (each block rounded once, sums exact); every amount also has its Korean text. The table version the cube blocks
+//! used is on the result and on every cube block; `null` when no table is loaded (cube blocks then say
+//! `no_table`, everything else still works). Invalid starforce options do not fail the call: starforce blocks say
+//! `invalid_options` (callers validate with [`StarforceOptions::validate`] first to answer `BAD_REQUEST`).
+//!
+//! Why total: the gateway serves whatever the upstream returned, including the empty "before the character
+//! existed" answer and items with odd fields; a partial answer with reasons beats an error.
+
+use serde::Serialize;
+
+use super::block::Block;
+use super::character::{Evidence, Profile, infer};
+use super::cube::{self, CubeResult};
+use super::error::ExpectationError;
+use super::flames::{self, FlameMemo, FlameResult};
+use super::meso::meso_text;
+use super::model::{Item, ItemEquipment};
+use super::starforce::{self, StarforceOptions, StarforceResult};
+use super::table::CubeTables;
+use super::types::{AttackType, CubeType, MainStat};
+
+/// The whole answer for one character.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expectation {
+    /// Version (content hash) of the cube table used; `null` when none is loaded.
+    pub table_version: Option<String>,
+    /// The payload's `date` (the day the data describes), as sent.
+    pub date: Option<String>,
+    pub character_class: Option<String>,
+    pub main_stat: Option<MainStat>,
+    pub sub_stat: Option<MainStat>,
+    pub attack_type: AttackType,
+    /// How the profile was inferred.
+    pub inference: Evidence,
+    pub starforce_options: StarforceOptions,
+    /// The upstream's equipped preset, as sent.
+    pub preset_no: Option<i64>,
+    /// Presets 1, 2, 3 in order.
+    pub presets: Vec<PresetExpectation>,
+    /// The equipped preset's totals.
+    pub headline: Headline,
+}
+
+/// One preset.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PresetExpectation {
+    pub preset_no: u8,
+    pub items: Vec<ItemExpectation>,
+    pub totals: Totals,
+}
+
+/// One item.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ItemExpectation {
+    /// `item_equipment_slot` (the table's slot name).
+    pub slot: Option<String>,
+    /// `item_equipment_part`.
+    pub part: Option<String>,
+    pub name: Option<String>,
+    pub level: i64,
+    pub potential: Block<CubeResult>,
+    pub additional: Block<CubeResult>,
+    pub starforce: Block<StarforceResult>,
+    pub flames: Block<FlameResult>,
+    /// Potential + additional + starforce meso of the available blocks.
+    pub meso: u64,
+    pub meso_text: String,
+}
+
+/// Sums over a preset. Counts are expected values (not rounded); meso are integers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub items: usize,
+    pub meso: u64,
+    pub meso_text: String,
+    pub potential_meso: u64,
+    pub additional_meso: u64,
+    pub starforce_meso: u64,
+    pub potential_cubes: f64,
+    pub additional_cubes: f64,
+    pub starforce_destroys: f64,
+    pub starforce_scrolls: f64,
+    pub powerful_flames: f64,
+    pub eternal_flames: f64,
+    /// Blocks that could not be computed (their cost is not in the sums).
+    pub unavailable_blocks: u32,
+}
+
+/// The equipped preset's number and totals.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Headline {
+    pub preset_no: u8,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// Computes the expectation; see the module contract.
+pub fn compute(
+    eq: &ItemEquipment,
+    tables: Option<&CubeTables>,
+    opts: &StarforceOptions,
+) -> Expectation {
+    let (profile, evidence) = infer(eq);
+    let options_valid = opts.validate().is_ok();
+    let mut memo = FlameMemo::default();
+    let presets: Vec<PresetExpectation> = (1..=3u8)
+        .map(|n| {
+            let items: Vec<ItemExpectation> = eq
+                .preset(n)
+                .unwrap_or_default()
+                .iter()
+                .map(|item| evaluate_item(item, tables, &profile, opts, options_valid, &mut memo))
+                .collect();
+            let totals = totals(&items);
+            PresetExpectation {
+                preset_no: n,
+                items,
+                totals,
+            }
+        })
+        .collect();
+    let equipped = eq.preset_no.filter(|n| (1..=3).contains(n)).unwrap_or(1) as u8;
+    let headline = Headline {
+        preset_no: equipped,
+        totals: presets[equipped as usize - 1].totals.clone(),
+    };
+    Expectation {
+        table_version: tables.map(|t| t.version().to_owned()),
+        date: eq.date.clone(),
+        character_class: eq.character_class.clone(),
+        main_stat: profile.main_stat,
+        sub_stat: profile.sub_stat,
+        attack_type: profile.attack_type,
+        inference: evidence,
+        starforce_options: *opts,
+        preset_no: eq.preset_no,
+        presets,
+        headline,
+    }
+}
+
+/// Parses a payload and computes its expectation.
+pub fn compute_json(
+    payload: &[u8],
+    tables: Option<&CubeTables>,
+    opts: &StarforceOptions,
+) -> Result<Expectation, ExpectationError> {
+    let eq = ItemEquipment::from_json(payload)?;
+    Ok(compute(&eq, tables, opts))
+}
+
+fn evaluate_item(
+    item: &Item,
+    tables: Option<&CubeTables>,
+    profile: &Profile,
+    opts: &StarforceOptions,
+    options_valid: bool,
+    memo: &mut FlameMemo,
+) -> ItemExpectation {
+    let potential = cube::evaluate(item, CubeType::Black, tables, profile);
+    let additional = cube::evaluate(item, CubeType::Additional, tables, profile);
+    let starforce = starforce::evaluate(item, opts, options_valid);
+    let flames = flames::evaluate(item, profile, memo);
+    let meso = [&potential, &additional]
+        .iter()
+        .filter_map(|b| b.available().map(|r| r.expected_meso))
+        .chain(starforce.available().and_then(|r| r.expected_meso))
+        .fold(0u64, u64::saturating_add);
+    ItemExpectation {
+        slot: item.item_equipment_slot.clone(),
+        part: item.item_equipment_part.clone(),
+        name: item.item_name.clone(),
+        level: item.base_level(),
+        potential,
+        additional,
+        starforce,
+        flames,
+        meso,
+        meso_text: meso_text(meso),
+    }
+}
+
+fn totals(items: &[ItemExpectation]) -> Totals {
+    let mut t = Totals {
+        items: items.len(),
+        ..Totals::default()
+    };
+    for it in items {
+        t.unavailable_blocks += [
+            it.potential.reason(),
+            it.additional.reason(),
+            it.starforce.reason(),
+            it.flames.reason(),
+        ]
+        .iter()
+        .filter(|r| r.is_some())
+        .count() as u32;
+        if let Some(c) = it.potential.available() {
+            t.potential_meso = t.potential_meso.saturating_add(c.expected_meso);
+            t.potential_cubes += c.expected_cubes;
+        }
+        if let Some(c) = it.additional.available() {
+            t.additional_meso = t.additional_meso.saturating_add(c.expected_meso);
+            t.additional_cubes += c.expected_cubes;
+        }
+        if let Some(s) = it.starforce.available() {
+            t.starforce_meso = t
+                .starforce_meso
+                .saturating_add(s.expected_meso.unwrap_or(0));
+            t.starforce_destroys += s.expected_destroys.unwrap_or(0.0);
+            t.starforce_scrolls += s.expected_scrolls.unwrap_or(0.0);
+        }
+        if let Some(f) = it.flames.available() {
+            t.powerful_flames += f.powerful.available().map_or(0.0, |o| o.expected_flames);
+            t.eternal_flames += f.eternal.available().map_or(0.0, |o| o.expected_flames);
+        }
+    }
+    t.meso = t
+        .potential_meso
+        .saturating_add(t.additional_meso)
+        .saturating_add(t.starforce_meso);
+    t.meso_text = meso_text(t.meso);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expectation::block::Unavailable;
+    use crate::expectation::table::tests::reference;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "../shared/data/nexon/item-equipment-evan.json";
+
+    fn sample() -> ItemEquipment {
+        ItemEquipment::from_json(&std::fs::read(SAMPLE).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_evan_sample_yields_three_presets_with_its_item_counts() {
+        let (tables, _) = reference();
+        let e = compute(&sample(), Some(&tables), &StarforceOptions::default());
+        assert_eq!(e.presets.len(), 3);
+        let counts: Vec<usize> = e.presets.iter().map(|p| p.items.len()).collect();
+        assert_eq!(counts, vec![23, 24, 23]);
+        assert_eq!(
+            e.presets.iter().map(|p| p.totals.items).collect::<Vec<_>>(),
+            counts
+        );
+        assert_eq!(e.preset_no, Some(2));
+        assert_eq!(e.headline.preset_no, 2);
+        assert_eq!(e.headline.totals, e.presets[1].totals);
+        assert_eq!(e.table_version.as_deref(), Some(tables.version()));
+        assert_eq!(e.main_stat, Some(MainStat::Int));
+
+        for p in &e.presets {
+            // Item meso adds up to the preset meso; the preset meso to its parts.
+            let item_sum: u64 = p.items.iter().map(|i| i.meso).sum();
+            assert_eq!(item_sum, p.totals.meso);
+            assert_eq!(
+                p.totals.meso,
+                p.totals.potential_meso + p.totals.additional_meso + p.totals.starforce_meso
+            );
+            for it in &p.items {
+                // No additional rows in the reference table.
+                assert!(matches!(
+                    it.additional.reason(),
+                    Some(
+                        Unavailable::NoTableGroup
+                            | Unavailable::NoPotential
+                            | Unavailable::NoTarget
+                    )
+                ));
+                if it.slot.as_deref() == Some("무기") {
+                    assert_eq!(
+                        it.flames.reason(),
+                        Some(Unavailable::WeaponFlamesUnsupported)
+                    );
+                }
+            }
+        }
+        // The preset-2 hat: 22 stars at level 250, boss-drop flames, a cooldown target.
+        let hat = e.presets[1]
+            .items
+            .iter()
+            .find(|i| i.slot.as_deref() == Some("모자"))
+            .unwrap();
+        let sf = hat.starforce.available().unwrap();
+        assert_eq!(sf.stars, 22);
+        assert_eq!(
+            sf.expected_meso,
+            Some(
+                starforce::expected_chain(250, 0, 22, &StarforceOptions::default())
+                    .meso
+                    .round() as u64
+            )
+        );
+        let fl = hat.flames.available().unwrap();
+        assert!(fl.boss_drop);
+        if let Some(c) = hat.potential.available() {
+            assert_eq!(c.target.category, cube::Category::CooldownS);
+            assert_eq!(c.target.threshold, 4);
+        }
+        // Every preset has some available starforce and some available cube result.
+        for p in &e.presets {
+            assert!(p.totals.starforce_meso > 0);
+            assert!(p.totals.potential_cubes > 0.0);
+        }
+    }
+
+    #[test]
+    fn without_a_table_cubes_are_unavailable_and_the_rest_works() {
+        let e = compute(&sample(), None, &StarforceOptions::default());
+        assert_eq!(e.table_version, None);
+        for p in &e.presets {
+            for it in &p.items {
+                assert_eq!(it.potential.reason(), Some(Unavailable::NoTable));
+                assert_eq!(it.additional.reason(), Some(Unavailable::NoTable));
+            }
+            assert_eq!(p.totals.potential_meso, 0);
+            assert!(p.totals.starforce_meso > 0);
+        }
+    }
+
+    #[test]
+    fn options_change_starforce_and_invalid_options_are_reported() {
+        let eq = sample();
+        let plain = compute(&eq, None, &StarforceOptions::default());
+        let cheap = compute(
+            &eq,
+            None,
+            &StarforceOptions::new(true, true, false, 0.3).unwrap(),
+        );
+        assert!(cheap.headline.totals.starforce_meso < plain.headline.totals.starforce_meso);
+        let bad = StarforceOptions {
+            discount: 2.0,
+            ..Default::default()
+        };
+        let e = compute(&eq, None, &bad);
+        assert_eq!(e.headline.totals.starforce_meso, 0);
+        assert!(
+            e.presets[1]
+                .items
+                .iter()
+                .all(|i| i.starforce.reason() == Some(Unavailable::InvalidOptions))
+        );
+    }
+
+    #[test]
+    fn the_empty_before_existence_payload_computes_to_zero() {
+        let eq = ItemEquipment::from_json(br#"{"date":"2023-01-01"}"#).unwrap();
+        let e = compute(&eq, None, &StarforceOptions::default());
+        assert_eq!(e.presets.len(), 3);
+        assert!(e.presets.iter().all(|p| p.items.is_empty()));
+        assert_eq!(e.headline.preset_no, 1);
+        assert_eq!(e.headline.totals.meso_text, "0");
+        assert_eq!(e.main_stat, None);
+    }
+
+    #[test]
+    fn json_shape() {
+        let (tables, _) = reference();
+        let e = compute(&sample(), Some(&tables), &StarforceOptions::default());
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["main_stat"], "INT");
+        assert_eq!(v["attack_type"], "magic");
+        assert_eq!(v["headline"]["preset_no"], 2);
+        assert!(v["headline"]["meso"].is_u64());
+        assert!(v["headline"]["meso_text"].is_string());
+        let items = v["presets"][1]["items"].as_array().unwrap();
+        let weapon = items.iter().find(|i| i["slot"] == "무기").unwrap();
+        assert_eq!(weapon["flames"]["unavailable"], "weapon_flames_unsupported");
+        assert_eq!(weapon["potential"]["target"]["category"], "boss%");
+        assert_eq!(weapon["potential"]["lines"][0]["category"], "boss%");
+        assert_eq!(weapon["potential"]["lines"][0]["amount"], 35);
+        assert_eq!(weapon["potential"]["table_version"], tables.version());
+        assert_eq!(weapon["additional"]["unavailable"], "no_table_group");
+        assert!(weapon["starforce"]["expected_meso"].is_u64());
+    }
+
+    #[test]
+    fn compute_json_reports_malformed_payloads() {
+        let err = compute_json(
+            b"{\"item_equipment\": 3}",
+            None,
+            &StarforceOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExpectationError::Payload(_)));
+    }
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop::sample::select(vec![
+                "레전드리",
+                "유니크",
+                "22",
+                "사용",
+                "무기",
+                "모자",
+                "INT +12%",
+                "스킬 재사용 대기시간 -2초",
+                "&lt;x&gt;",
+                "200",
+                "-5",
+                "31"
+            ])
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "item_equipment_preset_1",
+                            "item_equipment",
+                            "preset_no",
+                            "starforce",
+                            "potential_option_grade",
+                            "potential_option_1",
+                            "potential_option_2",
+                            "additional_potential_option_grade",
+                            "additional_potential_option_1",
+                            "item_base_option",
+                            "base_equipment_level",
+                            "item_add_option",
+                            "int",
+                            "luk",
+                            "all_stat",
+                            "magic_power",
+                            "item_equipment_slot",
+                            "item_name",
+                            "starforce_scroll_flag",
+                            "unknown",
+                        ]),
+                        inner
+                    ),
+                    0..6,
+                )
+                .prop_map(|kv| serde_json::Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_json_never_panics(v in arb_json()) {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            if let Ok(e) = compute_json(&bytes, None, &StarforceOptions::default()) {
+                prop_assert_eq!(e.presets.len(), 3);
+                prop_assert!(serde_json::to_string(&e).is_ok());
+            }
+        }
+
+        #[test]
+        fn random_items_never_panic_and_stay_in_range(
+            grade in prop::sample::select(vec!["레어", "에픽", "유니크", "레전드리", "?", ""]),
+            l1 in "\\PC{0,20}", l2 in prop::sample::select(vec!["INT +9%", "올스탯 +6%", "마력 +12%", "보스 몬스터 데미지 +40%", "x"]),
+            stars in "[0-9]{0,2}", level in -10i64..400, scroll in any::<bool>(),
+            slot in prop::sample::select(vec!["모자", "무기", "반지1", "펜던트2", "엠블렘", "기계 심장", "?"]),
+        ) {
+            let (tables, _) = &*REF;
+            let item = Item {
+                item_equipment_slot: Some(slot.into()),
+                potential_option_grade: Some(grade.into()),
+                potential_option_1: Some(l1),
+                potential_option_2: Some(l2.into()),
+                potential_option_3: Some(l2.into()),
+                starforce: Some(stars),
+                starforce_scroll_flag: Some(if scroll { "사용" } else { "미사용" }.into()),
+                item_base_option: Some(crate::expectation::model::ItemOption { base_equipment_level: Some(level), ..Default::default() }),
+                ..Default::default()
+            };
+            let eq = ItemEquipment { item_equipment_preset_1: vec![item], preset_no: Some(1), ..Default::default() };
+            let e = compute(&eq, Some(tables), &StarforceOptions::default());
+            if let Some(c) = e.presets[0].items[0].potential.available() {
+                prop_assert!(c.probability > 0.0 && c.probability <= 1.0);
+                prop_assert!(c.expected_cubes >= 1.0);
+            }
+        }
+    }
+
+    static REF: std::sync::LazyLock<(CubeTables, crate::expectation::table::TableReport)> =
+        std::sync::LazyLock::new(reference);
+}

@@ -1,0 +1,558 @@
+//! Flames: expected powerful and eternal flames to reach at least the item's current flame score.
+//!
+//! Contract (armor and accessories that take flames; weapons are `weapon_flames_unsupported`, see ADR 0002):
+//! - Score in main-stat equivalents: main stat × 1, sub stat × 0.1, all stat % × 10, attack (or magic, by the
+//!   character's attack type) × 4; every other flame line 0. Internally in tenths, so all arithmetic is integer.
+//! - One flame: boss drops ([`super::boss_drops`]) roll exactly 4 distinct line types, other items 1–4 (each
+//!   count equally likely); types are drawn uniformly without replacement from the 19-type armor pool ([`ARMOR_POOL`]);
+//!   each line draws a stage independently ([`stages`]). Values per stage: single stat `(⌊L/20⌋+1)·stage`, dual
+//!   stat `(⌊L/40⌋+1)·stage` to each of its two stats, all stat % = stage, attack/magic = stage.
+//! - The score distribution is exact: a subset-size dynamic programme over the pool types that score (at most 9
+//!   for any character), with the non-scoring types accounted for combinatorially (`C(zero, k − j) / C(19, k)`).
+//!   `p = P(score ≥ current)`, expected flames `1/p`; `p = 0` → that flame kind is `unreachable`.
+//! - A distribution depends only on (⌊L/20⌋, ⌊L/40⌋, boss, kind) for a character, so [`FlameMemo`] computes it
+//!   once per compute call and answers every other item of that shape from a suffix-sum table.
+//!
+//! Why exact and memoised: a character has ~20 flammable items × 3 presets × 2 kinds; with the memo the whole
+//! character costs a handful of distributions of a few thousand cells each.
+
+use serde::Serialize;
+
+use super::block::{Block, Unavailable};
+use super::boss_drops::is_boss_drop;
+use super::character::{Profile, stat_of};
+use super::model::{Item, ItemOption};
+use super::types::{AttackType, MainStat};
+
+/// Flame kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlameKind {
+    Powerful,
+    Eternal,
+}
+
+/// `(stage, probability)` by kind and boss-drop status.
+pub fn stages(kind: FlameKind, boss: bool) -> &'static [(u32, f64)] {
+    match (kind, boss) {
+        (FlameKind::Powerful, true) => &[(3, 0.20), (4, 0.30), (5, 0.36), (6, 0.14)],
+        (FlameKind::Powerful, false) => &[(1, 0.20), (2, 0.30), (3, 0.36), (4, 0.14)],
+        (FlameKind::Eternal, true) => &[(4, 0.29), (5, 0.45), (6, 0.25), (7, 0.01)],
+        (FlameKind::Eternal, false) => &[(2, 0.29), (3, 0.45), (4, 0.25), (5, 0.01)],
+    }
+}
+
+/// One flame line type of the armor pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlameLine {
+    Single(MainStat),
+    Dual(MainStat, MainStat),
+    MaxHp,
+    MaxMp,
+    LevelReduction,
+    Defence,
+    Attack,
+    Magic,
+    Speed,
+    Jump,
+    AllStatPct,
+}
+
+use MainStat::{Dex, Int, Luk, Str};
+
+/// The armor flame pool: 19 types.
+pub const ARMOR_POOL: [FlameLine; 19] = [
+    FlameLine::Single(Str),
+    FlameLine::Single(Dex),
+    FlameLine::Single(Int),
+    FlameLine::Single(Luk),
+    FlameLine::Dual(Str, Dex),
+    FlameLine::Dual(Str, Int),
+    FlameLine::Dual(Str, Luk),
+    FlameLine::Dual(Dex, Int),
+    FlameLine::Dual(Dex, Luk),
+    FlameLine::Dual(Int, Luk),
+    FlameLine::MaxHp,
+    FlameLine::MaxMp,
+    FlameLine::LevelReduction,
+    FlameLine::Defence,
+    FlameLine::Attack,
+    FlameLine::Magic,
+    FlameLine::Speed,
+    FlameLine::Jump,
+    FlameLine::AllStatPct,
+];
+
+/// Slot names (`item_equipment_slot`) whose items take armor flames.
+pub const FLAMMABLE_SLOTS: &[&str] = &[
+    "모자",
+    "상의",
+    "하의",
+    "한벌옷",
+    "신발",
+    "장갑",
+    "망토",
+    "벨트",
+    "펜던트",
+    "펜던트2",
+    "귀고리",
+    "얼굴장식",
+    "눈장식",
+    "포켓 아이템",
+];
+
+/// Score weights in tenths of a main-stat point.
+const MAIN: u32 = 10;
+const SUB: u32 = 1;
+const ALL_STAT_PCT: u32 = 100;
+const ATTACK: u32 = 40;
+
+fn stat_weight(s: MainStat, p: &Profile) -> u32 {
+    if Some(s) == p.main_stat {
+        MAIN
+    } else if Some(s) == p.sub_stat {
+        SUB
+    } else {
+        0
+    }
+}
+
+/// Score per stage of a line type, in tenths.
+pub fn line_weight(line: FlameLine, level: i64, p: &Profile) -> u32 {
+    let single = (level.max(0) / 20 + 1) as u32;
+    let dual = (level.max(0) / 40 + 1) as u32;
+    match line {
+        FlameLine::Single(s) => single * stat_weight(s, p),
+        FlameLine::Dual(x, y) => dual * (stat_weight(x, p) + stat_weight(y, p)),
+        FlameLine::AllStatPct => ALL_STAT_PCT,
+        FlameLine::Attack if p.attack_type == AttackType::Attack => ATTACK,
+        FlameLine::Magic if p.attack_type == AttackType::Magic => ATTACK,
+        _ => 0,
+    }
+}
+
+/// The item's current flame score in tenths (negative fields count as 0).
+pub fn score_tenths(add: &ItemOption, p: &Profile) -> u64 {
+    let v = |x: i64| x.max(0) as u64;
+    let stats: u64 = MainStat::ALL
+        .iter()
+        .map(|&s| v(stat_of(add, s)) * u64::from(stat_weight(s, p)))
+        .sum();
+    let attack = match p.attack_type {
+        AttackType::Attack => ItemOption::get(&add.attack_power),
+        AttackType::Magic => ItemOption::get(&add.magic_power),
+    };
+    stats
+        + v(ItemOption::get(&add.all_stat)) * u64::from(ALL_STAT_PCT)
+        + v(attack) * u64::from(ATTACK)
+}
+
+/// `C(n, k)` as a float (small arguments).
+fn choose(n: usize, k: usize) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// The score distribution of one flame, as `P(score ≥ t)` for every `t`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlameDistribution {
+    /// `tail[t] = P(score ≥ t)`; `P(score ≥ t) = 0` beyond the end.
+    tail: Vec<f64>,
+    /// The PMF, kept for checks.
+    pmf: Vec<f64>,
+}
+
+impl FlameDistribution {
+    /// Computes the exact distribution for an item of this level and boss status.
+    pub fn new(level: i64, boss: bool, kind: FlameKind, p: &Profile) -> FlameDistribution {
+        let weights: Vec<u32> = ARMOR_POOL
+            .iter()
+            .map(|&l| line_weight(l, level, p))
+            .filter(|&w| w > 0)
+            .collect();
+        let zero = ARMOR_POOL.len() - weights.len();
+        let st = stages(kind, boss);
+        let max_stage = st.iter().map(|s| s.0).max().unwrap_or(0);
+        let mut top = weights.clone();
+        top.sort_unstable_by(|a, b| b.cmp(a));
+        let size = top.iter().take(4).sum::<u32>() as usize * max_stage as usize + 1;
+
+        // g[j][score]: Σ over j-subsets of scoring types of the convolution of their stage PMFs.
+        let mut g = vec![vec![0.0f64; size]; 5];
+        g[0][0] = 1.0;
+        for &w in &weights {
+            for j in (0..4).rev() {
+                let (lo, hi) = g.split_at_mut(j + 1);
+                let (src, dst) = (&lo[j], &mut hi[0]);
+                for (idx, &m) in src.iter().enumerate() {
+                    if m == 0.0 {
+                        continue;
+                    }
+                    for &(stage, q) in st {
+                        dst[idx + (w * stage) as usize] += m * q;
+                    }
+                }
+            }
+        }
+        let counts: &[(usize, f64)] = if boss {
+            &[(4, 1.0)]
+        } else {
+            &[(1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)]
+        };
+        let mut pmf = vec![0.0f64; size];
+        for &(k, pk) in counts {
+            let all = choose(ARMOR_POOL.len(), k);
+            for (j, row) in g.iter().enumerate().take(k + 1) {
+                let coef = pk * choose(zero, k - j) / all;
+                if coef == 0.0 {
+                    continue;
+                }
+                for (cell, &m) in pmf.iter_mut().zip(row) {
+                    *cell += coef * m;
+                }
+            }
+        }
+        let mut tail = vec![0.0f64; size + 1];
+        for t in (0..size).rev() {
+            tail[t] = tail[t + 1] + pmf[t];
+        }
+        for x in &mut tail {
+            *x = x.clamp(0.0, 1.0);
+        }
+        FlameDistribution { tail, pmf }
+    }
+
+    /// `P(score ≥ t)` (t in tenths).
+    pub fn at_least(&self, t: u64) -> f64 {
+        usize::try_from(t)
+            .ok()
+            .and_then(|t| self.tail.get(t).copied())
+            .unwrap_or(0.0)
+    }
+
+    pub fn pmf(&self) -> &[f64] {
+        &self.pmf
+    }
+}
+
+type MemoKey = (i64, i64, bool, FlameKind);
+
+/// Distributions computed during one compute call (the profile is fixed for the call).
+#[derive(Default)]
+pub struct FlameMemo {
+    entries: Vec<(MemoKey, FlameDistribution)>,
+}
+
+impl FlameMemo {
+    pub fn get(
+        &mut self,
+        level: i64,
+        boss: bool,
+        kind: FlameKind,
+        p: &Profile,
+    ) -> &FlameDistribution {
+        let key = (level.max(0) / 20, level.max(0) / 40, boss, kind);
+        let pos = match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.entries
+                    .push((key, FlameDistribution::new(level, boss, kind, p)));
+                self.entries.len() - 1
+            }
+        };
+        &self.entries[pos].1
+    }
+}
+
+/// Chance and expected count for one flame kind.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlameOdds {
+    pub probability: f64,
+    pub expected_flames: f64,
+}
+
+/// One flame block's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlameResult {
+    /// Current flame score in main-stat equivalents.
+    pub score: f64,
+    pub boss_drop: bool,
+    pub level: i64,
+    pub powerful: Block<FlameOdds>,
+    pub eternal: Block<FlameOdds>,
+}
+
+fn has_any_flame(a: &ItemOption) -> bool {
+    [
+        &a.str,
+        &a.dex,
+        &a.int,
+        &a.luk,
+        &a.max_hp,
+        &a.max_mp,
+        &a.attack_power,
+        &a.magic_power,
+        &a.armor,
+        &a.speed,
+        &a.jump,
+        &a.boss_damage,
+        &a.damage,
+        &a.all_stat,
+        &a.ignore_monster_armor,
+    ]
+    .into_iter()
+    .any(|v| ItemOption::get(v) != 0)
+        || a.equipment_level_decrease.unwrap_or(0) != 0
+}
+
+/// The flame block of one item.
+pub fn evaluate(item: &Item, profile: &Profile, memo: &mut FlameMemo) -> Block<FlameResult> {
+    let slot = item
+        .item_equipment_slot
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or("");
+    if slot == "무기" {
+        return Block::unavailable(Unavailable::WeaponFlamesUnsupported);
+    }
+    let flamed = item.item_add_option.as_ref().is_some_and(has_any_flame);
+    if !FLAMMABLE_SLOTS.contains(&slot) {
+        return if flamed {
+            Block::unavailable_because(Unavailable::FlamesUnattributed, slot.to_owned())
+        } else {
+            Block::unavailable(Unavailable::NotFlammable)
+        };
+    }
+    if profile.main_stat.is_none() {
+        return Block::unavailable(Unavailable::NoMainStat);
+    }
+    let score = item
+        .item_add_option
+        .as_ref()
+        .map(|a| score_tenths(a, profile))
+        .unwrap_or(0);
+    if score == 0 {
+        return Block::unavailable(Unavailable::NoFlameScore);
+    }
+    let level = item.base_level();
+    let boss = is_boss_drop(item.item_name.as_deref().unwrap_or(""));
+    let mut odds = |kind| {
+        let p = memo.get(level, boss, kind, profile).at_least(score);
+        if p > 0.0 {
+            Block::Available(FlameOdds {
+                probability: p,
+                expected_flames: 1.0 / p,
+            })
+        } else {
+            Block::unavailable(Unavailable::Unreachable)
+        }
+    };
+    let powerful = odds(FlameKind::Powerful);
+    let eternal = odds(FlameKind::Eternal);
+    if powerful.available().is_none() && eternal.available().is_none() {
+        return Block::unavailable(Unavailable::Unreachable);
+    }
+    Block::Available(FlameResult {
+        score: score as f64 / 10.0,
+        boss_drop: boss,
+        level,
+        powerful,
+        eternal,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expectation::model::StrNum;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+
+    fn mage() -> Profile {
+        Profile::fixed(Some(Int), AttackType::Magic)
+    }
+
+    #[test]
+    fn weights_follow_the_documented_values() {
+        let p = mage();
+        // L = 200: single 11 per stage, dual 6 per stage.
+        assert_eq!(line_weight(FlameLine::Single(Int), 200, &p), 110);
+        assert_eq!(line_weight(FlameLine::Single(Luk), 200, &p), 11);
+        assert_eq!(line_weight(FlameLine::Single(Str), 200, &p), 0);
+        assert_eq!(line_weight(FlameLine::Dual(Int, Luk), 200, &p), 66);
+        assert_eq!(line_weight(FlameLine::Dual(Str, Int), 200, &p), 60);
+        assert_eq!(line_weight(FlameLine::Dual(Str, Dex), 200, &p), 0);
+        assert_eq!(line_weight(FlameLine::AllStatPct, 200, &p), 100);
+        assert_eq!(line_weight(FlameLine::Magic, 200, &p), 40);
+        assert_eq!(line_weight(FlameLine::Attack, 200, &p), 0);
+        let add = ItemOption {
+            int: Some(StrNum(130)),
+            luk: Some(StrNum(42)),
+            dex: Some(StrNum(28)),
+            all_stat: Some(StrNum(5)),
+            magic_power: Some(StrNum(2)),
+            attack_power: Some(StrNum(9)),
+            ..Default::default()
+        };
+        // 130 + 4.2 + 50 + 8 = 192.2
+        assert_eq!(score_tenths(&add, &p), 1922);
+    }
+
+    #[test]
+    fn distributions_have_mass_one() {
+        for boss in [false, true] {
+            for kind in [FlameKind::Powerful, FlameKind::Eternal] {
+                for level in [0, 75, 140, 200, 250] {
+                    let d = FlameDistribution::new(level, boss, kind, &mage());
+                    let total: f64 = d.pmf().iter().sum();
+                    assert!((total - 1.0).abs() < 1e-12, "{total}");
+                    assert!(d.pmf().iter().all(|&m| m >= 0.0));
+                    assert!((d.at_least(0) - 1.0).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    /// Simulates flames by drawing line types and stages, and compares `P(score ≥ t)` with the exact value.
+    #[test]
+    fn monte_carlo_agrees_with_the_exact_distribution() {
+        let p = mage();
+        let mut rng = StdRng::seed_from_u64(7);
+        for (level, boss, kind, upper) in [
+            (200, true, FlameKind::Powerful, 0.3),
+            (160, false, FlameKind::Eternal, 0.05),
+            (250, true, FlameKind::Eternal, 0.6),
+        ] {
+            let d = FlameDistribution::new(level, boss, kind, &p);
+            // The first score whose tail falls to `upper` or below: a threshold with a testable probability.
+            let t = (0..).find(|&t| d.at_least(t) <= upper).unwrap();
+            let exact = d.at_least(t);
+            let st = stages(kind, boss);
+            let n = 200_000u32;
+            let mut hits = 0u32;
+            let mut pool = ARMOR_POOL;
+            for _ in 0..n {
+                let k = if boss { 4 } else { rng.random_range(1..=4) };
+                pool.shuffle(&mut rng);
+                let mut score = 0u64;
+                for &line in &pool[..k] {
+                    let mut u: f64 = rng.random();
+                    let mut stage = st[st.len() - 1].0;
+                    for &(s, q) in st {
+                        if u < q {
+                            stage = s;
+                            break;
+                        }
+                        u -= q;
+                    }
+                    score += u64::from(line_weight(line, level, &p) * stage);
+                }
+                if score >= t {
+                    hits += 1;
+                }
+            }
+            let freq = f64::from(hits) / f64::from(n);
+            let se = (exact * (1.0 - exact) / f64::from(n)).sqrt();
+            assert!(exact > 0.001 && exact < 0.999, "{exact}");
+            assert!(
+                (freq - exact).abs() <= 3.0 * se,
+                "sim {freq} exact {exact} se {se}"
+            );
+        }
+    }
+
+    fn item(slot: &str, name: &str, level: i64, add: ItemOption) -> Item {
+        Item {
+            item_equipment_slot: Some(slot.into()),
+            item_name: Some(name.into()),
+            item_base_option: Some(ItemOption {
+                base_equipment_level: Some(level),
+                ..Default::default()
+            }),
+            item_add_option: Some(add),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn blocks_and_reasons() {
+        let p = mage();
+        let mut memo = FlameMemo::default();
+        let add = ItemOption {
+            int: Some(StrNum(72)),
+            str: Some(StrNum(24)),
+            magic_power: Some(StrNum(5)),
+            all_stat: Some(StrNum(5)),
+            ..Default::default()
+        };
+        let pendant = item("펜던트", "도미네이터 펜던트", 140, add.clone());
+        let r = evaluate(&pendant, &p, &mut memo);
+        let r = r.available().unwrap();
+        assert!(r.boss_drop);
+        assert_eq!(r.score, 142.0);
+        let pw = r.powerful.available().unwrap();
+        let et = r.eternal.available().unwrap();
+        assert!(et.probability > pw.probability);
+        assert!((pw.expected_flames * pw.probability - 1.0).abs() < 1e-12);
+
+        let weapon = item("무기", "제네시스 스태프", 200, add.clone());
+        assert_eq!(
+            evaluate(&weapon, &p, &mut memo).reason(),
+            Some(Unavailable::WeaponFlamesUnsupported)
+        );
+        let ring = item("반지1", "x", 200, ItemOption::default());
+        assert_eq!(
+            evaluate(&ring, &p, &mut memo).reason(),
+            Some(Unavailable::NotFlammable)
+        );
+        let odd = item("어깨장식", "x", 200, add.clone());
+        assert_eq!(
+            evaluate(&odd, &p, &mut memo).reason(),
+            Some(Unavailable::FlamesUnattributed)
+        );
+        let jump_only = item(
+            "펜던트2",
+            "그리드 펜던트",
+            75,
+            ItemOption {
+                jump: Some(StrNum(2)),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            evaluate(&jump_only, &p, &mut memo).reason(),
+            Some(Unavailable::NoFlameScore)
+        );
+        let nobody = Profile::fixed(None, AttackType::Attack);
+        assert_eq!(
+            evaluate(&pendant, &nobody, &mut memo).reason(),
+            Some(Unavailable::NoMainStat)
+        );
+        let absurd = item(
+            "모자",
+            "x",
+            100,
+            ItemOption {
+                int: Some(StrNum(10_000)),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            evaluate(&absurd, &p, &mut memo).reason(),
+            Some(Unavailable::Unreachable)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn expected_flames_grow_with_the_score(level in 0i64..300, boss in any::<bool>(), t in 0u64..3000, eternal in any::<bool>()) {
+            let kind = if eternal { FlameKind::Eternal } else { FlameKind::Powerful };
+            let d = FlameDistribution::new(level, boss, kind, &mage());
+            let (a, b) = (d.at_least(t), d.at_least(t + 1));
+            prop_assert!((0.0..=1.0).contains(&a));
+            prop_assert!(b <= a);
+        }
+    }
+}
