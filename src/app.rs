@@ -15,8 +15,13 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, HttpLimits, Readiness, Services, UpstreamMode};
+use crate::cache::{self, CacheConfig, Clock, TieredCache};
+use crate::characters::CharacterService;
 use crate::config::{Secret, Settings};
+use crate::expectation::{CubeTables, TableReport};
 use crate::nexon::NexonClient;
+use crate::pipeline::{Pipeline, StandardConfig};
+use crate::redis::{RedisError, RedisHandle};
 use crate::sim;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
@@ -42,6 +47,8 @@ pub enum AppError {
     Upstream(String),
     #[error("simulator: {0}")]
     Simulator(std::io::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
     #[error("server: {0}")]
     Serve(std::io::Error),
 }
@@ -53,6 +60,49 @@ pub struct Application {
     state: AppState,
     settings: Settings,
     simulator: Option<sim::SimHandle>,
+    cancel: tokio_util::sync::CancellationToken,
+    background: tokio_util::task::TaskTracker,
+}
+
+/// Loads the cube table: `MAPLE_CUBE_TABLE`, else the simulator's synthetic table when the simulator is the
+/// upstream (its characters were rolled from it), else none (cube blocks report `no_table`).
+fn load_tables(
+    settings: &Settings,
+) -> Result<(Option<Arc<CubeTables>>, serde_json::Value), AppError> {
+    let (tables, report, source): (CubeTables, TableReport, String) = if let Some(path) =
+        &settings.cube_table
+    {
+        let (t, r) = CubeTables::load(path)
+            .map_err(|e| AppError::Table(format!("{}: {e}", path.display())))?;
+        (t, r, path.display().to_string())
+    } else if settings.uses_embedded_simulator() {
+        let (t, r) = CubeTables::parse(sim::SYNTHETIC_TABLE_CSV.as_bytes())
+            .map_err(|e| AppError::Table(format!("simulator table: {e}")))?;
+        (t, r, "simulator (synthetic)".to_string())
+    } else {
+        tracing::warn!("MAPLE_CUBE_TABLE is not set: cube expectations are unavailable (no_table)");
+        return Ok((None, serde_json::json!({"loaded": false})));
+    };
+    let over_one = report.over_one.len();
+    metrics::gauge!(telemetry::CUBE_TABLE_ERRORS, "version" => tables.version().to_string())
+        .set(over_one as f64);
+    if over_one > 0 {
+        tracing::error!(
+            source = %source,
+            groups = over_one,
+            "cube table has groups whose rates sum to more than 1 (+1e-4): items needing them are unavailable"
+        );
+    }
+    tracing::info!(source = %source, version = %tables.version(), rows = report.rows, groups = report.groups, "cube table loaded");
+    let status = serde_json::json!({
+        "loaded": true,
+        "source": source,
+        "version": tables.version(),
+        "rows": report.rows,
+        "groups": report.groups,
+        "groups_over_one": over_one,
+    });
+    Ok((Some(Arc::new(tables)), status))
 }
 
 impl Application {
@@ -99,6 +149,32 @@ impl Application {
         let nexon = NexonClient::new(&upstream_base, key, settings.upstream_timeout)
             .map_err(|e| AppError::Upstream(e.to_string()))?;
 
+        let (tables, table_status) = load_tables(&settings)?;
+        let redis = RedisHandle::connect(&settings.redis).await?;
+        let cache = TieredCache::new(
+            CacheConfig {
+                l1_max_bytes: settings.l1_max_bytes,
+                flight_lease: settings.flight_lease,
+                flight_wait: settings.flight_wait,
+                xfetch_beta: settings.xfetch_beta,
+                ..CacheConfig::default()
+            },
+            redis.clone(),
+            Clock::new(),
+            settings.instance_id.clone(),
+        );
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let background = tokio_util::task::TaskTracker::new();
+        if let Some(r) = &redis {
+            background.spawn(cache::run_listener(
+                r.clone(),
+                cache.clone(),
+                cancel.clone(),
+            ));
+        }
+        let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
+        let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
+
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -116,7 +192,10 @@ impl Application {
             nexon,
             upstream_mode,
             metrics: telemetry::metrics_handle(),
-            table_status: serde_json::Value::Null,
+            table_status,
+            redis,
+            pipeline,
+            characters,
         });
 
         Ok(Application {
@@ -125,6 +204,8 @@ impl Application {
             state,
             settings,
             simulator,
+            cancel,
+            background,
         })
     }
 
@@ -153,6 +234,8 @@ impl Application {
             state,
             settings,
             simulator,
+            cancel,
+            background,
         } = self;
         let limits = HttpLimits {
             max_concurrency: settings.max_concurrency,
@@ -184,9 +267,27 @@ impl Application {
             r = server => r.map_err(AppError::Serve)?,
             _ = bounded => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: cutting remaining requests"),
         }
+        cancel.cancel();
+        background.close();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 5 s");
+        }
+        if !state
+            .characters
+            .flush_snapshot_writes(std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!("some equipment snapshot writes did not finish within 5 s");
+        }
+        if let Some(r) = &state.redis {
+            r.quit().await;
+        }
         state.store.close().await;
         if let Some(sim) = simulator {
-            sim.shutdown().await;
+            let _ = sim.shutdown().await;
         }
         tracing::info!("maple-gateway stopped");
         Ok(())

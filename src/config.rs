@@ -79,6 +79,21 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "L1 (in-process) cache bound in bytes",
     ),
     (
+        "MAPLE_FLIGHT_LEASE_MS",
+        "10000",
+        "lease of the cluster-wide loader of a key (a dead leader is replaced after it)",
+    ),
+    (
+        "MAPLE_FLIGHT_WAIT_MS",
+        "5000",
+        "how long followers wait for the leader before re-reading L2",
+    ),
+    (
+        "MAPLE_XFETCH_BETA",
+        "1.0",
+        "XFetch early-refresh aggressiveness (0 = refresh only at expiry)",
+    ),
+    (
         "MAPLE_UPSTREAM_TIMEOUT_MS",
         "3000",
         "per-attempt timeout of an upstream call",
@@ -132,6 +147,9 @@ impl<'de> Deserialize<'de> for Secret {
 pub struct RedactedUrl(String);
 
 impl RedactedUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedactedUrl(url.into())
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -210,6 +228,9 @@ pub struct Settings {
     pub cube_table: Option<PathBuf>,
     pub instance_id: String,
     pub l1_max_bytes: u64,
+    pub flight_lease: Duration,
+    pub flight_wait: Duration,
+    pub xfetch_beta: f64,
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrency: usize,
@@ -300,6 +321,9 @@ struct RawSettings {
     cube_table: Option<String>,
     instance_id: Option<String>,
     l1_max_bytes: Option<NumOrString>,
+    flight_lease_ms: Option<NumOrString>,
+    flight_wait_ms: Option<NumOrString>,
+    xfetch_beta: Option<String>,
     upstream_timeout_ms: Option<NumOrString>,
     request_timeout_ms: Option<NumOrString>,
     max_concurrency: Option<NumOrString>,
@@ -368,6 +392,17 @@ impl RawSettings {
             env("MAPLE_L1_MAX_BYTES"),
             NumOrString::Str,
         );
+        set(
+            &mut self.flight_lease_ms,
+            env("MAPLE_FLIGHT_LEASE_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.flight_wait_ms,
+            env("MAPLE_FLIGHT_WAIT_MS"),
+            NumOrString::Str,
+        );
+        set(&mut self.xfetch_beta, env("MAPLE_XFETCH_BETA"), |v| v);
         set(
             &mut self.upstream_timeout_ms,
             env("MAPLE_UPSTREAM_TIMEOUT_MS"),
@@ -550,6 +585,20 @@ impl RawSettings {
             v.map(|v| v.parse_u64(name, min)).unwrap_or(Ok(default))
         };
         let l1_max_bytes = num(self.l1_max_bytes, "MAPLE_L1_MAX_BYTES", 256 << 20, 1 << 20)?;
+        let flight_lease_ms = num(self.flight_lease_ms, "MAPLE_FLIGHT_LEASE_MS", 10_000, 100)?;
+        let flight_wait_ms = num(self.flight_wait_ms, "MAPLE_FLIGHT_WAIT_MS", 5_000, 10)?;
+        let xfetch_beta = match self.xfetch_beta.as_deref().map(str::trim) {
+            None => 1.0,
+            Some(b) => match b.parse::<f64>() {
+                Ok(v) if v.is_finite() && (0.0..=10.0).contains(&v) => v,
+                _ => {
+                    return Err(err(
+                        "MAPLE_XFETCH_BETA",
+                        format!("expected a number in [0, 10], got {b:?}"),
+                    ));
+                }
+            },
+        };
         let upstream_timeout_ms = num(
             self.upstream_timeout_ms,
             "MAPLE_UPSTREAM_TIMEOUT_MS",
@@ -587,6 +636,9 @@ impl RawSettings {
             cube_table,
             instance_id,
             l1_max_bytes,
+            flight_lease: Duration::from_millis(flight_lease_ms),
+            flight_wait: Duration::from_millis(flight_wait_ms),
+            xfetch_beta,
             upstream_timeout: Duration::from_millis(upstream_timeout_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_concurrency: max_concurrency as usize,
@@ -718,6 +770,8 @@ mod tests {
             ("MAPLE_L1_MAX_BYTES", "lots"),
             ("MAPLE_UPSTREAM_TIMEOUT_MS", "0"),
             ("MAPLE_LOG_FORMAT", "xml"),
+            ("MAPLE_XFETCH_BETA", "-1"),
+            ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),
         ];
         for (name, value) in cases {

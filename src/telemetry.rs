@@ -79,6 +79,6 @@ mod tests {
         metrics::counter!("maple_telemetry_selftest_total").increment(3);
         let text = h2.render();
         assert!(text.contains("maple_telemetry_selftest_total 3"), "{text}");
-        assert_eq!(h1.render().contains("maple_telemetry_selftest_total"), true);
+        assert!(h1.render().contains("maple_telemetry_selftest_total"));
     }
 }

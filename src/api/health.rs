@@ -27,6 +27,13 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         Ok(Ok(())) => "up",
         _ => "down",
     };
+    let redis = match &s.redis {
+        None => "disabled",
+        Some(r) => match tokio::time::timeout(PROBE_TIMEOUT, r.ping()).await {
+            Ok(Ok(())) => "up",
+            _ => "down",
+        },
+    };
     let (status, label) = if s.readiness.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if s.readiness.is_ready() {
@@ -40,11 +47,13 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         "uptime_s": s.started_at.elapsed().as_secs(),
         "dependencies": {
             "upstream": "up",
-            "redis": "disabled",
+            "redis": redis,
             "database": database,
         },
         "upstream_mode": s.upstream_mode,
         "database_backend": s.store.backend(),
+        "redis_mode": s.redis.as_ref().map(|r| r.mode()),
+        "redis_server": s.redis.as_ref().and_then(|r| r.connected_server()),
         "cube_table": s.table_status,
     });
     (status, Json(body))

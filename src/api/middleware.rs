@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use axum::BoxError;
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -19,10 +18,6 @@ use super::error::{ApiError, PendingError};
 use crate::telemetry;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The request id of the current request (in request extensions).
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
 
 fn sane_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
@@ -34,14 +29,13 @@ fn fresh_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+pub async fn request_context(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(sane_id)
         .unwrap_or_else(fresh_id);
-    req.extensions_mut().insert(RequestId(id.clone()));
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -49,7 +43,8 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().as_str().to_string();
 
-    let mut resp = next.run(req).await;
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
 
     if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
         resp = err.into_response_with_id(&id);
@@ -122,13 +117,4 @@ pub async fn handle_layer_error(err: BoxError) -> Response {
         "internal error",
     )
     .into_response()
-}
-
-/// Adds the data-source header to a data response.
-pub fn with_data_source(mut resp: Response<Body>) -> Response<Body> {
-    resp.headers_mut().insert(
-        super::DATA_SOURCE_HEADER,
-        HeaderValue::from_static(super::DATA_SOURCE_VALUE),
-    );
-    resp
 }

@@ -8,8 +8,10 @@
 //! longer than the request timeout → 503 `TIMEOUT`-coded error.
 //!
 //! Layer order (outermost first): request id + HTTP metrics + error re-rendering → error handling of the
-//! fallible tower layers → load-shed → concurrency limit → timeout → body limit → compression → routes.
+//! fallible tower layers → load-shed → concurrency limit → timeout → body limit → routes. There is no
+//! compression layer: data bodies are stored gzip-compressed and sent as stored.
 
+mod characters;
 pub mod error;
 mod health;
 mod middleware;
@@ -22,14 +24,17 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 
+use crate::characters::CharacterService;
 use crate::nexon::NexonClient;
+use crate::pipeline::Pipeline;
+use crate::redis::RedisHandle;
 use crate::store::Store;
 
 /// The header every data response carries.
@@ -82,6 +87,9 @@ pub struct Services {
     pub metrics: PrometheusHandle,
     /// Cube table load report for `/health/ready` (version, groups over 1).
     pub table_status: serde_json::Value,
+    pub redis: Option<RedisHandle>,
+    pub pipeline: Arc<Pipeline>,
+    pub characters: Arc<CharacterService>,
 }
 
 /// Handler state: cheap to clone.
@@ -100,6 +108,23 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v4/characters/{name}/expectation",
+            get(characters::expectation),
+        )
+        .route(
+            "/api/v4/characters/{name}/expectation/preset/{n}",
+            get(characters::expectation_preset),
+        )
+        .route(
+            "/api/v4/characters/{name}/expectation/recalculate",
+            post(characters::recalculate),
+        )
+        .route(
+            "/api/v4/characters/{name}/equipment",
+            get(characters::equipment),
+        )
+        .route("/api/v1/characters/{name}", get(characters::basic))
         .fallback(not_found)
         .with_state(state.clone());
 

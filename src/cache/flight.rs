@@ -29,7 +29,8 @@ pub const DONE_CHANNEL: &str = "maple:v1:flight:done";
 
 const COMPARE_AND_DELETE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
-fn lease_key(key: &str) -> String {
+/// The Redis key holding the flight lease of a cache key.
+pub fn lease_key(key: &str) -> String {
     format!("{key}:flight")
 }
 
@@ -70,7 +71,7 @@ pub struct ClusterFlight {
 /// What the caller must do.
 pub enum FlightRole {
     /// Load, store in L2, then `complete`.
-    Leader(LeaderPermit),
+    Leader(Box<LeaderPermit>),
     /// Someone else is loading: wait for it.
     Follower(FollowerWaiter),
 }
@@ -130,12 +131,12 @@ impl ClusterFlight {
             )
             .await?;
         if set.is_some() {
-            Ok(FlightRole::Leader(LeaderPermit {
+            Ok(FlightRole::Leader(Box::new(LeaderPermit {
                 flight: self.clone(),
                 key: key.to_string(),
                 token,
                 done: false,
-            }))
+            })))
         } else {
             Ok(FlightRole::Follower(FollowerWaiter { notify }))
         }

@@ -1,1 +1,675 @@
-//! (to be written)
+//! The read path: name → ocid → raw equipment → expectation, through the tiered cache and the Nexon client.
+//! This module owns the stale / fallback decisions.
+//!
+//! Contract:
+//! - Keys: `maple:v1:c:{name}:{kind}:…` (name canonicalised), so `maple:v1:c:{name}:` invalidates everything
+//!   of one character. Expectations are keyed by (character, date, starforce options, table version) and are
+//!   *derived from the cached raw equipment*: a new table recomputes without an upstream call.
+//! - One upstream call per key: every step goes through [`TieredCache::get_or_load`] (local + cluster flight).
+//! - Not found (the upstream's 00003/00004) is cached negatively for [`NEGATIVE_TTL`] and reported as
+//!   `CHARACTER_NOT_FOUND`; a stored ocid is then forgotten.
+//! - When the upstream cannot answer (a fault, maintenance, rate limit, data being prepared), the last good
+//!   copy is served as `STALE`: first the cache's value within its 30-day window, then the database snapshot
+//!   (`equipment_snapshots`). Without one the upstream's error is returned (503 + `Retry-After`).
+//!   Malformed upstream responses (502) are never cached and never replaced by stale data silently: they are
+//!   a bug to see.
+//! - Every raw equipment payload fetched is also written (gzip) to the database as the source of last resort;
+//!   those writes run in the background and are counted, and their failure never fails the request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::cache::{
+    self, CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, freshness,
+};
+use crate::error::{Classify, ErrorKind};
+use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
+use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid};
+use crate::store::{CharacterRow, Store, codec};
+
+/// How long "character not found" is remembered.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
+/// The earliest date the upstream serves.
+pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2023, 12, 21) {
+    Some(d) => d,
+    None => panic!("valid date"),
+};
+
+/// Why a read failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CharacterError {
+    #[error("character not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Upstream(#[from] NexonError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CacheError> for CharacterError {
+    fn from(e: CacheError) -> Self {
+        CharacterError::Internal(e.to_string())
+    }
+}
+
+impl Classify for CharacterError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CharacterError::NotFound | CharacterError::BadRequest(_) => ErrorKind::Client,
+            CharacterError::Upstream(e) => e.kind(),
+            CharacterError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+    fn retryable(&self) -> bool {
+        match self {
+            CharacterError::Upstream(e) => e.retryable(),
+            _ => false,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            CharacterError::NotFound => "CHARACTER_NOT_FOUND",
+            CharacterError::BadRequest(_) => "BAD_REQUEST",
+            CharacterError::Upstream(e) => e.code(),
+            CharacterError::Internal(_) => "INTERNAL",
+        }
+    }
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            CharacterError::Upstream(e) => e.retry_after_secs(),
+            _ => None,
+        }
+    }
+}
+
+/// Which snapshot: the latest, or a past date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataDate(Option<NaiveDate>);
+
+impl DataDate {
+    pub const LATEST: DataDate = DataDate(None);
+
+    /// Parses `YYYY-MM-DD`; rejects dates in the future (KST) and before the upstream's first date.
+    pub fn parse(raw: &str, now_ms: i64) -> Result<DataDate, CharacterError> {
+        let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+            CharacterError::BadRequest(format!("date must be YYYY-MM-DD, got {raw:?}"))
+        })?;
+        if d < FIRST_DATE {
+            return Err(CharacterError::BadRequest(format!(
+                "date must be on or after {FIRST_DATE}"
+            )));
+        }
+        if d > freshness::kst_today(now_ms) {
+            return Err(CharacterError::BadRequest(
+                "date must not be in the future (KST)".into(),
+            ));
+        }
+        Ok(DataDate(Some(d)))
+    }
+
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.0
+    }
+
+    fn key(&self) -> String {
+        self.0
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "latest".into())
+    }
+
+    fn query(&self) -> Option<String> {
+        self.0.map(|d| d.to_string())
+    }
+}
+
+/// A body ready to send, with how it was served.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// gzip body.
+    pub body_gz: Bytes,
+    pub status: CacheStatus,
+    pub fetched_at_ms: i64,
+}
+
+/// The service.
+pub struct CharacterService {
+    nexon: NexonClient,
+    store: Store,
+    tables: Option<Arc<CubeTables>>,
+    cache: TieredCache<CharacterError>,
+    snapshot_writes: tokio_util::task::TaskTracker,
+}
+
+#[derive(Serialize)]
+struct ExpectationEnvelope<'a> {
+    character: &'a str,
+    date: Option<String>,
+    data_as_of: String,
+    stale: bool,
+    #[serde(flatten)]
+    expectation: &'a expectation::Expectation,
+}
+
+impl CharacterService {
+    pub fn new(
+        nexon: NexonClient,
+        store: Store,
+        tables: Option<Arc<CubeTables>>,
+        cache: TieredCache<CharacterError>,
+    ) -> Arc<Self> {
+        Arc::new(CharacterService {
+            nexon,
+            store,
+            tables,
+            cache,
+            snapshot_writes: tokio_util::task::TaskTracker::new(),
+        })
+    }
+
+    pub fn cache(&self) -> &TieredCache<CharacterError> {
+        &self.cache
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.cache.clock().now_ms()
+    }
+
+    pub fn table_version(&self) -> Option<&str> {
+        self.tables.as_deref().map(|t| t.version())
+    }
+
+    /// Waits (bounded) for background snapshot writes — used at shutdown.
+    pub async fn flush_snapshot_writes(&self, max: Duration) -> bool {
+        self.snapshot_writes.close();
+        let ok = tokio::time::timeout(max, self.snapshot_writes.wait())
+            .await
+            .is_ok();
+        self.snapshot_writes.reopen();
+        ok
+    }
+
+    fn prefix(name: &CharacterName) -> String {
+        format!("maple:v1:c:{}:", name.key())
+    }
+
+    /// Drops every cached entry of a character in the whole cluster.
+    pub async fn invalidate(&self, name: &CharacterName) {
+        self.cache.invalidate_prefix(&Self::prefix(name)).await;
+    }
+
+    /// name → ocid (cached; negative-cached when the character does not exist).
+    pub async fn ocid(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        force: bool,
+    ) -> Result<Ocid, CharacterError> {
+        let key = format!("{}ocid", Self::prefix(name));
+        let this = self.clone();
+        let n = name.clone();
+        let served = self
+            .cache
+            .get_or_load(&key, force, move || async move { this.load_ocid(&n).await })
+            .await;
+        let served = match served {
+            Ok(s) => s,
+            // An ocid does not go stale in a way that matters: use the last one when the upstream is down.
+            Err(LoadFailure {
+                stale: Some(v),
+                error,
+            }) if fallback_allowed(&error) && !v.negative => Served {
+                value: v,
+                status: CacheStatus::Stale,
+            },
+            Err(f) => match (&f.error, self.store.get_character(&name.key()).await) {
+                (e, Ok(Some(CharacterRow { ocid: Some(o), .. }))) if fallback_allowed(e) => {
+                    return Ocid::parse(&o).map_err(|_| f.error.clone());
+                }
+                _ => return Err(f.error),
+            },
+        };
+        if served.value.negative {
+            return Err(CharacterError::NotFound);
+        }
+        let raw = codec::decompress(&served.value.body_gz)
+            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let s = String::from_utf8(raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        Ocid::parse(&s).map_err(|e| CharacterError::Internal(e.to_string()))
+    }
+
+    async fn load_ocid(
+        self: Arc<Self>,
+        name: &CharacterName,
+    ) -> Result<CachedValue, CharacterError> {
+        let now = self.now_ms();
+        match self.nexon.ocid(name).await {
+            Ok(ocid) => {
+                let w = freshness::window(None, now);
+                // The ocid rarely changes: keep it for a day, refresh in the background after that.
+                let fresh = now + 24 * 3600 * 1000;
+                let row = CharacterRow {
+                    name: name.key(),
+                    ocid: Some(ocid.to_string()),
+                    world: None,
+                    class: None,
+                    level: None,
+                    image: None,
+                    fetched_at_ms: now,
+                    like_count: 0,
+                };
+                let store = self.store.clone();
+                self.snapshot_writes.spawn(async move {
+                    if let Err(e) = upsert_keep_details(&store, row).await {
+                        metrics::counter!("maple_store_write_failures_total", "what" => "character").increment(1);
+                        tracing::warn!(error = %e, "character row write failed");
+                    }
+                });
+                Ok(CachedValue {
+                    body_gz: Bytes::from(codec::compress(ocid.as_str().as_bytes())),
+                    fetched_at_ms: now,
+                    fresh_until_ms: fresh.min(w.stale_until_ms),
+                    stale_until_ms: w.stale_until_ms,
+                    load_ms: 0,
+                    negative: false,
+                })
+            }
+            Err(NexonError::NotFound) => {
+                let store = self.store.clone();
+                let key = name.key();
+                self.snapshot_writes.spawn(async move {
+                    let _ = store.clear_ocid(&key).await;
+                });
+                Ok(negative(now))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The raw item-equipment JSON (gzip) of a character.
+    pub async fn equipment(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        date: DataDate,
+        force: bool,
+    ) -> Result<Answer, CharacterError> {
+        let key = format!("{}eq:{}", Self::prefix(name), date.key());
+        let this = self.clone();
+        let n = name.clone();
+        let served = self
+            .cache
+            .get_or_load(&key, force, move || async move {
+                this.load_equipment(&n, date, force).await
+            })
+            .await;
+        match served {
+            Ok(s) if s.value.negative => Err(CharacterError::NotFound),
+            Ok(s) => Ok(Answer {
+                body_gz: s.value.body_gz.clone(),
+                status: s.status,
+                fetched_at_ms: s.value.fetched_at_ms,
+            }),
+            Err(f) => self.equipment_fallback(name, date, f).await,
+        }
+    }
+
+    async fn equipment_fallback(
+        &self,
+        name: &CharacterName,
+        date: DataDate,
+        f: LoadFailure<CharacterError>,
+    ) -> Result<Answer, CharacterError> {
+        if !fallback_allowed(&f.error) {
+            return Err(f.error);
+        }
+        if let Some(v) = f.stale.filter(|v| !v.negative) {
+            cache::record_stale();
+            return Ok(Answer {
+                body_gz: v.body_gz.clone(),
+                status: CacheStatus::Stale,
+                fetched_at_ms: v.fetched_at_ms,
+            });
+        }
+        // Last resort: the database snapshot, when we know the ocid.
+        if let Ok(Some(CharacterRow {
+            ocid: Some(ocid), ..
+        })) = self.store.get_character(&name.key()).await
+            && let Ok(Some(snap)) = self.store.get_snapshot(&ocid, &date.key()).await
+            && snap.fetched_at_ms + freshness::MAX_AGE.as_millis() as i64 > self.now_ms()
+        {
+            cache::record_stale();
+            metrics::counter!("maple_stale_from_database_total").increment(1);
+            return Ok(Answer {
+                body_gz: Bytes::from(codec::compress(&snap.payload)),
+                status: CacheStatus::Stale,
+                fetched_at_ms: snap.fetched_at_ms,
+            });
+        }
+        Err(f.error)
+    }
+
+    async fn load_equipment(
+        self: Arc<Self>,
+        name: &CharacterName,
+        date: DataDate,
+        force: bool,
+    ) -> Result<CachedValue, CharacterError> {
+        let ocid = match self.ocid(name, force).await {
+            Ok(o) => o,
+            Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
+            Err(e) => return Err(e),
+        };
+        let now = self.now_ms();
+        let (raw, _parsed) = match self
+            .nexon
+            .item_equipment(&ocid, date.query().as_deref())
+            .await
+        {
+            Ok(r) => r,
+            Err(NexonError::NotFound) => {
+                // The stored ocid is no longer valid: forget it so the next request resolves the name again.
+                self.cache
+                    .invalidate_prefix(&format!("{}ocid", Self::prefix(name)))
+                    .await;
+                let store = self.store.clone();
+                let key = name.key();
+                let _ = store.clear_ocid(&key).await;
+                return Ok(negative(now));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let w = freshness::window(date.date(), now);
+        let gz = Bytes::from(codec::compress(&raw));
+        let store = self.store.clone();
+        let snap_gz = gz.clone();
+        let date_key = date.key();
+        self.snapshot_writes.spawn(async move {
+            match store
+                .put_snapshot(ocid.as_str(), &date_key, &snap_gz, now)
+                .await
+            {
+                Ok(()) => {
+                    metrics::counter!("maple_snapshot_writes_total", "result" => "ok").increment(1)
+                }
+                Err(e) => {
+                    metrics::counter!("maple_snapshot_writes_total", "result" => "error")
+                        .increment(1);
+                    tracing::warn!(error = %e, "equipment snapshot write failed");
+                }
+            }
+        });
+        Ok(CachedValue {
+            body_gz: gz,
+            fetched_at_ms: now,
+            fresh_until_ms: w.fresh_until_ms,
+            stale_until_ms: w.stale_until_ms,
+            load_ms: 0,
+            negative: false,
+        })
+    }
+
+    /// The expectation JSON (gzip), derived from the cached raw equipment.
+    pub async fn expectation(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        date: DataDate,
+        opts: StarforceOptions,
+        force: bool,
+    ) -> Result<Answer, CharacterError> {
+        opts.validate()
+            .map_err(|e| CharacterError::BadRequest(e.to_string()))?;
+        let key = format!(
+            "{}exp:{}:{}:{}",
+            Self::prefix(name),
+            date.key(),
+            options_key(&opts),
+            self.table_version().unwrap_or("none")
+        );
+        let this = self.clone();
+        let n = name.clone();
+        let served = self
+            .cache
+            .get_or_load(&key, force, move || async move {
+                let eq = this.equipment(&n, date, force).await?;
+                let stale = eq.status == CacheStatus::Stale;
+                let mut v = this.render_expectation(&n, date, &opts, &eq, stale)?;
+                if stale {
+                    // Computed from a stale copy: no freshness of its own, so it is reported STALE and
+                    // recomputed as soon as the raw equipment is fresh again.
+                    v.fresh_until_ms = v.fetched_at_ms;
+                }
+                Ok(v)
+            })
+            .await;
+        match served {
+            Ok(s) if s.value.negative => Err(CharacterError::NotFound),
+            Ok(s) => {
+                let stale = s.value.fresh_until_ms <= s.value.fetched_at_ms;
+                Ok(Answer {
+                    body_gz: s.value.body_gz.clone(),
+                    status: if stale { CacheStatus::Stale } else { s.status },
+                    fetched_at_ms: s.value.fetched_at_ms,
+                })
+            }
+            Err(f) => {
+                if !fallback_allowed(&f.error) {
+                    return Err(f.error);
+                }
+                if let Some(v) = f.stale.filter(|v| !v.negative) {
+                    cache::record_stale();
+                    return Ok(Answer {
+                        body_gz: mark_stale(&v.body_gz)?,
+                        status: CacheStatus::Stale,
+                        fetched_at_ms: v.fetched_at_ms,
+                    });
+                }
+                Err(f.error)
+            }
+        }
+    }
+
+    fn render_expectation(
+        &self,
+        name: &CharacterName,
+        date: DataDate,
+        opts: &StarforceOptions,
+        eq: &Answer,
+        stale: bool,
+    ) -> Result<CachedValue, CharacterError> {
+        let raw =
+            codec::decompress(&eq.body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let model = ItemEquipment::from_json(&raw)
+            .map_err(|e| CharacterError::Upstream(NexonError::BadResponse(e.to_string())))?;
+        let exp = expectation::compute(&model, self.tables.as_deref(), opts);
+        let env = ExpectationEnvelope {
+            character: name.as_str(),
+            date: date.query(),
+            data_as_of: rfc3339(eq.fetched_at_ms),
+            stale,
+            expectation: &exp,
+        };
+        let json = serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let w = freshness::window(date.date(), eq.fetched_at_ms);
+        Ok(CachedValue {
+            body_gz: Bytes::from(codec::compress(&json)),
+            fetched_at_ms: eq.fetched_at_ms,
+            fresh_until_ms: w.fresh_until_ms,
+            stale_until_ms: w.stale_until_ms,
+            load_ms: 0,
+            negative: false,
+        })
+    }
+
+    /// Basic info (world, class, level, image) plus the like count.
+    pub async fn basic(self: &Arc<Self>, name: &CharacterName) -> Result<Answer, CharacterError> {
+        let key = format!("{}basic", Self::prefix(name));
+        let this = self.clone();
+        let n = name.clone();
+        let served = self
+            .cache
+            .get_or_load(
+                &key,
+                false,
+                move || async move { this.load_basic(&n).await },
+            )
+            .await;
+        let (value, status) = match served {
+            Ok(s) if s.value.negative => return Err(CharacterError::NotFound),
+            Ok(s) => (s.value, s.status),
+            Err(LoadFailure {
+                stale: Some(v),
+                error,
+            }) if fallback_allowed(&error) && !v.negative => {
+                cache::record_stale();
+                (v, CacheStatus::Stale)
+            }
+            Err(f) => return Err(f.error),
+        };
+        // The like count is live (not cached with the basic info).
+        let likes = self
+            .store
+            .get_character(&name.key())
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.like_count)
+            .unwrap_or(0);
+        let raw = codec::decompress(&value.body_gz)
+            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        v["like_count"] = likes.into();
+        v["stale"] = (status == CacheStatus::Stale).into();
+        let json = serde_json::to_vec(&v).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        Ok(Answer {
+            body_gz: Bytes::from(codec::compress(&json)),
+            status,
+            fetched_at_ms: value.fetched_at_ms,
+        })
+    }
+
+    async fn load_basic(
+        self: Arc<Self>,
+        name: &CharacterName,
+    ) -> Result<CachedValue, CharacterError> {
+        let ocid = match self.ocid(name, false).await {
+            Ok(o) => o,
+            Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
+            Err(e) => return Err(e),
+        };
+        let now = self.now_ms();
+        let b = match self.nexon.basic(&ocid, None).await {
+            Ok(b) => b,
+            Err(NexonError::NotFound) => return Ok(negative(now)),
+            Err(e) => return Err(e.into()),
+        };
+        let row = CharacterRow {
+            name: name.key(),
+            ocid: Some(ocid.to_string()),
+            world: b.world_name.clone(),
+            class: b.character_class.clone(),
+            level: b.character_level,
+            image: b.character_image.clone(),
+            fetched_at_ms: now,
+            like_count: 0,
+        };
+        let store = self.store.clone();
+        self.snapshot_writes.spawn(async move {
+            if let Err(e) = store.upsert_character(&row).await {
+                metrics::counter!("maple_store_write_failures_total", "what" => "character")
+                    .increment(1);
+                tracing::warn!(error = %e, "character row write failed");
+            }
+        });
+        let body = serde_json::json!({
+            "character": name.as_str(),
+            "world": b.world_name,
+            "class": b.character_class,
+            "level": b.character_level,
+            "image": b.character_image,
+            "data_as_of": rfc3339(now),
+        });
+        let w = freshness::window(None, now);
+        Ok(CachedValue {
+            body_gz: Bytes::from(codec::compress(&serde_json::to_vec(&body).expect("json"))),
+            fetched_at_ms: now,
+            fresh_until_ms: w.fresh_until_ms,
+            stale_until_ms: w.stale_until_ms,
+            load_ms: 0,
+            negative: false,
+        })
+    }
+}
+
+/// Whether an error may be answered with the last good copy.
+fn fallback_allowed(e: &CharacterError) -> bool {
+    match e {
+        CharacterError::Upstream(n) => matches!(
+            n,
+            NexonError::Server(_)
+                | NexonError::Timeout
+                | NexonError::Connect(_)
+                | NexonError::Maintenance(_)
+                | NexonError::RateLimited { .. }
+                | NexonError::DataPreparing
+                | NexonError::Auth(_)
+        ),
+        _ => false,
+    }
+}
+
+fn negative(now: i64) -> CachedValue {
+    CachedValue {
+        body_gz: Bytes::new(),
+        fetched_at_ms: now,
+        fresh_until_ms: now + NEGATIVE_TTL.as_millis() as i64,
+        stale_until_ms: now + NEGATIVE_TTL.as_millis() as i64,
+        load_ms: 0,
+        negative: true,
+    }
+}
+
+fn options_key(o: &StarforceOptions) -> String {
+    format!(
+        "sc{}su{}pr{}d{}",
+        o.starcatch as u8,
+        o.sunday as u8,
+        o.prevention as u8,
+        (o.discount * 10_000.0).round() as i64
+    )
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Rewrites a cached expectation body with `"stale": true` (only on the degraded path).
+fn mark_stale(body_gz: &[u8]) -> Result<Bytes, CharacterError> {
+    let raw = codec::decompress(body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+    v["stale"] = true.into();
+    Ok(Bytes::from(codec::compress(
+        &serde_json::to_vec(&v).expect("json"),
+    )))
+}
+
+/// Upserts a character's ocid without wiping details a basic lookup stored before.
+async fn upsert_keep_details(
+    store: &Store,
+    mut row: CharacterRow,
+) -> Result<(), crate::store::StoreError> {
+    if let Some(existing) = store.get_character(&row.name).await? {
+        row.world = existing.world;
+        row.class = existing.class;
+        row.level = existing.level;
+        row.image = existing.image;
+    }
+    store.upsert_character(&row).await
+}

@@ -4,7 +4,7 @@
 //! are the norm), with no whitespace, control or punctuation characters — so `..`, `/`, `%`, quotes and
 //! empty names can never reach a cache key, a URL or a query. Names compare case-insensitively for ASCII
 //! letters ([`CharacterName::key`] is the canonical form used in cache keys). An [`Ocid`] is an opaque token
-//! of 1–64 ASCII alphanumerics.
+//! of 1–128 ASCII alphanumerics.
 
 use std::fmt;
 
@@ -19,7 +19,7 @@ pub enum NameError {
     TooLong(usize),
     #[error("character name may contain only letters and digits, found {0:?}")]
     BadChar(char),
-    #[error("ocid must be 1-64 ASCII letters or digits")]
+    #[error("ocid must be 1-128 ASCII letters or digits")]
     BadOcid,
 }
 
@@ -84,7 +84,7 @@ pub struct Ocid(String);
 
 impl Ocid {
     pub fn parse(raw: &str) -> Result<Self, NameError> {
-        if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if raw.is_empty() || raw.len() > 128 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(NameError::BadOcid);
         }
         Ok(Ocid(raw.to_string()))
@@ -140,6 +140,7 @@ mod tests {
         assert!(Ocid::parse("e0a4f439e53c369866b55297d2f5f4eb").is_ok());
         assert!(Ocid::parse("").is_err());
         assert!(Ocid::parse("abc/def").is_err());
-        assert!(Ocid::parse(&"a".repeat(65)).is_err());
+        assert!(Ocid::parse(&"a".repeat(128)).is_ok());
+        assert!(Ocid::parse(&"a".repeat(129)).is_err());
     }
 }

@@ -4,5 +4,6 @@
 mod harness;
 mod helpers;
 
+mod cache;
 mod foundation;
 mod services;

@@ -1,0 +1,355 @@
+//! Character routes: expectation (all presets, one preset, recalculate), raw equipment, basic info.
+//!
+//! Contract: names, presets, dates and options are validated here, before any I/O (400 `BAD_REQUEST` with
+//! the problem named). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
+//! and `x-data-source`. A client that accepts gzip gets the stored gzip bytes as they are (no per-request
+//! compression); others get them inflated. All work runs through the execution-policy pipeline.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::error::ApiError;
+use super::{AppState, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
+use crate::cache::CacheStatus;
+use crate::characters::{Answer, CharacterError, DataDate};
+use crate::expectation::StarforceOptions;
+use crate::nexon::CharacterName;
+use crate::pipeline::TaskContext;
+use crate::store::codec;
+
+type Params = Query<HashMap<String, String>>;
+
+fn name(raw: &str) -> Result<CharacterName, ApiError> {
+    CharacterName::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {k:?}; allowed: {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    match q.get(key).map(|s| s.as_str()) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+fn date(q: &HashMap<String, String>, now_ms: i64) -> Result<DataDate, ApiError> {
+    match q.get("date") {
+        None => Ok(DataDate::LATEST),
+        Some(d) => DataDate::parse(d, now_ms).map_err(|e| ApiError::bad_request(e.to_string())),
+    }
+}
+
+fn options(q: &HashMap<String, String>) -> Result<StarforceOptions, ApiError> {
+    let discount = match q.get("discount") {
+        None => 0.0,
+        Some(d) => d.parse::<f64>().map_err(|_| {
+            ApiError::bad_request(format!("discount must be a number in [0, 1), got {d:?}"))
+        })?,
+    };
+    StarforceOptions::new(
+        flag(q, "starcatch")?,
+        flag(q, "sunday")?,
+        flag(q, "prevention")?,
+        discount,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+const EXPECTATION_PARAMS: &[&str] = &[
+    "force",
+    "date",
+    "starcatch",
+    "sunday",
+    "prevention",
+    "discount",
+];
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+        })
+}
+
+fn map_err(e: &CharacterError) -> ApiError {
+    ApiError::from_classified(e)
+}
+
+/// Builds a data response from a stored gzip body.
+fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response, ApiError> {
+    let mut resp = if gzip_ok {
+        let mut r = Response::new(Body::from(answer.body_gz));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        let raw = codec::decompress(&answer.body_gz).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        })?;
+        Response::new(Body::from(raw))
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(
+        DATA_SOURCE_HEADER,
+        HeaderValue::from_static(DATA_SOURCE_VALUE),
+    );
+    h.insert("x-cache", HeaderValue::from_static(answer.status.header()));
+    if let CacheStatus::Hit(tier) = answer.status {
+        h.insert("x-cache-tier", HeaderValue::from_static(tier.as_str()));
+    }
+    let age = ((now_ms - answer.fetched_at_ms).max(0) / 1000) as u64;
+    h.insert(header::AGE, HeaderValue::from(age));
+    Ok(resp)
+}
+
+async fn expectation_answer(
+    s: &AppState,
+    raw_name: &str,
+    q: &HashMap<String, String>,
+    force_override: bool,
+    operation: &'static str,
+) -> Result<(Answer, i64), ApiError> {
+    check_params(q, EXPECTATION_PARAMS)?;
+    let n = name(raw_name)?;
+    let now = s.characters.now_ms();
+    let d = date(q, now)?;
+    let opts = options(q)?;
+    let force = force_override || flag(q, "force")?;
+    let svc = s.characters.clone();
+    let ctx = TaskContext::new("characters", operation).with_key(n.as_str());
+    let answer = s
+        .pipeline
+        .execute(ctx, async move {
+            if force {
+                svc.invalidate(&n).await;
+            }
+            svc.expectation(&n, d, opts, force).await
+        })
+        .await
+        .map_err(|e| task_error(&e))?;
+    Ok((answer, now))
+}
+
+fn task_error(e: &crate::pipeline::TaskError) -> ApiError {
+    match e.downcast_ref::<CharacterError>() {
+        Some(ce) => map_err(ce),
+        None => ApiError::from_classified(e),
+    }
+}
+
+/// `GET /api/v4/characters/{name}/expectation`
+pub async fn expectation(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation").await?;
+    data_response(answer, accepts_gzip(&headers), now)
+}
+
+/// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
+pub async fn recalculate(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (answer, now) = expectation_answer(&s, &raw, &q, true, "recalculate").await?;
+    data_response(answer, accepts_gzip(&headers), now)
+}
+
+/// `GET /api/v4/characters/{name}/expectation/preset/{n}`
+pub async fn expectation_preset(
+    State(s): State<AppState>,
+    Path((raw, preset)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let n: usize = match preset.parse::<usize>() {
+        Ok(n @ 1..=3) => n,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "preset must be 1, 2 or 3, got {preset:?}"
+            )));
+        }
+    };
+    let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation_preset").await?;
+    let internal = || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        )
+    };
+    let full: serde_json::Value =
+        serde_json::from_slice(&codec::decompress(&answer.body_gz).map_err(|_| internal())?)
+            .map_err(|_| internal())?;
+    let mut out = serde_json::Map::new();
+    for k in [
+        "character",
+        "date",
+        "data_as_of",
+        "stale",
+        "table_version",
+        "character_class",
+        "main_stat",
+        "attack_type",
+        "starforce_options",
+    ] {
+        if let Some(v) = full.get(k) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    out.insert("preset".into(), full["presets"][n - 1].clone());
+    let body = serde_json::to_vec(&out).map_err(|_| internal())?;
+    let preset_answer = Answer {
+        body_gz: Bytes::from(codec::compress(&body)),
+        ..answer
+    };
+    data_response(preset_answer, accepts_gzip(&headers), now)
+}
+
+/// `GET /api/v4/characters/{name}/equipment`
+pub async fn equipment(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_params(&q, &["date", "force"])?;
+    let n = name(&raw)?;
+    let now = s.characters.now_ms();
+    let d = date(&q, now)?;
+    let force = flag(&q, "force")?;
+    let svc = s.characters.clone();
+    let ctx = TaskContext::new("characters", "equipment").with_key(n.as_str());
+    let answer = s
+        .pipeline
+        .execute(ctx, async move { svc.equipment(&n, d, force).await })
+        .await
+        .map_err(|e| task_error(&e))?;
+    data_response(answer, accepts_gzip(&headers), now)
+}
+
+/// `GET /api/v1/characters/{name}`
+pub async fn basic(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_params(&q, &[])?;
+    let n = name(&raw)?;
+    let now = s.characters.now_ms();
+    let svc = s.characters.clone();
+    let ctx = TaskContext::new("characters", "basic").with_key(n.as_str());
+    let answer = s
+        .pipeline
+        .execute(ctx, async move { svc.basic(&n).await })
+        .await
+        .map_err(|e| task_error(&e))?;
+    data_response(answer, accepts_gzip(&headers), now)
+}
+
+impl IntoResponse for crate::characters::CharacterError {
+    fn into_response(self) -> Response {
+        ApiError::from_classified(&self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        assert!(!accepts_gzip(&h));
+    }
+
+    #[test]
+    fn options_are_validated_with_named_problems() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(options(&q(&[])).is_ok());
+        assert!(options(&q(&[("starcatch", "true"), ("discount", "0.3")])).is_ok());
+        let e = options(&q(&[("discount", "1.5")])).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = options(&q(&[("sunday", "maybe")])).unwrap_err();
+        assert!(e.message.contains("sunday"), "{}", e.message);
+        let e = check_params(&q(&[("forse", "true")]), EXPECTATION_PARAMS).unwrap_err();
+        assert!(e.message.contains("forse"));
+    }
+
+    #[test]
+    fn client_codes_map_to_documented_statuses() {
+        use crate::api::error::status_for;
+        use crate::error::Classify;
+        use crate::nexon::NexonError;
+        let cases = [
+            (NexonError::NotFound, 404),
+            (NexonError::Bug("x"), 502),
+            (NexonError::BadResponse("x".into()), 502),
+            (NexonError::TooLarge, 502),
+            (NexonError::Auth("x"), 503),
+            (NexonError::Maintenance("x"), 503),
+            (NexonError::RateLimited { retry_after: None }, 429),
+            (NexonError::Timeout, 503),
+        ];
+        for (e, want) in cases {
+            assert_eq!(status_for(e.code(), e.kind()).as_u16(), want, "{e:?}");
+        }
+    }
+}
