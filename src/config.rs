@@ -114,6 +114,26 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may drain at shutdown",
     ),
     ("MAPLE_LOG_FORMAT", "text", "text or json"),
+    (
+        "MAPLE_LIKE_FLUSH_MS",
+        "500",
+        "how often accepted likes move from the in-process buffer to Redis",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_MS",
+        "2000",
+        "how often one instance moves likes from Redis (or from its buffer, Redis down) to the database",
+    ),
+    (
+        "MAPLE_LIKE_BUFFER_MAX",
+        "200000",
+        "likes an instance keeps until the database has them; when full, new likes get 503",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_BATCH",
+        "2000",
+        "likes per database transaction of the sync (1-10000)",
+    ),
 ];
 
 /// A value that must never be printed.
@@ -236,6 +256,10 @@ pub struct Settings {
     pub max_concurrency: usize,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub like_flush: Duration,
+    pub like_sync: Duration,
+    pub like_buffer_max: usize,
+    pub like_sync_batch: usize,
 }
 
 impl Settings {
@@ -329,6 +353,10 @@ struct RawSettings {
     max_concurrency: Option<NumOrString>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
+    like_flush_ms: Option<NumOrString>,
+    like_sync_ms: Option<NumOrString>,
+    like_buffer_max: Option<NumOrString>,
+    like_sync_batch: Option<NumOrString>,
 }
 
 /// TOML numbers may be written as numbers or strings; env values are always strings.
@@ -424,6 +452,26 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(&mut self.log_format, env("MAPLE_LOG_FORMAT"), |v| v);
+        set(
+            &mut self.like_flush_ms,
+            env("MAPLE_LIKE_FLUSH_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_ms,
+            env("MAPLE_LIKE_SYNC_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_buffer_max,
+            env("MAPLE_LIKE_BUFFER_MAX"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_batch,
+            env("MAPLE_LIKE_SYNC_BATCH"),
+            NumOrString::Str,
+        );
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
@@ -614,6 +662,17 @@ impl RawSettings {
         let max_concurrency = num(self.max_concurrency, "MAPLE_MAX_CONCURRENCY", 1024, 1)?;
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
+        let like_flush_ms = num(self.like_flush_ms, "MAPLE_LIKE_FLUSH_MS", 500, 10)?;
+        let like_sync_ms = num(self.like_sync_ms, "MAPLE_LIKE_SYNC_MS", 2000, 50)?;
+        let like_buffer_max = num(self.like_buffer_max, "MAPLE_LIKE_BUFFER_MAX", 200_000, 1)?;
+        let like_sync_batch = num(self.like_sync_batch, "MAPLE_LIKE_SYNC_BATCH", 2000, 1)?;
+        if like_sync_batch > 10_000 {
+            return Err(err(
+                "MAPLE_LIKE_SYNC_BATCH",
+                format!("must be at most 10000, got {like_sync_batch}"),
+            ));
+        }
+
         let log_format = match self.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -644,6 +703,10 @@ impl RawSettings {
             max_concurrency: max_concurrency as usize,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
+            like_flush: Duration::from_millis(like_flush_ms),
+            like_sync: Duration::from_millis(like_sync_ms),
+            like_buffer_max: like_buffer_max as usize,
+            like_sync_batch: like_sync_batch as usize,
         })
     }
 }
@@ -773,6 +836,10 @@ mod tests {
             ("MAPLE_XFETCH_BETA", "-1"),
             ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),
+            ("MAPLE_LIKE_FLUSH_MS", "5"),
+            ("MAPLE_LIKE_SYNC_MS", "soon"),
+            ("MAPLE_LIKE_BUFFER_MAX", "0"),
+            ("MAPLE_LIKE_SYNC_BATCH", "20000"),
         ];
         for (name, value) in cases {
             let e = load(None, &[(name, value)]).unwrap_err();

@@ -14,6 +14,7 @@
 mod characters;
 pub mod error;
 mod health;
+mod likes;
 mod middleware;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use error::ApiError;
 
 use crate::characters::CharacterService;
+use crate::likes::LikeService;
 use crate::nexon::NexonClient;
 use crate::pipeline::Pipeline;
 use crate::redis::RedisHandle;
@@ -90,6 +92,7 @@ pub struct Services {
     pub redis: Option<RedisHandle>,
     pub pipeline: Arc<Pipeline>,
     pub characters: Arc<CharacterService>,
+    pub likes: LikeService,
 }
 
 /// Handler state: cheap to clone.
@@ -125,6 +128,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             get(characters::equipment),
         )
         .route("/api/v1/characters/{name}", get(characters::basic))
+        .route(
+            "/api/v2/characters/{name}/like",
+            post(likes::like).get(likes::status),
+        )
         .fallback(not_found)
         .with_state(state.clone());
 
