@@ -72,6 +72,8 @@ use crate::redis::RedisHandle;
 use crate::store::Fence;
 
 pub use breaker::{Breaker, BreakerState};
+pub use mysql::{POOL_SIZE as MYSQL_POOL_SIZE, mysql_lock_name};
+pub use redis::{RELEASED_CHANNEL, lock_key};
 pub use policy::{HeldLock, LockNamer, LockPolicy};
 
 /// How long the Redis tier is skipped after it failed, before one probe is let through.

@@ -34,13 +34,14 @@ const CONNECT_FLOOR: Duration = Duration::from_secs(1);
 /// Bound on a renewal or the failback probe.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The name used with `GET_LOCK` (MySQL allows 64 characters): `maple:<name>`, or a digest of a long name.
-pub fn mysql_lock_name(name: &str) -> String {
-    let full = format!("maple:{name}");
+/// The name used with `GET_LOCK`: named locks are server-wide, so the database name is part of it —
+/// `maple:<database>:<name>`, or a digest of that when it exceeds MySQL's 64 characters.
+pub fn mysql_lock_name(database: &str, name: &str) -> String {
+    let full = format!("maple:{database}:{name}");
     if full.chars().count() <= 64 {
         full
     } else {
-        let digest = hex::encode(Sha256::digest(name.as_bytes()));
+        let digest = hex::encode(Sha256::digest(full.as_bytes()));
         format!("maple:{}", &digest[..58])
     }
 }
@@ -51,6 +52,7 @@ fn down(e: impl std::fmt::Display) -> TierDown {
 
 pub(crate) struct MysqlTier {
     pool: MySqlPool,
+    database: String,
 }
 
 impl MysqlTier {
@@ -58,13 +60,14 @@ impl MysqlTier {
     pub fn new(url: &RedactedUrl) -> Result<MysqlTier, String> {
         let opts = MySqlConnectOptions::from_str(url.expose())
             .map_err(|e| format!("bad MySQL URL {}: {e}", url.redacted()))?;
+        let database = opts.get_database().unwrap_or("").to_string();
         let pool = MySqlPoolOptions::new()
             .max_connections(POOL_SIZE)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(3))
             .idle_timeout(Duration::from_secs(60))
             .connect_lazy_with(opts);
-        Ok(MysqlTier { pool })
+        Ok(MysqlTier { pool, database })
     }
 
     /// `Ok(None)` on contention until the deadline; `Err` when the database did not answer.
@@ -84,7 +87,7 @@ impl MysqlTier {
             _ => return Ok(None),
         };
         let mut pinned = Pinned(Some(conn));
-        let db_name = mysql_lock_name(name);
+        let db_name = mysql_lock_name(&self.database, name);
         let lease_secs = lease.as_secs_f64().ceil().max(1.0) as u64;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let got: Option<i64> = {
@@ -147,7 +150,7 @@ impl MysqlTier {
     /// Whether no session holds `name` (true when the database cannot tell: fencing is the backstop).
     pub async fn is_free(&self, name: &str) -> bool {
         let q = sqlx::query_scalar::<_, Option<i64>>("SELECT IS_FREE_LOCK(?)")
-            .bind(mysql_lock_name(name))
+            .bind(mysql_lock_name(&self.database, name))
             .fetch_one(&self.pool);
         !matches!(
             tokio::time::timeout(PROBE_TIMEOUT, q).await,

@@ -6,4 +6,6 @@ mod helpers;
 
 mod cache;
 mod foundation;
+mod likes;
+mod locks;
 mod services;
