@@ -98,8 +98,8 @@ const REQUEST_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const REQUEST_DB_TIMEOUT: Duration = Duration::from_millis(500);
 /// Bound on a Redis call of the background jobs.
 const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a Redis failure the request path skips Redis this long.
-const REDIS_COOLDOWN: Duration = Duration::from_secs(1);
+/// After a Redis (or database) failure the request path skips it this long.
+const REQUEST_COOLDOWN: Duration = Duration::from_secs(1);
 /// Last known counts kept for answering while both stores are down.
 const LAST_COUNTS_MAX: usize = 100_000;
 
@@ -316,6 +316,7 @@ struct Inner {
     buf: Mutex<Buffer>,
     scripts: Scripts,
     redis_cooldown: Mutex<Option<Instant>>,
+    db_cooldown: Mutex<Option<Instant>>,
     last_counts: Mutex<HashMap<String, i64>>,
     flushing: tokio::sync::Mutex<()>,
     syncing: tokio::sync::Mutex<()>,
@@ -378,6 +379,7 @@ impl LikeService {
                     ack: Script::from_lua(staging::ACK),
                 },
                 redis_cooldown: Mutex::new(None),
+                db_cooldown: Mutex::new(None),
                 last_counts: Mutex::new(HashMap::new()),
                 flushing: tokio::sync::Mutex::new(()),
                 syncing: tokio::sync::Mutex::new(()),
@@ -513,7 +515,8 @@ impl LikeService {
     }
 
     fn redis_failed(&self) {
-        *self.inner.redis_cooldown.lock().expect("poisoned") = Some(Instant::now() + REDIS_COOLDOWN);
+        *self.inner.redis_cooldown.lock().expect("poisoned") =
+            Some(Instant::now() + REQUEST_COOLDOWN);
     }
 
     async fn peek(&self, character: &str, pair: &str) -> Option<Peek> {
@@ -552,20 +555,36 @@ impl LikeService {
         {
             return s + p.pending;
         }
-        let db = match tokio::time::timeout(
-            REQUEST_DB_TIMEOUT,
-            self.inner.store.like_count(character),
-        )
-        .await
-        {
-            Ok(Ok(n)) => {
+        let cooling = self
+            .inner
+            .db_cooldown
+            .lock()
+            .expect("poisoned")
+            .is_some_and(|t| Instant::now() < t);
+        let read = if cooling {
+            None
+        } else {
+            match tokio::time::timeout(REQUEST_DB_TIMEOUT, self.inner.store.like_count(character))
+                .await
+            {
+                Ok(Ok(n)) => Some(n),
+                _ => {
+                    // Answer from memory for a while instead of waiting on a database that is down.
+                    *self.inner.db_cooldown.lock().expect("poisoned") =
+                        Some(Instant::now() + REQUEST_COOLDOWN);
+                    None
+                }
+            }
+        };
+        let db = match read {
+            Some(n) => {
                 self.remember_count(character, n);
                 if peek.is_some() {
                     self.fill_cache(character, n);
                 }
                 n
             }
-            _ => self
+            None => self
                 .inner
                 .last_counts
                 .lock()
@@ -627,11 +646,7 @@ impl LikeService {
         if result.is_err() {
             metrics::counter!(LIKE_FLUSH_FAILURES_TOTAL).increment(1);
             // The push may or may not have landed: number the next pushes afresh.
-            self.inner
-                .buf
-                .lock()
-                .expect("poisoned")
-                .new_generation();
+            self.inner.buf.lock().expect("poisoned").new_generation();
             metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "failure").increment(1);
         }
         self.report_depth();
@@ -644,8 +659,7 @@ impl LikeService {
         }
         {
             let mut b = self.inner.buf.lock().expect("poisoned");
-            if b
-                .oldest_push()
+            if b.oldest_push()
                 .is_some_and(|t| t.elapsed() >= self.inner.cfg.resend_after)
             {
                 b.new_generation();
@@ -883,7 +897,10 @@ impl LikeService {
             .map_err(|_| timed_out("ack"))?
             .map_err(redis_err)?;
         if done != 1 {
-            tracing::warn!(batch = id, "like batch was no longer in flight at acknowledgement");
+            tracing::warn!(
+                batch = id,
+                "like batch was no longer in flight at acknowledgement"
+            );
         }
         Ok(())
     }

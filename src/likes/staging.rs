@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(QueueItem::parse(&it.encode()), Some(it));
         assert_eq!(QueueItem::parse("a\x1fb"), None);
         assert_eq!(QueueItem::parse("s\x1fx\x1fi\x1fc\x1fl\x1f1"), None);
-        assert_eq!(QueueItem::parse("s\x1f1\x1fi\x1fc\x1fl\x1f1\x1fextra"), None);
+        assert_eq!(
+            QueueItem::parse("s\x1f1\x1fi\x1fc\x1fl\x1f1\x1fextra"),
+            None
+        );
     }
 
     #[test]

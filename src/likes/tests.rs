@@ -25,7 +25,11 @@ fn buffer_accepts_dedupes_and_bounds() {
     assert!(matches!(b.accept("evan", "y", 3), Accept::New(_)));
     assert!(matches!(b.accept("luna", "x", 4), Accept::New(_)));
     assert_eq!(b.accept("luna", "z", 5), Accept::Full);
-    assert_eq!(b.accept("evan", "y", 6), Accept::Duplicate, "duplicates are answered when full");
+    assert_eq!(
+        b.accept("evan", "y", 6),
+        Accept::Duplicate,
+        "duplicates are answered when full"
+    );
     assert_eq!(b.unflushed_for("evan"), 2);
     assert_eq!(b.retained_for("luna"), 1);
     assert!(b.contains_pair("evan", "y"));
@@ -38,7 +42,10 @@ fn buffer_keeps_entries_until_confirmed_and_repushes_on_a_new_generation() {
         b.accept("evan", l, 0);
     }
     let (g, first) = b.take_for_flush(3);
-    assert_eq!(first.iter().map(|o| o.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        first.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     b.mark_pushed(g, &first, Instant::now());
     assert_eq!(b.unflushed_len(), 1);
     assert_eq!(b.unflushed_for("evan"), 1);
@@ -52,9 +59,15 @@ fn buffer_keeps_entries_until_confirmed_and_repushes_on_a_new_generation() {
     b.new_generation();
     let (g2, again) = b.take_for_flush(10);
     assert_eq!(g2, g + 1);
-    assert_eq!(again.iter().map(|o| o.index).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(
-        again.iter().map(|o| o.entry.liker.as_str()).collect::<Vec<_>>(),
+        again.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        again
+            .iter()
+            .map(|o| o.entry.liker.as_str())
+            .collect::<Vec<_>>(),
         vec!["c", "d"]
     );
     // A push recorded under a stale generation is ignored.
@@ -234,7 +247,10 @@ async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     let ids: std::collections::HashSet<_> = pending.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 3);
     assert!(pending.iter().all(|e| e.id.starts_with(svc.source())));
-    assert_eq!(*seen.0.lock().unwrap(), pending.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        pending.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+    );
 
     let first = svc
         .apply_entries("backup-1:0", &pending, Duration::from_secs(1))

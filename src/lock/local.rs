@@ -44,7 +44,12 @@ impl LocalTier {
     }
 
     /// `None` when the deadline passed with the lock still held by someone else.
-    pub async fn acquire(&self, name: &str, deadline: Instant, lease: Duration) -> Option<Acquired> {
+    pub async fn acquire(
+        &self,
+        name: &str,
+        deadline: Instant,
+        lease: Duration,
+    ) -> Option<Acquired> {
         let owner = self
             .owners
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

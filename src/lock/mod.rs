@@ -73,8 +73,8 @@ use crate::store::Fence;
 
 pub use breaker::{Breaker, BreakerState};
 pub use mysql::{POOL_SIZE as MYSQL_POOL_SIZE, mysql_lock_name};
-pub use redis::{RELEASED_CHANNEL, lock_key};
 pub use policy::{HeldLock, LockNamer, LockPolicy};
+pub use redis::{RELEASED_CHANNEL, lock_key};
 
 /// How long the Redis tier is skipped after it failed, before one probe is let through.
 pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
@@ -346,7 +346,9 @@ fn spawn_keeper(
                         mark_lost("renewal refused: another owner or no lease");
                         continue;
                     }
-                    Err(e) => tracing::debug!(lock = %name, error = %e.0, "lock renewal failed; retrying"),
+                    Err(e) => {
+                        tracing::debug!(lock = %name, error = %e.0, "lock renewal failed; retrying")
+                    }
                 }
             }
             if Instant::now() >= *state.valid_until.lock().expect("poisoned") {
@@ -593,7 +595,8 @@ impl LockService {
         self.inner.stats.timeouts.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "timeout")
             .increment(1);
-        metrics::histogram!(LOCK_WAIT_SECONDS, "tier" => tier.as_str()).record(waited.as_secs_f64());
+        metrics::histogram!(LOCK_WAIT_SECONDS, "tier" => tier.as_str())
+            .record(waited.as_secs_f64());
         LockError::Timeout {
             name: name.to_string(),
             waited_ms: waited.as_millis() as u64,
@@ -617,7 +620,8 @@ impl LockService {
         counter.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "acquired")
             .increment(1);
-        metrics::histogram!(LOCK_WAIT_SECONDS, "tier" => tier.as_str()).record(waited.as_secs_f64());
+        metrics::histogram!(LOCK_WAIT_SECONDS, "tier" => tier.as_str())
+            .record(waited.as_secs_f64());
         let state = Arc::new(GuardState {
             lost: CancellationToken::new(),
             watchdog: AtomicBool::new(true),

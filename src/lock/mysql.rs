@@ -164,7 +164,9 @@ struct Pinned(Option<PoolConnection<MySql>>);
 
 impl Pinned {
     fn conn(&mut self) -> &mut PoolConnection<MySql> {
-        self.0.as_mut().expect("pinned connection present until release")
+        self.0
+            .as_mut()
+            .expect("pinned connection present until release")
     }
 
     /// Restores the session's `wait_timeout` and returns the connection to the pool (closes it if that
@@ -209,9 +211,10 @@ impl Held for MysqlHeld {
             let Some(c) = self.conn.0.as_mut() else {
                 return Ok(false);
             };
-            let q = sqlx::query_scalar::<_, Option<i64>>("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-                .bind(&self.db_name)
-                .fetch_one(&mut **c);
+            let q =
+                sqlx::query_scalar::<_, Option<i64>>("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+                    .bind(&self.db_name)
+                    .fetch_one(&mut **c);
             match tokio::time::timeout(bound, q).await {
                 Ok(Ok(Some(1))) => Ok(true),
                 // Refused, or the session failed or hung: close it now, so that a session still alive on

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{LockError, LockGuard, LockService};
-use crate::pipeline::{
-    HookErrorMode, HookFuture, Outcome, Policy, PolicyError, TaskContext, done,
-};
+use crate::pipeline::{HookErrorMode, HookFuture, Outcome, Policy, PolicyError, TaskContext, done};
 
 /// Picks the lock of an execution (`None`: no lock).
 pub type LockNamer = Arc<dyn Fn(&TaskContext) -> Option<String> + Send + Sync>;

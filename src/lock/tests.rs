@@ -120,7 +120,11 @@ fn tokens_from_the_clock_are_strictly_increasing() {
     let last = AtomicU64::new(u64::MAX / 2);
     let a = next_clock_token(&last);
     let b = next_clock_token(&last);
-    assert_eq!(a, u64::MAX / 2 + 1, "a clock behind the last token is overtaken");
+    assert_eq!(
+        a,
+        u64::MAX / 2 + 1,
+        "a clock behind the last token is overtaken"
+    );
     assert_eq!(b, a + 1);
 }
 
@@ -135,7 +139,10 @@ async fn breaker_opens_on_failure_probes_once_and_closes_on_success() {
     assert!(!b.allow(t + cooldown / 2));
     assert!(!b.would_allow(t + cooldown / 2));
     assert!(b.would_allow(t + cooldown));
-    assert!(b.allow(t + cooldown), "the first caller after the cooldown probes");
+    assert!(
+        b.allow(t + cooldown),
+        "the first caller after the cooldown probes"
+    );
     assert!(!b.allow(t + cooldown), "one probe at a time");
     assert!(
         b.allow(t + cooldown * 2),

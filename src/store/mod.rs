@@ -79,10 +79,7 @@ impl Classify for StoreError {
         }
     }
     fn retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable(_) | StoreError::Fenced { .. }
-        )
+        matches!(self, StoreError::Unavailable(_) | StoreError::Fenced { .. })
     }
     fn code(&self) -> &'static str {
         match self {

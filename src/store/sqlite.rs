@@ -73,10 +73,11 @@ impl SqliteRepository {
         .bind(fence.token as i64)
         .execute(&mut *tx)
         .await?;
-        let current: i64 = sqlx::query_scalar("SELECT last_token FROM lock_fences WHERE lock_name = ?")
-            .bind(&fence.lock)
-            .fetch_one(&mut *tx)
-            .await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT last_token FROM lock_fences WHERE lock_name = ?")
+                .bind(&fence.lock)
+                .fetch_one(&mut *tx)
+                .await?;
         if current as u64 != fence.token {
             tx.rollback().await?;
             return Err(StoreError::Fenced {

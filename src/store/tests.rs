@@ -55,7 +55,10 @@ async fn migrations_are_idempotent_and_rows_round_trip() {
         store.get_character("evan").await.unwrap().unwrap().ocid,
         None
     );
-    store.put_snapshot("abc", "latest", b"{\"a\":1}", 7).await.unwrap();
+    store
+        .put_snapshot("abc", "latest", b"{\"a\":1}", 7)
+        .await
+        .unwrap();
     let snap = store.get_snapshot("abc", "latest").await.unwrap().unwrap();
     assert_eq!(snap.payload, b"{\"a\":1}");
     assert_eq!(snap.fetched_at_ms, 7);
@@ -69,7 +72,11 @@ async fn a_legacy_uncompressed_snapshot_reads_back() {
         .put_snapshot_gz("o", "2025-01-01", b"{\"legacy\":true}".to_vec(), 3)
         .await
         .unwrap();
-    let snap = store.get_snapshot("o", "2025-01-01").await.unwrap().unwrap();
+    let snap = store
+        .get_snapshot("o", "2025-01-01")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(snap.payload, b"{\"legacy\":true}");
 }
 
@@ -78,7 +85,12 @@ async fn likes_count_each_pair_once_and_a_batch_applied_twice_counts_once() {
     let (store, _dir) = sqlite().await;
     let batch = LikeBatch {
         id: "b1".into(),
-        likes: vec![like("a", "x"), like("a", "y"), like("a", "x"), like("b", "x")],
+        likes: vec![
+            like("a", "x"),
+            like("a", "y"),
+            like("a", "x"),
+            like("b", "x"),
+        ],
     };
     let r = store.apply_likes(&batch, &fence(10)).await.unwrap();
     assert!(!r.already_applied);
@@ -119,7 +131,10 @@ async fn likes_count_each_pair_once_and_a_batch_applied_twice_counts_once() {
         })
         .await
         .unwrap();
-    assert_eq!(store.get_character("a").await.unwrap().unwrap().like_count, 3);
+    assert_eq!(
+        store.get_character("a").await.unwrap().unwrap().like_count,
+        3
+    );
 }
 
 #[tokio::test]
@@ -131,9 +146,19 @@ async fn an_older_fencing_token_is_rejected_and_writes_nothing() {
     };
     store.apply_likes(&b("1", "p"), &fence(100)).await.unwrap();
     store.apply_likes(&b("2", "q"), &fence(200)).await.unwrap();
-    let e = store.apply_likes(&b("3", "r"), &fence(150)).await.unwrap_err();
+    let e = store
+        .apply_likes(&b("3", "r"), &fence(150))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(e, StoreError::Fenced { token: 150, current: 200, .. }),
+        matches!(
+            e,
+            StoreError::Fenced {
+                token: 150,
+                current: 200,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(e.code(), "LOCK_LOST");
@@ -172,5 +197,8 @@ async fn large_batches_span_several_stage_chunks() {
         .await
         .unwrap();
     assert_eq!(r.inserted as usize, STAGE_CHUNK * 2 + 7);
-    assert_eq!(r.counts.iter().map(|(_, n)| n).sum::<i64>() as usize, STAGE_CHUNK * 2 + 7);
+    assert_eq!(
+        r.counts.iter().map(|(_, n)| n).sum::<i64>() as usize,
+        STAGE_CHUNK * 2 + 7
+    );
 }

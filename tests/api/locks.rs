@@ -98,15 +98,26 @@ async fn two_instances_of_fifty_tasks_keep_a_mysql_counter_exact_on_both_tiers()
     let b = instance(Some(&redis.url()), &db.url()).await;
     hammer(&a, &b, &pool, 50).await;
     assert_eq!(db.query("SELECT v FROM counter"), "100");
-    assert_eq!(a.stats().acquired(Tier::Redis) + b.stats().acquired(Tier::Redis), 100);
-    assert_eq!(a.stats().fallbacks.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        a.stats().acquired(Tier::Redis) + b.stats().acquired(Tier::Redis),
+        100
+    );
+    assert_eq!(
+        a.stats()
+            .fallbacks
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 
     // The MySQL tier alone (no Redis configured) excludes the same way.
     let a = instance(None, &db.url()).await;
     let b = instance(None, &db.url()).await;
     hammer(&a, &b, &pool, 25).await;
     assert_eq!(db.query("SELECT v FROM counter"), "150");
-    assert_eq!(a.stats().acquired(Tier::Mysql) + b.stats().acquired(Tier::Mysql), 50);
+    assert_eq!(
+        a.stats().acquired(Tier::Mysql) + b.stats().acquired(Tier::Mysql),
+        50
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -275,7 +286,10 @@ async fn the_store_rejects_a_holder_paused_past_its_lease() {
         .acquire("likes-sync", Duration::ZERO, Duration::from_millis(400))
         .await
         .unwrap();
-    store.apply_likes(&batch("a0", "early"), &ga.fence()).await.unwrap();
+    store
+        .apply_likes(&batch("a0", "early"), &ga.fence())
+        .await
+        .unwrap();
     // A pauses (no renewals) past its lease; B takes over and writes.
     ga.stop_watchdog();
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -285,7 +299,10 @@ async fn the_store_rejects_a_holder_paused_past_its_lease() {
         .await
         .unwrap();
     assert!(gb.token() > ga.token());
-    store.apply_likes(&batch("b1", "b"), &gb.fence()).await.unwrap();
+    store
+        .apply_likes(&batch("b1", "b"), &gb.fence())
+        .await
+        .unwrap();
     // A resumes and writes: rejected, nothing written.
     let e = store
         .apply_likes(&batch("a1", "late"), &ga.fence())
@@ -304,7 +321,10 @@ async fn the_store_rejects_a_holder_paused_past_its_lease() {
         .unwrap();
     assert_eq!(gc.tier(), Tier::Mysql);
     assert!(gc.token() > gb.token(), "{} vs {}", gc.token(), gb.token());
-    store.apply_likes(&batch("c1", "c"), &gc.fence()).await.unwrap();
+    store
+        .apply_likes(&batch("c1", "c"), &gc.fence())
+        .await
+        .unwrap();
     assert!(gb.is_held(), "B's Redis lease is still valid");
     let e = store
         .apply_likes(&batch("b2", "b-late"), &gb.fence())
@@ -316,7 +336,7 @@ async fn the_store_rejects_a_holder_paused_past_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_contention_never_does()
-{
+ {
     let mut redis = RedisServer::start();
     let db = TestDatabase::create();
     let store = store(&db).await;
@@ -333,7 +353,11 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
             .unwrap_err();
         assert!(matches!(e, LockError::Timeout { .. }), "{e}");
     }
-    let fallbacks = |s: &LockService| s.stats().fallbacks.load(std::sync::atomic::Ordering::SeqCst);
+    let fallbacks = |s: &LockService| {
+        s.stats()
+            .fallbacks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
     assert_eq!(fallbacks(&b), 0, "contention never moves a lock");
     assert_eq!(b.stats().acquired(Tier::Mysql), 0);
 
@@ -350,7 +374,10 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
     assert_eq!(gb.tier(), Tier::Mysql);
     assert!(t.elapsed() <= wait, "{:?}", t.elapsed());
     assert!(fallbacks(&b) >= 2);
-    store.apply_likes(&batch("b", "b"), &gb.fence()).await.unwrap();
+    store
+        .apply_likes(&batch("b", "b"), &gb.fence())
+        .await
+        .unwrap();
     assert!(matches!(
         store.apply_likes(&batch("a", "a"), &ga.fence()).await,
         Err(StoreError::Fenced { .. })
@@ -382,7 +409,10 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
         .unwrap_err();
     assert!(matches!(e, LockError::Timeout { .. }), "{e}");
     gb.release().await.unwrap();
-    let g = a.acquire("job", Duration::from_secs(1), lease).await.unwrap();
+    let g = a
+        .acquire("job", Duration::from_secs(1), lease)
+        .await
+        .unwrap();
     assert_eq!(g.tier(), Tier::Redis);
 }
 
@@ -409,14 +439,22 @@ async fn a_mysql_lock_lives_and_dies_with_its_pinned_session() {
     assert_ne!(session, "NULL");
     assert!(
         other
-            .acquire("session", Duration::from_millis(200), Duration::from_secs(5))
+            .acquire(
+                "session",
+                Duration::from_millis(200),
+                Duration::from_secs(5)
+            )
             .await
             .is_err()
     );
     // Released by RELEASE_LOCK on that very session (only it can), which stays open in the pool.
     g.release().await.unwrap();
     assert_eq!(holder_of(), "NULL");
-    assert_eq!(alive(&session), "1", "the session was not closed to free the lock");
+    assert_eq!(
+        alive(&session),
+        "1",
+        "the session was not closed to free the lock"
+    );
     let g = m
         .acquire("session", Duration::ZERO, Duration::from_secs(5))
         .await
@@ -465,7 +503,9 @@ async fn a_mysql_lock_lives_and_dies_with_its_pinned_session() {
         "{waited:?}"
     );
     assert!(next.token() > stalled.token());
-    wait_until("the stalled guard reports the loss", Duration::from_secs(3), || {
-        !stalled.is_held()
-    });
+    wait_until(
+        "the stalled guard reports the loss",
+        Duration::from_secs(3),
+        || !stalled.is_held(),
+    );
 }
