@@ -11,9 +11,13 @@
 //! | `synced:<character>` | string, TTL | the character's MySQL `like_count` as of the last sync (a cache) |
 //! | `wm:<src>` | string, TTL 1 day | highest index of `src` such that every index up to it is in MySQL |
 //! | `inflight` / `batch` | string / list | the batch id claimed by the syncer and its entries |
+//! | `pushed` / `acked` | counters | entries ever pushed / acknowledged in this dataset: the queue position |
 //!
-//! Scripts: [`FLUSH`] appends a buffer's entries (and answers the source's watermark), refusing when the
-//! caller's epoch is not the current one; [`PEEK`] reads a character's cached count, pending count and
+//! Scripts: [`FLUSH`] appends a buffer's entries and answers the position of the last one, the source's
+//! watermark and how many entries were acknowledged so far, refusing when the caller's epoch is not the
+//! current one (the queue is FIFO, so an entry at position p is acknowledged once `acked ≥ p`: if by
+//! then the watermark does not cover it — or if `pushed` fell below p — it was lost, e.g. in a failover
+//! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a character's cached count, pending count and
 //! whether a pair is pending; [`CLAIM`] hands the syncer the in-flight batch if one was left by a syncer
 //! that died, else moves the head of the queue into a new batch; [`ACK`] (after the MySQL commit) removes
 //! the batch's pairs from `rel` and `pending`, advances the watermarks whose range continues them, and
@@ -28,6 +32,8 @@ pub const QUEUE: &str = "maple:v1:likes:queue";
 pub const REL: &str = "maple:v1:likes:rel";
 pub const PENDING: &str = "maple:v1:likes:pending";
 pub const INFLIGHT: &str = "maple:v1:likes:inflight";
+pub const PUSHED: &str = "maple:v1:likes:pushed";
+pub const ACKED: &str = "maple:v1:likes:acked";
 pub const BATCH: &str = "maple:v1:likes:batch";
 
 /// How long a cached synced count lives without a sync refreshing it.
@@ -43,15 +49,16 @@ pub fn watermark_key(src: &str) -> String {
     format!("maple:v1:likes:wm:{src}")
 }
 
-/// KEYS: epoch, queue, rel, pending, wm:<src>. ARGV: expected epoch, candidate epoch, src, n, then
-/// (index, id, character, liker, at_ms) × n. Returns {1, epoch, watermark} or {0, epoch, 0} (refused).
+/// KEYS: epoch, queue, rel, pending, wm:<src>, pushed, acked. ARGV: expected epoch, candidate epoch, src,
+/// n, then (index, id, character, liker, at_ms) × n. Returns {1, epoch, watermark, position of the last
+/// entry pushed, acked} or {0, epoch, 0, 0, 0} (refused).
 pub const FLUSH: &str = r#"
 local e = redis.call('get', KEYS[1])
 if not e then
   redis.call('set', KEYS[1], ARGV[2])
   e = ARGV[2]
 end
-if e ~= ARGV[1] then return {0, e, 0} end
+if e ~= ARGV[1] then return {0, e, 0, 0, 0} end
 local src = ARGV[3]
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
@@ -64,7 +71,9 @@ for i = 0, n - 1 do
   end
 end
 local wm = redis.call('get', KEYS[5]) or '0'
-return {1, e, tonumber(wm)}
+local last = redis.call('incrby', KEYS[6], n)
+local acked = redis.call('get', KEYS[7]) or '0'
+return {1, e, tonumber(wm), last, tonumber(acked)}
 "#;
 
 /// KEYS: synced:<character>, pending, rel. ARGV: character, pair (empty: no membership check).
@@ -99,7 +108,7 @@ redis.call('set', KEYS[1], ARGV[1])
 return {ARGV[1], items}
 "#;
 
-/// KEYS: inflight, batch, rel, pending, then wm:<src> × nsrc, then synced:<character> × nchar.
+/// KEYS: inflight, batch, rel, pending, acked, then wm:<src> × nsrc, then synced:<character> × nchar.
 /// ARGV: batch id, synced ttl ms, wm ttl ms, nsrc, (first, last) × nsrc, nchar, total × nchar.
 /// Returns 1, or 0 when the batch is not the in-flight one.
 pub const ACK: &str = r#"
@@ -121,9 +130,10 @@ for i = 1, #items do
     if redis.call('hincrby', KEYS[4], c, -1) <= 0 then redis.call('hdel', KEYS[4], c) end
   end
 end
+redis.call('incrby', KEYS[5], #items)
 local nsrc = tonumber(ARGV[4])
 for j = 1, nsrc do
-  local key = KEYS[4 + j]
+  local key = KEYS[5 + j]
   local first = tonumber(ARGV[3 + 2 * j])
   local last = ARGV[4 + 2 * j]
   local cur = tonumber(redis.call('get', key) or '0')
@@ -132,7 +142,7 @@ end
 local base = 5 + 2 * nsrc
 local nchar = tonumber(ARGV[base])
 for j = 1, nchar do
-  local key = KEYS[4 + nsrc + j]
+  local key = KEYS[5 + nsrc + j]
   local total = tonumber(ARGV[base + j])
   local cur = tonumber(redis.call('get', key) or '-1')
   if total >= cur then redis.call('set', key, ARGV[base + j], 'PX', ARGV[2]) end
