@@ -17,7 +17,8 @@
 //!    acknowledgement, i.e. the whole sync path.
 //!
 //! Run: `cargo bench --bench likes` (needs `redis-server` and MariaDB on 127.0.0.1:3306, as the test
-//! suite; `LIKES_BENCH_REQUESTS` changes the number of measured POSTs, default 100,000). The machine's
+//! suite). `LIKES_BENCH_REQUESTS` sets the number of measured POSTs (default 100,000),
+//! `LIKES_BENCH_BATCH` the sync batch (default 2,000), `LIKES_BENCH_ONLY=post|sync` one part. The machine's
 //! other load shows in the figures: run it on a quiet machine. Failure modes: none — it measures and
 //! prints; a server that is missing fails it at start.
 
@@ -141,14 +142,13 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize) {
 }
 
 /// Part 2: fenced batches straight into the store.
-async fn store_batches(db: &TestDatabase) {
+async fn store_batches(db: &TestDatabase, batch: usize) {
     let store = Store::connect(&mysql(&db.url())).await.unwrap();
     let fence = Fence {
         lock: "bench".into(),
         token: 1,
     };
     let total = 200_000;
-    let batch = 2000;
     let t = Instant::now();
     for b in 0..total / batch {
         let likes = (0..batch)
@@ -180,7 +180,7 @@ async fn store_batches(db: &TestDatabase) {
 }
 
 /// Part 3: the whole sync path from the Redis queue.
-async fn sync_from_redis(redis: &RedisServer, db: &TestDatabase) {
+async fn sync_from_redis(redis: &RedisServer, db: &TestDatabase, batch: usize) {
     let store = Store::connect(&mysql(&db.url())).await.unwrap();
     let handle = RedisHandle::connect(&RedisSettings::Standalone {
         url: RedactedUrl::new(redis.url()),
@@ -191,6 +191,7 @@ async fn sync_from_redis(redis: &RedisServer, db: &TestDatabase) {
     let svc = LikeService::new(
         LikeConfig {
             buffer_max: 1_000_000,
+            sync_batch: batch,
             ..LikeConfig::default()
         },
         store,
@@ -221,7 +222,7 @@ async fn sync_from_redis(redis: &RedisServer, db: &TestDatabase) {
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "sync from Redis: {moved} likes (queue {queued}) claimed, applied and acknowledged in {secs:.2} s = {:.0} likes/s",
+        "sync from Redis: {moved} likes (queue {queued}) in batches of {batch} claimed, applied and acknowledged in {secs:.2} s = {:.0} likes/s",
         moved as f64 / secs
     );
     svc.flush_once().await.unwrap();
@@ -238,16 +239,25 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let batch: usize = std::env::var("LIKES_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let only = std::env::var("LIKES_BENCH_ONLY").unwrap_or_default();
     let redis = RedisServer::start();
-    let db = TestDatabase::create();
-    post_like_latency(&redis, &db, requests);
+    if only.is_empty() || only == "post" {
+        let db = TestDatabase::create();
+        post_like_latency(&redis, &db, requests);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let db2 = TestDatabase::create();
-    rt.block_on(store_batches(&db2));
-    let db3 = TestDatabase::create();
-    rt.block_on(sync_from_redis(&redis, &db3));
+    if only.is_empty() || only == "sync" {
+        let db = TestDatabase::create();
+        rt.block_on(store_batches(&db, batch));
+        let db = TestDatabase::create();
+        rt.block_on(sync_from_redis(&redis, &db, batch));
+    }
 }

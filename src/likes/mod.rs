@@ -828,14 +828,12 @@ impl LikeService {
             if id.is_empty() {
                 break;
             }
-            let items: Vec<QueueItem> = a
-                .next()
-                .map(|v| v.into_array())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|v| v.into_string())
+            let joined = a.next().and_then(|v| v.into_string()).unwrap_or_default();
+            let items: Vec<QueueItem> = joined
+                .split(staging::RECORD_SEP)
+                .filter(|s| !s.is_empty())
                 .filter_map(|s| {
-                    let it = QueueItem::parse(&s);
+                    let it = QueueItem::parse(s);
                     if it.is_none() {
                         tracing::error!(item = %s.escape_debug(), "unparseable like queue item skipped");
                     }
@@ -890,6 +888,7 @@ impl LikeService {
             id.to_string(),
             staging::SYNCED_TTL_MS.to_string(),
             staging::WATERMARK_TTL_MS.to_string(),
+            items.len().to_string(),
             ranges.len().to_string(),
         ];
         for (src, first, last) in &ranges {
@@ -902,6 +901,15 @@ impl LikeService {
             keys.push(staging::synced_key(c));
             args.push(n.to_string());
             self.remember_count(c, *n);
+        }
+        let pairs: std::collections::HashSet<(&str, &str)> = items
+            .iter()
+            .map(|it| (it.character.as_str(), it.liker.as_str()))
+            .collect();
+        args.push(pairs.len().to_string());
+        for (c, l) in pairs {
+            args.push(c.to_string());
+            args.push(pair_key(c, l));
         }
         let call = self
             .inner
