@@ -214,8 +214,14 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize, ra
         .enable_all()
         .build()
         .unwrap();
+    redis_cmd(
+        redis.port,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "1000"],
+    );
+    redis_cmd(redis.port, &["CONFIG", "SET", "slowlog-max-len", "10000"]);
     client_rt.block_on(async {
         closed_loop(&base, 0, 5_000).await;
+        redis_cmd(redis.port, &["SLOWLOG", "RESET"]);
         let (lat, wall) = closed_loop(&base, 1_000_000, requests).await;
         report("POST like, 64 connections, closed loop", lat, wall);
         for (i, rate) in rates.iter().enumerate() {
@@ -233,8 +239,51 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize, ra
             );
         }
     });
+    slow_redis_calls(redis);
     let _ = stop_tx.send(());
     server_rt.block_on(server).unwrap().unwrap();
+}
+
+/// Redis calls that ran longer than 1 ms during the measured POSTs, by script: while one runs, Redis
+/// answers nobody else (the request path's read waits behind it).
+fn slow_redis_calls(redis: &RedisServer) {
+    use maple_gateway::likes::staging;
+    let names: Vec<(String, &str)> = [
+        (staging::FLUSH, "flush"),
+        (staging::CLAIM, "claim"),
+        (staging::ACK, "ack"),
+        (staging::PEEK, "peek"),
+        (staging::FILL, "fill"),
+        (staging::SYNCED, "synced"),
+    ]
+    .into_iter()
+    .map(|(src, name)| {
+        (
+            fred::types::scripts::Script::from_lua(src)
+                .sha1()
+                .to_string(),
+            name,
+        )
+    })
+    .collect();
+    let log = redis_cmd(redis.port, &["SLOWLOG", "GET", "10000"]).unwrap_or_default();
+    // Entries flatten to "id time micros evalsha <sha> …": take the number before each "EVALSHA".
+    let words: Vec<&str> = log.split_whitespace().collect();
+    let mut by: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for (i, w) in words.iter().enumerate() {
+        if w.eq_ignore_ascii_case("evalsha") && i >= 1 && i + 1 < words.len() {
+            let micros: u64 = words[i - 1].trim_start_matches(':').parse().unwrap_or(0);
+            let name = names
+                .iter()
+                .find(|(sha, _)| sha == words[i + 1])
+                .map(|(_, n)| *n)
+                .unwrap_or("other");
+            let e = by.entry(name).or_default();
+            e.0 += 1;
+            e.1 = e.1.max(micros);
+        }
+    }
+    println!("  redis calls over 1 ms during the POST runs (script: count, longest µs): {by:?}");
 }
 
 /// Part 2: fenced batches straight into the store.

@@ -91,8 +91,10 @@ pub const LIKE_SYNC_FAILURES_TOTAL: &str = "maple_like_sync_failures_total";
 /// Entries moved into the database, by path (`direct` is the fallback with Redis down).
 pub const LIKE_SYNCED_TOTAL: &str = "maple_like_synced_entries_total";
 
-/// Entries per flush script call.
-const FLUSH_CHUNK: usize = 2000;
+/// Entries per flush script call (Redis serves nobody else while a script runs: keep each one short).
+const FLUSH_CHUNK: usize = 250;
+/// Cached counts per [`staging::SYNCED`] call.
+const SYNCED_CHUNK: usize = 250;
 /// Bound on a Redis call of the request path.
 const REQUEST_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// Bound on a database count read of the request path.
@@ -302,6 +304,7 @@ struct Scripts {
     peek: Script,
     fill: Script,
     claim: Script,
+    synced: Script,
     ack: Script,
 }
 
@@ -380,6 +383,7 @@ impl LikeService {
                     peek: Script::from_lua(staging::PEEK),
                     fill: Script::from_lua(staging::FILL),
                     claim: Script::from_lua(staging::CLAIM),
+                    synced: Script::from_lua(staging::SYNCED),
                     ack: Script::from_lua(staging::ACK),
                 },
                 redis_cooldown: Mutex::new(None),
@@ -809,11 +813,7 @@ impl LikeService {
             let started = Instant::now();
             let call = self.inner.scripts.claim.evalsha_with_reload::<Value, _, _>(
                 r.client(),
-                vec![
-                    staging::INFLIGHT.to_string(),
-                    staging::BATCH.to_string(),
-                    staging::QUEUE.to_string(),
-                ],
+                vec![staging::INFLIGHT.to_string(), staging::QUEUE.to_string()],
                 vec![
                     format!("lk:{:032x}", rand::random::<u128>()),
                     self.inner.cfg.sync_batch.to_string(),
@@ -876,31 +876,41 @@ impl LikeService {
         items: &[QueueItem],
         applied: &AppliedBatch,
     ) -> Result<(), LikeError> {
+        // The exact MySQL counts first (raise-only, in short calls), then the acknowledgement.
+        for chunk in applied.counts.chunks(SYNCED_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|(c, _)| staging::synced_key(c)).collect();
+            let mut args = vec![staging::SYNCED_TTL_MS.to_string()];
+            for (c, n) in chunk {
+                args.push(n.to_string());
+                self.remember_count(c, *n);
+            }
+            let call =
+                self.inner
+                    .scripts
+                    .synced
+                    .evalsha_with_reload::<i64, _, _>(r.client(), keys, args);
+            tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+                .await
+                .map_err(|_| timed_out("synced counts"))?
+                .map_err(redis_err)?;
+        }
         let ranges = staging::source_ranges(items);
         let mut keys = vec![
             staging::INFLIGHT.to_string(),
-            staging::BATCH.to_string(),
+            staging::QUEUE.to_string(),
             staging::REL.to_string(),
             staging::PENDING.to_string(),
             staging::ACKED.to_string(),
         ];
         let mut args = vec![
             id.to_string(),
-            staging::SYNCED_TTL_MS.to_string(),
             staging::WATERMARK_TTL_MS.to_string(),
-            items.len().to_string(),
             ranges.len().to_string(),
         ];
         for (src, first, last) in &ranges {
             keys.push(staging::watermark_key(src));
             args.push(first.to_string());
             args.push(last.to_string());
-        }
-        args.push(applied.counts.len().to_string());
-        for (c, n) in &applied.counts {
-            keys.push(staging::synced_key(c));
-            args.push(n.to_string());
-            self.remember_count(c, *n);
         }
         let pairs: std::collections::HashSet<(&str, &str)> = items
             .iter()

@@ -10,20 +10,22 @@
 //! | `pending` | hash | character → number of pending pairs in `rel` |
 //! | `synced:<character>` | string, TTL | the character's MySQL `like_count` as of the last sync (a cache) |
 //! | `wm:<src>` | string, TTL 1 day | highest index of `src` such that every index up to it is in MySQL |
-//! | `inflight` / `batch` | string / string | the batch id claimed by the syncer and its entries (`␞`-joined) |
+//! | `inflight` | hash | id and size of the batch the syncer claimed (it stays at the head of `queue`) |
 //! | `pushed` / `acked` | counters | entries ever pushed / acknowledged in this dataset: the queue position |
 //!
 //! Scripts: [`FLUSH`] appends a buffer's entries and answers the position of the last one, the source's
 //! watermark and how many entries were acknowledged so far, refusing when the caller's epoch is not the
 //! current one (the queue is FIFO, so an entry at position p is acknowledged once `acked ≥ p`: if by
 //! then the watermark does not cover it — or if `pushed` fell below p — it was lost, e.g. in a failover
-//! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a character's cached count, pending count and
-//! whether a pair is pending; [`CLAIM`] hands the syncer the in-flight batch if one was left by a syncer
-//! that died, else moves the head of the queue into a new batch; [`ACK`] (after the MySQL commit) removes
-//! the batch's pairs from `rel` and `pending`, advances the watermarks whose range continues them, and
-//! caches the exact MySQL counts — in one step, so the count a reader sees (`synced + pending`) never
-//! dips. The syncer writes the cached counts unconditionally: only the holder of the in-flight batch
-//! can acknowledge, and readers only ever raise a cached count ([`FILL`]). An `ACK` for a batch that is no longer the in-flight one does nothing.
+//! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a
+//! character's cached count, pending count and whether a pair is pending; [`CLAIM`] hands the syncer the
+//! in-flight batch if one was left by a syncer that died, else records the head of the queue as a new
+//! batch; [`SYNCED`] raises the cached MySQL counts after the commit; [`ACK`] trims the batch off the
+//! queue, removes its pairs from `rel` and `pending` and advances the watermarks whose range continues
+//! them. An `ACK` for a batch that is no longer the in-flight one does nothing.
+//!
+//! Redis runs one script at a time and answers nobody meanwhile, so every script is kept short: flushes
+//! go in chunks of a few hundred entries, cached counts in chunks, and no script copies a batch.
 
 /// Field separator (`\x1f`): liker ids and character names never contain control characters.
 pub const SEP: char = '\x1f';
@@ -37,7 +39,6 @@ pub const PENDING: &str = "maple:v1:likes:pending";
 pub const INFLIGHT: &str = "maple:v1:likes:inflight";
 pub const PUSHED: &str = "maple:v1:likes:pushed";
 pub const ACKED: &str = "maple:v1:likes:acked";
-pub const BATCH: &str = "maple:v1:likes:batch";
 
 /// How long a cached synced count lives without a sync refreshing it.
 pub const SYNCED_TTL_MS: u64 = 60_000;
@@ -98,61 +99,74 @@ end
 return 1
 "#;
 
-/// KEYS: inflight, batch, queue. ARGV: new batch id, max entries. Returns {id, entries joined by `\x1e`}
-/// ('' when the queue is empty). The batch is kept as one string until it is acknowledged.
+/// KEYS: inflight, queue. ARGV: new batch id, max entries. Returns {id, entries joined by `\x1e`} ('' when
+/// the queue is empty). The batch stays at the head of the queue (the in-flight hash records its id and
+/// size) until [`ACK`] trims it: claiming copies nothing, and a syncer that died leaves the batch where the
+/// next one finds it.
 pub const CLAIM: &str = r#"
-local cur = redis.call('get', KEYS[1])
-if cur then return {cur, redis.call('get', KEYS[2]) or ''} end
-local items = redis.call('lrange', KEYS[3], 0, tonumber(ARGV[2]) - 1)
-if #items == 0 then return {'', ''} end
-redis.call('ltrim', KEYS[3], #items, -1)
-local joined = table.concat(items, '\30')
-redis.call('set', KEYS[2], joined)
-redis.call('set', KEYS[1], ARGV[1])
-return {ARGV[1], joined}
+local cur = redis.call('hmget', KEYS[1], 'id', 'n')
+local items
+local id = ARGV[1]
+if cur[1] then
+  id = cur[1]
+  items = redis.call('lrange', KEYS[2], 0, tonumber(cur[2]) - 1)
+else
+  items = redis.call('lrange', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+  if #items == 0 then return {'', ''} end
+  redis.call('hset', KEYS[1], 'id', id, 'n', #items)
+end
+return {id, table.concat(items, '\30')}
 "#;
 
-/// KEYS: inflight, batch, rel, pending, acked, then wm:<src> × nsrc, then synced:<character> × nchar.
-/// ARGV: batch id, synced ttl ms, wm ttl ms, entries in the batch, nsrc, (first, last) × nsrc, nchar,
-/// total × nchar, npairs, (character, pair) × npairs — the batch's distinct pairs.
+/// KEYS: synced:<character> × n. ARGV: ttl ms, total × n. Raises cached counts (never lowers them); the
+/// syncer calls it in small chunks after the MySQL commit and before [`ACK`] (so a reader may briefly see
+/// a batch counted twice, never a dip).
+pub const SYNCED: &str = r#"
+for j = 1, #KEYS do
+  local cur = tonumber(redis.call('get', KEYS[j]) or '-1')
+  local total = tonumber(ARGV[j + 1])
+  if total >= cur then redis.call('set', KEYS[j], ARGV[j + 1], 'PX', ARGV[1]) end
+end
+return 1
+"#;
+
+/// KEYS: inflight, queue, rel, pending, acked, then wm:<src> × nsrc. ARGV: batch id, wm ttl ms, nsrc,
+/// (first, last) × nsrc, npairs, (character, pair) × npairs — the batch's distinct pairs.
 /// Returns 1, or 0 when the batch is not the in-flight one.
 pub const ACK: &str = r#"
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('incrby', KEYS[5], tonumber(ARGV[4]))
-local nsrc = tonumber(ARGV[5])
+local cur = redis.call('hmget', KEYS[1], 'id', 'n')
+if cur[1] ~= ARGV[1] then return 0 end
+local n = tonumber(cur[2])
+redis.call('ltrim', KEYS[2], n, -1)
+redis.call('incrby', KEYS[5], n)
+local nsrc = tonumber(ARGV[3])
 for j = 1, nsrc do
   local key = KEYS[5 + j]
-  local first = tonumber(ARGV[4 + 2 * j])
-  local cur = tonumber(redis.call('get', key) or '0')
-  if first == cur + 1 then redis.call('set', key, ARGV[5 + 2 * j], 'PX', ARGV[3]) end
+  local first = tonumber(ARGV[2 + 2 * j])
+  local wm = tonumber(redis.call('get', key) or '0')
+  if first == wm + 1 then redis.call('set', key, ARGV[3 + 2 * j], 'PX', ARGV[2]) end
 end
-local base = 6 + 2 * nsrc
-local nchar = tonumber(ARGV[base])
-for j = 1, nchar do
-  redis.call('set', KEYS[5 + nsrc + j], ARGV[base + j], 'PX', ARGV[2])
-end
-local pbase = base + nchar + 1
+local pbase = 4 + 2 * nsrc
 local npairs = tonumber(ARGV[pbase])
 local drop = {}
 local i = 0
 while i < npairs do
-  local n = math.min(1000, npairs - i)
+  local m = math.min(1000, npairs - i)
   local chars, members = {}, {}
-  for k = 1, n do
+  for k = 1, m do
     chars[k] = ARGV[pbase + 2 * (i + k) - 1]
     members[k] = ARGV[pbase + 2 * (i + k)]
   end
   local member = redis.call('smismember', KEYS[3], unpack(members))
   redis.call('srem', KEYS[3], unpack(members))
-  for k = 1, n do
+  for k = 1, m do
     if member[k] == 1 then drop[chars[k]] = (drop[chars[k]] or 0) + 1 end
   end
-  i = i + n
+  i = i + m
 end
 for c, d in pairs(drop) do
   if redis.call('hincrby', KEYS[4], c, -d) <= 0 then redis.call('hdel', KEYS[4], c) end
 end
-redis.call('del', KEYS[2])
 redis.call('del', KEYS[1])
 return 1
 "#;
