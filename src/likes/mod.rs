@@ -15,9 +15,10 @@
 //!    Lua script per chunk (queue + relation set + pending-count hash, atomically; see [`staging`]).
 //! 3. **Sync** every `MAPLE_LIKE_SYNC_MS` (jittered): the instance that gets the `likes-sync` lock (Redis
 //!    tier, not waiting: the others skip their turn) moves the Redis queue to MySQL in batches of
-//!    `MAPLE_LIKE_SYNC_BATCH`. Each batch is claimed into an in-flight slot with an id, applied in one
-//!    fenced transaction that records the id (a batch applied twice counts once; pairs already stored
-//!    are not counted again), then acknowledged in Redis. A syncer that dies between claim and
+//!    `MAPLE_LIKE_SYNC_BATCH`. Each batch is claimed with an id (it stays at the head of the queue,
+//!    recorded as in flight), applied in one fenced transaction that records the id (a batch applied
+//!    twice counts once; pairs already stored are not counted again), then the cached counts are raised
+//!    and the batch is acknowledged (trimmed off the queue). A syncer that dies between claim and
 //!    acknowledgement leaves the batch in flight; the next syncer applies it again (a no-op in MySQL) and
 //!    acknowledges it.
 //! 4. **Confirm**: the acknowledgement advances per-source watermarks; at its next flush each instance
