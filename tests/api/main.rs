@@ -4,6 +4,7 @@
 mod harness;
 mod helpers;
 
+mod backends;
 mod cache;
 mod foundation;
 mod services;
