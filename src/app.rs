@@ -239,6 +239,7 @@ impl Application {
         } = self;
         let limits = HttpLimits {
             max_concurrency: settings.max_concurrency,
+            client_rps: settings.client_rps,
             request_timeout: settings.request_timeout,
         };
         let router = api::router(state.clone(), &limits);

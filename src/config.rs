@@ -104,6 +104,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "per-request timeout of the HTTP server",
     ),
     (
+        "MAPLE_CLIENT_RPS",
+        "0",
+        "requests per second per client (x-api-client header, else IP) on data routes; 0 = no limit",
+    ),
+    (
         "MAPLE_MAX_CONCURRENCY",
         "1024",
         "requests processed at once; beyond it requests are shed with 503",
@@ -234,6 +239,8 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrency: usize,
+    /// Per-client requests per second on the data routes; 0 = no limit.
+    pub client_rps: u32,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
 }
@@ -327,6 +334,7 @@ struct RawSettings {
     upstream_timeout_ms: Option<NumOrString>,
     request_timeout_ms: Option<NumOrString>,
     max_concurrency: Option<NumOrString>,
+    client_rps: Option<NumOrString>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
 }
@@ -416,6 +424,11 @@ impl RawSettings {
         set(
             &mut self.max_concurrency,
             env("MAPLE_MAX_CONCURRENCY"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.client_rps,
+            env("MAPLE_CLIENT_RPS"),
             NumOrString::Str,
         );
         set(
@@ -612,6 +625,13 @@ impl RawSettings {
             1,
         )?;
         let max_concurrency = num(self.max_concurrency, "MAPLE_MAX_CONCURRENCY", 1024, 1)?;
+        let client_rps = num(self.client_rps, "MAPLE_CLIENT_RPS", 0, 0)?;
+        if client_rps > 1_000_000 {
+            return Err(err(
+                "MAPLE_CLIENT_RPS",
+                format!("must be at most 1000000, got {client_rps}"),
+            ));
+        }
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
         let log_format = match self.log_format.as_deref().map(str::trim) {
@@ -642,6 +662,7 @@ impl RawSettings {
             upstream_timeout: Duration::from_millis(upstream_timeout_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_concurrency: max_concurrency as usize,
+            client_rps: client_rps as u32,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
         })
@@ -770,6 +791,7 @@ mod tests {
             ("MAPLE_L1_MAX_BYTES", "lots"),
             ("MAPLE_UPSTREAM_TIMEOUT_MS", "0"),
             ("MAPLE_LOG_FORMAT", "xml"),
+            ("MAPLE_CLIENT_RPS", "-3"),
             ("MAPLE_XFETCH_BETA", "-1"),
             ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),

@@ -12,9 +12,11 @@
 //! compression layer: data bodies are stored gzip-compressed and sent as stored.
 
 mod characters;
+mod client_limit;
 pub mod error;
 mod health;
 mod middleware;
+mod openapi;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,14 +102,14 @@ pub type AppState = Arc<Services>;
 pub struct HttpLimits {
     pub max_concurrency: usize,
     pub request_timeout: Duration,
+    /// Requests per second per client on the data routes (0 = no limit).
+    pub client_rps: u32,
 }
 
 /// Builds the whole router with its layers.
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
-    let routes = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+    // Data routes (per-client rate limit applies to these only).
+    let mut data: Router<AppState> = Router::new()
         .route(
             "/api/v4/characters/{name}/expectation",
             get(characters::expectation),
@@ -124,7 +126,19 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             "/api/v4/characters/{name}/equipment",
             get(characters::equipment),
         )
-        .route("/api/v1/characters/{name}", get(characters::basic))
+        .route("/api/v1/characters/{name}", get(characters::basic));
+    if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
+        data = data.layer(axum::middleware::from_fn_with_state(
+            limiter,
+            client_limit::limit,
+        ));
+    }
+    let routes = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .merge(data)
         .fallback(not_found)
         .with_state(state.clone());
 
