@@ -6,5 +6,6 @@ mod helpers;
 
 mod backends;
 mod cache;
+mod engine;
 mod foundation;
 mod services;
