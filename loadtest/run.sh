@@ -152,6 +152,8 @@ if [ "$CLUSTER" = 1 ]; then
   SIM_PID=$(cat "$CDIR/sim.pid" 2>/dev/null || echo 0)
   TOPOLOGY="cluster: ${#GW_PORT_LIST[@]} gateways (Redis Sentinel, MariaDB) + simulator"
   # Each run gets its own population, so a cluster that already served earlier runs starts cold again.
+  # With Redis, a forced refresh drops L1 only: warmed names may still be HITs from L2 during the outage.
+  export LOCUST_OUTAGE_WARM_XCACHE=ANY
   export LOCUST_NAME_PREFIX=${LOCUST_NAME_PREFIX:-$(python3 -c 'import time; n = int(time.time()); d = "0123456789abcdefghijklmnopqrstuvwxyz"; print("r" + "".join(d[n // 36**i % 36] for i in range(4, -1, -1)))')}
 else
   SIM_PORT=$(free_port)
