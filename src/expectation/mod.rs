@@ -51,7 +51,7 @@ pub use error::ExpectationError;
 pub use flames::{FlameOdds, FlameResult};
 pub use meso::meso_text;
 pub use model::{Item, ItemEquipment, ItemOption, StrNum};
-pub use option_line::{OptionLine, Stat, Unit};
+pub use option_line::{LineValue, OptionLine, Stat, Unit};
 pub use starforce::{StarforceKind, StarforceOptions, StarforceResult};
 pub use table::{CubeTables, GroupKey, OverOneGroup, TableReport};
 pub use types::{AttackType, CubeType, Grade, MainStat, PartName, Stars};
