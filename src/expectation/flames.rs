@@ -264,7 +264,7 @@ fn shared_memo() -> &'static Mutex<HashMap<MemoKey, Arc<FlameDistribution>>> {
 
 /// Distributions used during one compute call, backed by a process-wide memo.
 ///
-/// A distribution is a pure function of its [`MemoKey`], so sharing it across calls and threads changes no
+/// A distribution is a pure function of its key (level brackets, boss, kind, profile), so sharing it across calls and threads changes no
 /// result; the process-wide memo stops growing at [`SHARED_MEMO_CAPACITY`] entries (further shapes are computed
 /// per call). Keys in practice: a handful of level brackets × boss status × 2 kinds × the profiles seen.
 #[derive(Default)]
