@@ -23,10 +23,16 @@ async fn main() -> std::io::Result<()> {
         async move {
             let mut r = Response::new(axum::body::Body::from(body));
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-            h.insert("x-data-source", HeaderValue::from_static("Data based on NEXON Open API"));
+            h.insert(
+                "x-data-source",
+                HeaderValue::from_static("Data based on NEXON Open API"),
+            );
             h.insert("x-cache", HeaderValue::from_static("HIT"));
             r
         }

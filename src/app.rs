@@ -171,6 +171,9 @@ impl Application {
                 cache.clone(),
                 cancel.clone(),
             ));
+            if let Some(w) = r.watcher(cancel.clone()) {
+                background.spawn(w);
+            }
         }
         let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
         let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
@@ -196,6 +199,7 @@ impl Application {
             redis,
             pipeline,
             characters,
+            admin_token: settings.admin_token.clone(),
         });
 
         Ok(Application {

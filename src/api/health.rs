@@ -55,6 +55,7 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         "database_backend": s.store.backend(),
         "redis_mode": s.redis.as_ref().map(|r| r.mode()),
         "redis_server": s.redis.as_ref().and_then(|r| r.connected_server()),
+        "redis_master": s.redis.as_ref().map(|r| r.master().info()),
         "cube_table": s.table_status,
         "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes},
     });

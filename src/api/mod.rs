@@ -11,6 +11,7 @@
 //! fallible tower layers → load-shed → concurrency limit → timeout → body limit → routes. There is no
 //! compression layer: data bodies are stored gzip-compressed and sent as stored.
 
+mod admin;
 mod characters;
 mod client_limit;
 pub mod error;
@@ -91,6 +92,8 @@ pub struct Services {
     pub table_status: serde_json::Value,
     pub redis: Option<RedisHandle>,
     pub pipeline: Arc<Pipeline>,
+    /// The operator API's bearer token; `None` = no admin routes.
+    pub admin_token: Option<crate::config::Secret>,
     pub characters: Arc<CharacterService>,
 }
 
@@ -133,14 +136,24 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             client_limit::limit,
         ));
     }
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
-        .merge(data)
-        .fallback(not_found)
-        .with_state(state.clone());
+        .merge(data);
+    if state.admin_token.is_some() {
+        let admin = Router::new()
+            .route("/admin/status", get(admin::status))
+            .route("/admin/cache/invalidate/{name}", post(admin::invalidate))
+            .route("/admin/drills/redis-failover", post(admin::redis_failover))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin::auth,
+            ));
+        routes = routes.merge(admin);
+    }
+    let routes = routes.fallback(not_found).with_state(state.clone());
 
     let protection = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(middleware::handle_layer_error))

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    self, CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
@@ -327,7 +327,7 @@ impl CharacterService {
             return Err(f.error);
         }
         if let Some(v) = f.stale.filter(|v| !v.negative) {
-            cache::record_stale();
+            self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
@@ -341,7 +341,7 @@ impl CharacterService {
             && let Ok(Some(snap)) = self.store.get_snapshot(&ocid, &date.key()).await
             && snap.fetched_at_ms + freshness::MAX_AGE.as_millis() as i64 > self.now_ms()
         {
-            cache::record_stale();
+            self.cache.record_stale();
             metrics::counter!("maple_stale_from_database_total").increment(1);
             return Ok(Answer {
                 body_gz: Bytes::from(codec::compress(&snap.payload)),
@@ -460,7 +460,7 @@ impl CharacterService {
                     return Err(f.error);
                 }
                 if let Some(v) = f.stale.filter(|v| !v.negative) {
-                    cache::record_stale();
+                    self.cache.record_stale();
                     return Ok(Answer {
                         body_gz: mark_stale(&v.body_gz)?,
                         status: CacheStatus::Stale,
@@ -524,7 +524,7 @@ impl CharacterService {
                 stale: Some(v),
                 error,
             }) if fallback_allowed(&error) && !v.negative => {
-                cache::record_stale();
+                self.cache.record_stale();
                 (v, CacheStatus::Stale)
             }
             Err(f) => return Err(f.error),

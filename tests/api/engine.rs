@@ -6,7 +6,10 @@ use maple_gateway::sim;
 #[test]
 fn generated_characters_compute_end_to_end_with_the_synthetic_table() {
     let (tables, report) = CubeTables::parse(sim::SYNTHETIC_TABLE_CSV.as_bytes()).unwrap();
-    assert!(report.over_one.is_empty(), "the synthetic table sums to exactly 1 per group");
+    assert!(
+        report.over_one.is_empty(),
+        "the synthetic table sums to exactly 1 per group"
+    );
     let mut potential_blocks = 0;
     let mut available = 0;
     let mut reasons = std::collections::BTreeMap::<String, usize>::new();

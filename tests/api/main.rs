@@ -4,6 +4,7 @@
 mod harness;
 mod helpers;
 
+mod admin;
 mod backends;
 mod cache;
 mod engine;
