@@ -36,8 +36,8 @@ Environment (all optional except LOCUST_SIM_URL for OutageUser):
 - LOCUST_OUTAGE_WARM  names warmed before the outage (default 200, the most popular ranks)
 - LOCUST_OUTAGE_WARM_XCACHE  STALE (default): plain reads of warmed names must be STALE; ANY: HIT is
                       accepted too (with Redis the L2 copy stays fresh, see _setup_outage)
-- LOCUST_EXTRA_OUT    path of a JSON file written at exit with what the CSVs do not hold (distinct names
-                      requested, outage set-up); read by loadtest/run.sh
+- LOCUST_EXTRA_OUT    path of a JSON file written at exit with what the CSVs do not hold (run id, outage
+                      set-up), and prefix of the per-process files listing the names read; read by run.sh
 
 Request names in the stats carry the gateway's cache outcome, e.g. ``GET expectation [HIT]``, so the CSVs
 split latency by HIT / MISS / STALE; the Aggregated row is the whole run.
@@ -124,35 +124,38 @@ def outage_name() -> str:
     return NAMES[min(bisect.bisect_left(_cum, random.random() * _cum[k - 1]), k - 1)]
 
 
-# --- what the CSVs do not hold: distinct names requested (merged from workers on the master) ------------
+# --- what the CSVs do not hold ------------------------------------------------------------------------------
+# Names requested: each process appends every name it requests for the first time to its own file
+# (LOCUST_EXTRA_OUT.names.<pid>, line-buffered), and run.sh takes the union. Files, not worker reports: a
+# worker's last report can miss the master's short wait at exit on a loaded machine.
 
-_seen_local: set[str] = set()  # names this process requested since its last report
-_seen_all: set[str] = set()  # master / local runner: every name requested in the run
+_seen_local: set[str] = set()
+_names_file = None
 _outage_setup: dict = {}
 
 
-@events.report_to_master.add_listener
-def _report(client_id, data, **_kw):
-    data["maple_names"] = list(_seen_local)
-    _seen_local.clear()
-
-
-@events.worker_report.add_listener
-def _merge(client_id, data, **_kw):
-    _seen_all.update(data.get("maple_names", ()))
+def _note_name(name: str) -> None:
+    global _names_file
+    if name in _seen_local:
+        return
+    _seen_local.add(name)
+    if EXTRA_OUT:
+        if _names_file is None:
+            _names_file = open(f"{EXTRA_OUT}.names.{os.getpid()}", "a", buffering=1)
+        _names_file.write(name + "\n")
 
 
 def _write_extra(environment) -> None:
+    if _names_file is not None:
+        _names_file.flush()
     if not EXTRA_OUT or isinstance(environment.runner, WorkerRunner):
         return
-    names = _seen_all | _seen_local  # a local runner never reports: its own set is the run's
     with open(EXTRA_OUT, "w") as f:
         json.dump(
             {
                 "run_id": RUN_ID,
                 "hot_name": HOT_NAME,
                 "characters": N_CHARACTERS,
-                "distinct_names_requested": len(names),
                 "outage_setup": _outage_setup or None,
             },
             f,
@@ -250,7 +253,7 @@ class GatewayUser(FastHttpUser):
         query: str = "",
         full: bool | None = None,
     ):
-        _seen_local.add(name)
+        _note_name(name)
         with self.client.get(
             f"/api/v4/characters/{name}/expectation{query}",
             headers={"Accept-Encoding": "gzip"},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Locust scenarios against a gateway and the standalone Nexon simulator, on loopback.
 #
-#   loadtest/run.sh [--cluster] [--processes N] SCENARIO [USERS] [DURATION]
+#   loadtest/run.sh [--cluster] [--processes N] [--warm|--cold] SCENARIO [USERS] [DURATION]
 #
 #   SCENARIO   reader | hotkey | liker | mixed | outage   (user classes of loadtest/locustfile.py)
 #   USERS      concurrent users (default 500)
@@ -9,6 +9,8 @@
 #   --cluster  run against deploy/local-cluster.sh (2 gateways, Redis Sentinel, MariaDB, simulator on fixed
 #              ports); started if it is not up, and then stopped again at exit
 #   --processes N   locust worker processes (default: the number of cores; 0 = one single process)
+#   --warm / --cold load the whole name population before the clock starts (default for reader and mixed,
+#              at most WARM_MAX_S=60 seconds, most popular names first) / do not
 #
 # Without --cluster: starts `maple-gateway sim` and one `maple-gateway serve` (SQLite, no Redis: the embedded
 # topology, with the simulator out of process so faults and counters are reachable) on free 127.0.0.1 ports,
@@ -24,9 +26,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 CLUSTER=0
+WARM=""
 PROCS=$(nproc 2>/dev/null || echo 1)
 ARGS=()
 while [ $# -gt 0 ]; do
@@ -34,6 +37,8 @@ while [ $# -gt 0 ]; do
     --cluster) CLUSTER=1 ;;
     --processes) [ $# -ge 2 ] || usage; PROCS=$2; shift ;;
     --processes=*) PROCS=${1#*=} ;;
+    --warm) WARM=1 ;;
+    --cold) WARM=0 ;;
     -h|--help) usage ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) ARGS+=("$1") ;;
@@ -52,6 +57,9 @@ case "$SCENARIO" in
   outage) CLASS=OutageUser ;;
   *) echo "unknown scenario '$SCENARIO'" >&2; usage ;;
 esac
+# reader and mixed measure the steady state by default: the population is loaded before the clock starts.
+if [ -z "$WARM" ]; then case "$SCENARIO" in reader|mixed) WARM=1 ;; *) WARM=0 ;; esac; fi
+WARM_MAX_S=${WARM_MAX_S:-60}
 [[ "$USERS" =~ ^[1-9][0-9]*$ ]] || { echo "USERS must be a positive integer, got '$USERS'" >&2; exit 2; }
 [[ "$PROCS" =~ ^[0-9]+$ ]] || { echo "--processes must be a number, got '$PROCS'" >&2; exit 2; }
 case "$DURATION" in
@@ -111,8 +119,10 @@ fi
 LOCUST_VERSION=$("$VENV/bin/python" -c 'import locust; print(locust.__version__)')
 
 # --- the gateway binary -------------------------------------------------------------------------------------
+BIN_NOTE=""
 if [ -n "${MAPLE_BIN:-}" ]; then
   BIN=$MAPLE_BIN
+  BIN_NOTE=" (gateway binary $MAPLE_BIN, built $(date -u -r "$MAPLE_BIN" +%FT%TZ 2>/dev/null || echo '?'))"
   [ -x "$BIN" ] || die "MAPLE_BIN=$BIN is not an executable"
 else
   BIN=target/release/maple-gateway
@@ -182,6 +192,41 @@ if [ "$SCENARIO" = liker ] || [ "$SCENARIO" = mixed ]; then
 fi
 
 curl -fs -m 5 -X DELETE "$SIM_URL/_sim/faults" >/dev/null
+
+# Warm-up: load the population in popularity order through the gateway(s), before the run's clock starts and
+# for at most WARM_MAX_S seconds. Its rate is the cold path's throughput (characters per second end to end).
+echo '{}' >"$OUT/warm.json"
+if [ "$WARM" = 1 ]; then
+  echo "$(date -u +%T) warming the population (at most ${WARM_MAX_S}s)" >&2
+  "$VENV/bin/python" - "$HOSTS" "${LOCUST_NAME_PREFIX:-u}" "${LOCUST_CHARACTERS:-10000}" "$WARM_MAX_S" \
+    "$OUT/warm.json" <<'PY' || die "warm-up failed (see $OUT/warm.json)"
+import json, sys, time, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+hosts, prefix, n, max_s, out = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+t0 = time.monotonic()
+def load(i):
+    if time.monotonic() - t0 > max_s:
+        return None
+    req = urllib.request.Request(f"{hosts[i % len(hosts)]}/api/v4/characters/{prefix}{i}/expectation",
+                                 headers={"Accept-Encoding": "gzip"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return -1
+with ThreadPoolExecutor(8) as pool:
+    codes = list(pool.map(load, range(n)))
+secs = time.monotonic() - t0
+done = [c for c in codes if c is not None]
+res = {"names": n, "loaded": sum(c == 200 for c in done), "errors": sum(c != 200 for c in done),
+       "skipped": n - len(done), "seconds": round(secs, 1), "per_second": round(len(done) / secs, 1)}
+json.dump(res, open(out, "w"))
+sys.exit(1 if res["errors"] else 0)
+PY
+fi
 curl -fs -m 5 -X POST "$SIM_URL/_sim/stats/reset" >/dev/null
 
 # --- run -------------------------------------------------------------------------------------------------------
@@ -271,7 +316,8 @@ set -e
 if [ "$LOCUST_RC" = 124 ] || [ "$LOCUST_RC" = 137 ]; then echo "locust did not finish in time (killed)" >&2; fi
 
 curl -fs -m 5 "$SIM_URL/_sim/stats" >"$OUT/sim-stats.json" || echo '{}' >"$OUT/sim-stats.json"
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+curl -fs -m 5 "$FIRST_HOST/health/ready" >"$OUT/ready.json" || echo '{}' >"$OUT/ready.json"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$BIN_NOTE
 
 set +e
 "$VENV/bin/python" - "$OUT" "$SCENARIO" "$USERS" "$DURATION" "$P99_MS" "$TOPOLOGY" "$LOCUST_VERSION" "$PROCS" \
@@ -293,6 +339,13 @@ except OSError:
     pass
 agg = next((r for r in rows if r["Name"] == "Aggregated"), None)
 extra, cpu, sim = load("extra.json", {}), load("cpu.json", {}), load("sim-stats.json", {})
+names = set()
+for fn in os.listdir(out):
+    if fn.startswith("extra.json.names."):
+        with open(os.path.join(out, fn)) as f:
+            names.update(line.strip() for line in f if line.strip())
+distinct = len(names) if names else None
+ready = load("ready.json", {})
 calls = sim.get("calls", {})
 def num(r, k):
     try:
@@ -320,7 +373,6 @@ else:
     if not p99 <= p99_max:
         problems.append(f"p99 {agg['99%']} ms > {p99_max:g} ms")
 up = f"id {calls.get('id', '?')}, basic {calls.get('basic', '?')}, item_equipment {calls.get('item_equipment', '?')}"
-distinct = extra.get("distinct_names_requested")
 line = f"upstream    /_sim/stats calls during the run: {up}"
 if scen in ("reader", "mixed", "hotkey") and distinct is not None:
     line += f"; {distinct} distinct names read"
@@ -331,7 +383,17 @@ if scen == "hotkey" and isinstance(ie, int):
     if ie != 1:
         problems.append(f"hot key fetched {ie} times upstream")
 elif scen in ("reader", "mixed") and isinstance(ie, int) and distinct is not None and ie > distinct:
-    problems.append(f"{ie} upstream equipment calls for {distinct} names (more than one per key)")
+    problems.append(f"{ie} upstream equipment calls for {distinct} names read (a key fetched twice)")
+cache = ready.get("cache") if isinstance(ready, dict) else None
+if cache:
+    print(f"L1          {cache.get('l1_entries')} entries, {cache.get('l1_bytes', 0) / 2**20:.1f} MiB at the end"
+          + (" (first gateway)" if "cluster" in topo else ""))
+warm = load("warm.json", {})
+if warm:
+    print(f"warm-up     {warm['loaded']} of {warm['names']} names loaded before the clock in {warm['seconds']} s "
+          f"({warm['per_second']}/s, the cold path)" + (f"; {warm['skipped']} left cold (WARM_MAX_S)" if warm["skipped"] else ""))
+elif scen in ("reader", "mixed"):
+    print("warm-up     none (--cold): the run includes the population's first loads")
 if scen == "outage":
     o = extra.get("outage_setup") or {}
     print(f"outage      set-up: {o.get('warmed', '?')} names warmed, {o.get('stale_after_setup', '?')} answering STALE "
