@@ -160,6 +160,8 @@ if [ "$CLUSTER" = 1 ]; then
   CDIR=${MAPLE_CLUSTER_DIR:-$ROOT/var/cluster}
   GW_PIDS=$(cat "$CDIR"/gw*.pid 2>/dev/null | paste -sd, || true)
   SIM_PID=$(cat "$CDIR/sim.pid" 2>/dev/null || echo 0)
+  # Redis, its replica and the Sentinels (started by local-cluster.sh) and the MariaDB server, for the CPU lines.
+  BACKING_PIDS=$( (cat "$CDIR"/redis-*.pid "$CDIR"/sentinel-*.pid 2>/dev/null; pgrep -x mariadbd || true) | paste -sd, || true)
   TOPOLOGY="cluster: ${#GW_PORT_LIST[@]} gateways (Redis Sentinel, MariaDB) + simulator"
   # Each run gets its own population, so a cluster that already served earlier runs starts cold again.
   # With Redis, a forced refresh drops L1 only: warmed names may still be HITs from L2 during the outage.
@@ -176,6 +178,7 @@ else
     MAPLE_UPSTREAM_URL="$SIM_URL" NEXON_API_KEY=loadtest-key \
     "$BIN" serve >"$OUT/gateway.log" 2>&1 &
   GW_PIDS=$!; PIDS+=("$GW_PIDS")
+  BACKING_PIDS=""
   HOSTS="http://127.0.0.1:$GW_PORT"
   wait_http "$HOSTS/health/ready" gateway "$GW_PIDS"
   TOPOLOGY="single gateway (SQLite, no Redis) + simulator"
@@ -242,9 +245,10 @@ timeout -k 15 $((DUR_S + 90)) "${CMD[@]}" >"$OUT/locust.log" 2>&1 &
 LOCUST_PID=$!; PIDS+=("$LOCUST_PID")
 
 # CPU of each side, sampled from /proc once a second while locust runs.
-"$VENV/bin/python" - "$OUT/cpu.json" "$LOCUST_PID" "$GW_PIDS" "$SIM_PID" <<'PY' &
+"$VENV/bin/python" - "$OUT/cpu.json" "$LOCUST_PID" "$GW_PIDS" "$SIM_PID" "${BACKING_PIDS:-}" <<'PY' &
 import json, os, sys, time
 out, root, gws, sim = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3].split(",") if p], int(sys.argv[4] or 0)
+backing = {int(p) for p in sys.argv[5].split(",") if p}
 hz = os.sysconf("SC_CLK_TCK")
 def stat(pid):
     try:
@@ -274,12 +278,12 @@ t0 = time.monotonic(); m0 = machine()
 locust_pids = set()
 while stat(root):
     now = time.monotonic()
-    pids = (descendants(root) - {root}) | set(gws) | {sim}  # root is `timeout`
+    pids = (descendants(root) - {root}) | set(gws) | {sim} | backing  # root is `timeout`
     for p in pids:
         s = stat(p)
         if not s:
             continue
-        role = "gateway" if p in gws else "simulator" if p == sim else "locust"
+        role = "gateway" if p in gws else "simulator" if p == sim else "redis+mariadb" if p in backing else "locust"
         if role == "locust":
             locust_pids.add(p)
         first.setdefault(p, (s[1], now, role))
@@ -405,9 +409,10 @@ if roles:
     lp = roles.get("locust", {}).get("processes", [])
     workers = sorted(lp, key=lambda p: -p["avg_pct"])
     wtxt = ", ".join(f"{p['avg_pct']:.0f}/{p['peak_pct']:.0f}" for p in workers)
-    others = max(0.0, cpu.get("machine_busy_pct", 0.0) - pct("locust") - pct("gateway") - pct("simulator"))
+    others = max(0.0, cpu.get("machine_busy_pct", 0.0) - sum(pct(r) for r in roles))
+    backing = f", redis+mariadb {pct('redis+mariadb'):.0f} %" if "redis+mariadb" in roles else ""
     print(f"CPU         avg % of one core over {cpu.get('wall_s', '?')} s: gateway {pct('gateway'):.0f} %, simulator "
-          f"{pct('simulator'):.0f} %, locust {pct('locust'):.0f} % (per process avg/peak: {wtxt})")
+          f"{pct('simulator'):.0f} %{backing}, locust {pct('locust'):.0f} % (per process avg/peak: {wtxt})")
     print(f"            machine busy {cpu.get('machine_busy_pct', 0):.0f} % of {100 * cpu.get('cores', 1)} %, "
           f"of which other processes {others:.0f} %"
           + ("   <- a locust process near 100 %: locust is the bottleneck" if any(p['peak_pct'] >= 95 for p in lp) else ""))
