@@ -429,4 +429,7 @@ print(f"verdict     {'PASS' if not problems else 'FAIL: ' + '; '.join(problems)}
 sys.exit(0 if not problems else 1)
 PY
 RC=${PIPESTATUS[0]}
+# A log of every run's summary, like bench.sh's results/bench.txt.
+{ echo "== $(date -u +%FT%TZ) loadtest/run.sh $([ "$CLUSTER" = 1 ] && echo '--cluster ')$SCENARIO $USERS $DURATION"
+  cat "$OUT/summary.txt"; } >>"$ROOT/loadtest/results/locust.txt"
 exit "$RC"
