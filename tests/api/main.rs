@@ -6,4 +6,5 @@ mod helpers;
 
 mod cache;
 mod foundation;
+mod resilience;
 mod services;
