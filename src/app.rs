@@ -19,7 +19,7 @@ use crate::cache::{self, CacheConfig, Clock, TieredCache};
 use crate::characters::CharacterService;
 use crate::config::{Secret, Settings};
 use crate::expectation::{CubeTables, TableReport};
-use crate::nexon::NexonClient;
+use crate::nexon::{BreakerConfig, ClientOptions, NexonClient, RateConfig, ResilienceConfig};
 use crate::pipeline::{Pipeline, StandardConfig};
 use crate::redis::{RedisError, RedisHandle};
 use crate::sim;
@@ -105,6 +105,36 @@ fn load_tables(
     Ok((Some(Arc::new(tables)), status))
 }
 
+/// The upstream client's settings: resilience knobs, and the rate budget of the key's type unless overridden.
+fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) -> ClientOptions {
+    let (per_second, per_day) = RateConfig::defaults_for(key, settings.uses_embedded_simulator());
+    ClientOptions {
+        resilience: ResilienceConfig {
+            attempt_timeout: settings.upstream_timeout,
+            deadline: settings.upstream_deadline,
+            max_retries: settings.retry_max,
+            retry_budget_ratio: settings.retry_budget_ratio,
+            breaker: BreakerConfig {
+                failures: settings.breaker_failures,
+                open: settings.breaker_open,
+                open_max: settings.breaker_open_max,
+                probes: settings.breaker_probes,
+            },
+            maintenance_hold: settings.maintenance_hold,
+            auth_hold: settings.auth_hold,
+        },
+        rate: RateConfig {
+            per_second: settings.rate_per_s.unwrap_or(per_second),
+            per_day: settings.rate_per_day.unwrap_or(per_day),
+            max_wait: settings.rate_wait,
+            instances: settings.rate_instances,
+        },
+        redis,
+        alert_webhook: settings.alert_webhook.clone(),
+        instance_id: settings.instance_id.clone(),
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
@@ -146,11 +176,22 @@ impl Application {
                 UpstreamMode::Nexon,
             )
         };
-        let nexon = NexonClient::new(&upstream_base, key, settings.upstream_timeout)
-            .map_err(|e| AppError::Upstream(e.to_string()))?;
-
         let (tables, table_status) = load_tables(&settings)?;
         let redis = RedisHandle::connect(&settings.redis).await?;
+        let nexon = NexonClient::new(
+            &upstream_base,
+            key.clone(),
+            client_options(&settings, key.expose(), redis.clone()),
+        )
+        .map_err(|e| AppError::Upstream(e.to_string()))?;
+        let rate = nexon.status().rate;
+        tracing::info!(
+            per_second = rate.per_second,
+            per_day = ?rate.per_day,
+            mode = ?rate.mode,
+            wait_ms = rate.max_wait_ms,
+            "upstream rate budget"
+        );
         let cache = TieredCache::new(
             CacheConfig {
                 l1_max_bytes: settings.l1_max_bytes,

@@ -119,6 +119,76 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may drain at shutdown",
     ),
     ("MAPLE_LOG_FORMAT", "text", "text or json"),
+    (
+        "MAPLE_UPSTREAM_DEADLINE_MS",
+        "8000",
+        "overall deadline of one logical upstream call, retries and rate waits included",
+    ),
+    (
+        "MAPLE_RETRY_MAX",
+        "2",
+        "retries of a failed upstream attempt (connect errors, timeouts, 5xx, 429 only; 0-2)",
+    ),
+    (
+        "MAPLE_RETRY_BUDGET_RATIO",
+        "0.2",
+        "retries allowed as a share of upstream calls over a 10 s sliding window (0-1)",
+    ),
+    (
+        "MAPLE_BREAKER_FAILURES",
+        "5",
+        "consecutive upstream faults that open the circuit breaker",
+    ),
+    (
+        "MAPLE_BREAKER_OPEN_MS",
+        "5000",
+        "first open period of the circuit breaker (doubles after each failed probe)",
+    ),
+    (
+        "MAPLE_BREAKER_OPEN_MAX_MS",
+        "60000",
+        "longest open period of the circuit breaker",
+    ),
+    (
+        "MAPLE_BREAKER_PROBES",
+        "1",
+        "concurrent trial calls the half-open breaker admits",
+    ),
+    (
+        "MAPLE_MAINTENANCE_HOLD_S",
+        "300",
+        "after an upstream maintenance answer (00010/00011), serve stale only for this long",
+    ),
+    (
+        "MAPLE_AUTH_HOLD_S",
+        "60",
+        "after the upstream refused the key (00002/00005), make no call for this long",
+    ),
+    (
+        "MAPLE_RATE_PER_S",
+        "by key type",
+        "shared upstream budget per second: test_ keys 5, others 500, embedded simulator 10000",
+    ),
+    (
+        "MAPLE_RATE_PER_DAY",
+        "by key type",
+        "shared upstream budget per KST day: test_ keys 1000, others 20000000, embedded simulator unlimited",
+    ),
+    (
+        "MAPLE_RATE_WAIT_MS",
+        "100",
+        "longest an interactive request waits for a rate slot before stale / 429 (background never waits)",
+    ),
+    (
+        "MAPLE_RATE_INSTANCES",
+        "1",
+        "N: without Redis (or while it is down) each instance uses 1/N of the rate budget",
+    ),
+    (
+        "MAPLE_ALERT_WEBHOOK",
+        "(unset)",
+        "http(s) URL receiving a JSON POST when the breaker opens, maintenance begins or the key is refused",
+    ),
 ];
 
 /// A value that must never be printed.
@@ -243,6 +313,22 @@ pub struct Settings {
     pub client_rps: u32,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub upstream_deadline: Duration,
+    pub retry_max: u32,
+    pub retry_budget_ratio: f64,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    pub breaker_open_max: Duration,
+    pub breaker_probes: u32,
+    pub maintenance_hold: Duration,
+    pub auth_hold: Duration,
+    /// `None`: the key type's default.
+    pub rate_per_s: Option<u64>,
+    /// `None`: the key type's default.
+    pub rate_per_day: Option<u64>,
+    pub rate_wait: Duration,
+    pub rate_instances: u32,
+    pub alert_webhook: Option<String>,
 }
 
 impl Settings {
@@ -337,6 +423,20 @@ struct RawSettings {
     client_rps: Option<NumOrString>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
+    upstream_deadline_ms: Option<NumOrString>,
+    retry_max: Option<NumOrString>,
+    retry_budget_ratio: Option<String>,
+    breaker_failures: Option<NumOrString>,
+    breaker_open_ms: Option<NumOrString>,
+    breaker_open_max_ms: Option<NumOrString>,
+    breaker_probes: Option<NumOrString>,
+    maintenance_hold_s: Option<NumOrString>,
+    auth_hold_s: Option<NumOrString>,
+    rate_per_s: Option<NumOrString>,
+    rate_per_day: Option<NumOrString>,
+    rate_wait_ms: Option<NumOrString>,
+    rate_instances: Option<NumOrString>,
+    alert_webhook: Option<String>,
 }
 
 /// TOML numbers may be written as numbers or strings; env values are always strings.
@@ -437,6 +537,72 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(&mut self.log_format, env("MAPLE_LOG_FORMAT"), |v| v);
+        set(
+            &mut self.upstream_deadline_ms,
+            env("MAPLE_UPSTREAM_DEADLINE_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.retry_max,
+            env("MAPLE_RETRY_MAX"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.retry_budget_ratio,
+            env("MAPLE_RETRY_BUDGET_RATIO"),
+            |v| v,
+        );
+        set(
+            &mut self.breaker_failures,
+            env("MAPLE_BREAKER_FAILURES"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_open_ms,
+            env("MAPLE_BREAKER_OPEN_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_open_max_ms,
+            env("MAPLE_BREAKER_OPEN_MAX_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_probes,
+            env("MAPLE_BREAKER_PROBES"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.maintenance_hold_s,
+            env("MAPLE_MAINTENANCE_HOLD_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.auth_hold_s,
+            env("MAPLE_AUTH_HOLD_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_per_s,
+            env("MAPLE_RATE_PER_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_per_day,
+            env("MAPLE_RATE_PER_DAY"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_wait_ms,
+            env("MAPLE_RATE_WAIT_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_instances,
+            env("MAPLE_RATE_INSTANCES"),
+            NumOrString::Str,
+        );
+        set(&mut self.alert_webhook, env("MAPLE_ALERT_WEBHOOK"), |v| v);
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
@@ -634,6 +800,81 @@ impl RawSettings {
         }
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
+        let upstream_deadline_ms = num(
+            self.upstream_deadline_ms,
+            "MAPLE_UPSTREAM_DEADLINE_MS",
+            8_000,
+            1,
+        )?;
+        let retry_max = num(self.retry_max, "MAPLE_RETRY_MAX", 2, 0)?;
+        if retry_max > 2 {
+            return Err(err(
+                "MAPLE_RETRY_MAX",
+                format!("must be at most 2, got {retry_max}"),
+            ));
+        }
+        let retry_budget_ratio = match self.retry_budget_ratio.as_deref().map(str::trim) {
+            None => 0.2,
+            Some(r) => match r.parse::<f64>() {
+                Ok(v) if v.is_finite() && (0.0..=1.0).contains(&v) => v,
+                _ => {
+                    return Err(err(
+                        "MAPLE_RETRY_BUDGET_RATIO",
+                        format!("expected a number in [0, 1], got {r:?}"),
+                    ));
+                }
+            },
+        };
+        let breaker_failures = num(self.breaker_failures, "MAPLE_BREAKER_FAILURES", 5, 1)?;
+        let breaker_open_ms = num(self.breaker_open_ms, "MAPLE_BREAKER_OPEN_MS", 5_000, 10)?;
+        let breaker_open_max_ms = num(
+            self.breaker_open_max_ms,
+            "MAPLE_BREAKER_OPEN_MAX_MS",
+            60_000.max(breaker_open_ms),
+            10,
+        )?;
+        if breaker_open_max_ms < breaker_open_ms {
+            return Err(err(
+                "MAPLE_BREAKER_OPEN_MAX_MS",
+                format!(
+                    "must not be below MAPLE_BREAKER_OPEN_MS ({breaker_open_ms}), got {breaker_open_max_ms}"
+                ),
+            ));
+        }
+        let breaker_probes = num(self.breaker_probes, "MAPLE_BREAKER_PROBES", 1, 1)?;
+        let maintenance_hold_s = num(self.maintenance_hold_s, "MAPLE_MAINTENANCE_HOLD_S", 300, 1)?;
+        let auth_hold_s = num(self.auth_hold_s, "MAPLE_AUTH_HOLD_S", 60, 1)?;
+        let rate_per_s = self
+            .rate_per_s
+            .map(|v| v.parse_u64("MAPLE_RATE_PER_S", 1))
+            .transpose()?;
+        let rate_per_day = self
+            .rate_per_day
+            .map(|v| v.parse_u64("MAPLE_RATE_PER_DAY", 1))
+            .transpose()?;
+        let rate_wait_ms = num(self.rate_wait_ms, "MAPLE_RATE_WAIT_MS", 100, 0)?;
+        let rate_instances = num(self.rate_instances, "MAPLE_RATE_INSTANCES", 1, 1)?;
+        if rate_instances > 1_000 {
+            return Err(err(
+                "MAPLE_RATE_INSTANCES",
+                format!("must be at most 1000, got {rate_instances}"),
+            ));
+        }
+        let alert_webhook = match self.alert_webhook.map(|w| w.trim().to_string()) {
+            None => None,
+            Some(w) if w.is_empty() => None,
+            Some(w) if w.starts_with("http://") || w.starts_with("https://") => Some(w),
+            Some(w) => {
+                return Err(err(
+                    "MAPLE_ALERT_WEBHOOK",
+                    format!(
+                        "expected an http:// or https:// URL, got {:?}",
+                        redact_url(&w)
+                    ),
+                ));
+            }
+        };
+
         let log_format = match self.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -665,6 +906,20 @@ impl RawSettings {
             client_rps: client_rps as u32,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
+            upstream_deadline: Duration::from_millis(upstream_deadline_ms),
+            retry_max: retry_max as u32,
+            retry_budget_ratio,
+            breaker_failures: breaker_failures.min(u32::MAX as u64) as u32,
+            breaker_open: Duration::from_millis(breaker_open_ms),
+            breaker_open_max: Duration::from_millis(breaker_open_max_ms),
+            breaker_probes: breaker_probes.min(u32::MAX as u64) as u32,
+            maintenance_hold: Duration::from_secs(maintenance_hold_s),
+            auth_hold: Duration::from_secs(auth_hold_s),
+            rate_per_s,
+            rate_per_day,
+            rate_wait: Duration::from_millis(rate_wait_ms),
+            rate_instances: rate_instances as u32,
+            alert_webhook,
         })
     }
 }
@@ -717,6 +972,53 @@ mod tests {
         assert!(s.admin_token.is_none());
         assert_eq!(s.l1_max_bytes, 256 << 20);
         assert!(!s.instance_id.is_empty());
+        assert_eq!(s.upstream_deadline, Duration::from_millis(8_000));
+        assert_eq!(s.retry_max, 2);
+        assert_eq!(s.retry_budget_ratio, 0.2);
+        assert_eq!(s.breaker_failures, 5);
+        assert_eq!(s.breaker_open, Duration::from_secs(5));
+        assert_eq!(s.breaker_open_max, Duration::from_secs(60));
+        assert_eq!(s.breaker_probes, 1);
+        assert_eq!(s.maintenance_hold, Duration::from_secs(300));
+        assert_eq!(s.auth_hold, Duration::from_secs(60));
+        assert_eq!(
+            (s.rate_per_s, s.rate_per_day),
+            (None, None),
+            "from the key type"
+        );
+        assert_eq!(s.rate_wait, Duration::from_millis(100));
+        assert_eq!(s.rate_instances, 1);
+        assert_eq!(s.alert_webhook, None);
+    }
+
+    #[test]
+    fn resilience_settings_are_read_from_the_environment() {
+        let s = load(
+            None,
+            &[
+                ("MAPLE_BREAKER_OPEN_MS", "200"),
+                ("MAPLE_BREAKER_FAILURES", "3"),
+                ("MAPLE_RATE_PER_S", "7"),
+                ("MAPLE_RATE_WAIT_MS", "0"),
+                ("MAPLE_ALERT_WEBHOOK", "http://127.0.0.1:9/hook"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.breaker_open, Duration::from_millis(200));
+        assert_eq!(s.breaker_open_max, Duration::from_secs(60));
+        assert_eq!(s.breaker_failures, 3);
+        assert_eq!(s.rate_per_s, Some(7));
+        assert_eq!(s.rate_wait, Duration::ZERO);
+        assert_eq!(s.alert_webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
+        let e = load(
+            None,
+            &[
+                ("MAPLE_BREAKER_OPEN_MS", "20000"),
+                ("MAPLE_BREAKER_OPEN_MAX_MS", "10000"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "MAPLE_BREAKER_OPEN_MAX_MS");
     }
 
     #[test]
@@ -795,6 +1097,20 @@ mod tests {
             ("MAPLE_XFETCH_BETA", "-1"),
             ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),
+            ("MAPLE_UPSTREAM_DEADLINE_MS", "0"),
+            ("MAPLE_RETRY_MAX", "3"),
+            ("MAPLE_RETRY_BUDGET_RATIO", "1.5"),
+            ("MAPLE_BREAKER_FAILURES", "0"),
+            ("MAPLE_BREAKER_OPEN_MS", "soon"),
+            ("MAPLE_BREAKER_OPEN_MAX_MS", "9"),
+            ("MAPLE_BREAKER_PROBES", "0"),
+            ("MAPLE_MAINTENANCE_HOLD_S", "0"),
+            ("MAPLE_AUTH_HOLD_S", "-1"),
+            ("MAPLE_RATE_PER_S", "0"),
+            ("MAPLE_RATE_PER_DAY", "many"),
+            ("MAPLE_RATE_WAIT_MS", "1.5"),
+            ("MAPLE_RATE_INSTANCES", "0"),
+            ("MAPLE_ALERT_WEBHOOK", "mailto:ops@example.com"),
         ];
         for (name, value) in cases {
             let e = load(None, &[(name, value)]).unwrap_err();

@@ -8,7 +8,8 @@
 //!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
 //!   old, or `force`) the caller waits for a load. A load failure returns [`LoadFailure`] with the last value
 //!   still within `stale_until` (if any), so the read path can serve it as `STALE` — the decision is the
-//!   caller's, not the cache's.
+//!   caller's, not the cache's. The loader is told its [`LoadMode`]: `Background` for the refreshes the cache
+//!   spawns by itself, `Interactive` when a caller waits.
 //! - Flight: concurrent loads of one key in this instance share one spawned task (a caller that goes away —
 //!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
 //!   cluster ([`flight`]). A leader that dies is replaced after its lease; followers wait at most
@@ -140,6 +141,15 @@ impl CacheStatus {
 pub struct Served {
     pub value: Arc<CachedValue>,
     pub status: CacheStatus,
+}
+
+/// Who a load runs for: a caller waiting for it, or a refresh nobody waits for (stale-while-revalidate,
+/// XFetch). Loaders pass it on so background refreshes never wait for, nor crowd out, the upstream budget
+/// interactive requests need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMode {
+    Interactive,
+    Background,
 }
 
 /// A failed load, with the last value still servable as stale (if any).
@@ -458,7 +468,7 @@ where
         load: F,
     ) -> Result<Served, LoadFailure<E>>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let now = self.inner.clock.now_ms();
@@ -494,7 +504,10 @@ where
             }
         }
         let min_fetched = if force { now } else { i64::MIN };
-        match self.flight(key, min_fetched, load).await {
+        match self
+            .flight(key, min_fetched, move || load(LoadMode::Interactive))
+            .await
+        {
             Ok(value) => {
                 record_miss();
                 self.count(CacheStatus::Miss);
@@ -513,14 +526,17 @@ where
     /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
     fn refresh_in_background<F, Fut>(&self, key: &str, load: F)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let this = self.clone();
         let key = key.to_string();
         let min = self.inner.clock.now_ms();
         tokio::spawn(async move {
-            if let Err(e) = this.flight(&key, min, load).await {
+            if let Err(e) = this
+                .flight(&key, min, move || load(LoadMode::Background))
+                .await
+            {
                 metrics::counter!("maple_cache_refresh_failures_total").increment(1);
                 tracing::debug!(%key, error = %e, "background refresh failed");
             }

@@ -13,6 +13,10 @@
 //!   (`equipment_snapshots`). Without one the upstream's error is returned (503 + `Retry-After`).
 //!   Malformed upstream responses (502) are never cached and never replaced by stale data silently: they are
 //!   a bug to see.
+//! - Data being prepared (00009) is served the same way, flagged `"data_preparing": true` in JSON envelopes.
+//! - Loads run with the cache's [`LoadMode`], passed to the client as a [`Priority`]: background refreshes
+//!   never wait for a rate slot, are not retried, and are skipped outright (no database or render work)
+//!   while the client says the upstream would refuse them (open breaker, maintenance or key hold).
 //! - Every raw equipment payload fetched is also written (gzip) to the database as the source of last resort;
 //!   those writes run in the background and are counted, and their failure never fails the request.
 
@@ -24,11 +28,11 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
-use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid};
+use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid, Priority};
 use crate::store::{CharacterRow, Store, codec};
 
 /// How long "character not found" is remembered.
@@ -135,6 +139,8 @@ pub struct Answer {
     pub body_gz: Bytes,
     pub status: CacheStatus,
     pub fetched_at_ms: i64,
+    /// Served stale because the upstream is still preparing the data (00009).
+    pub data_preparing: bool,
 }
 
 /// The service.
@@ -152,6 +158,8 @@ struct ExpectationEnvelope<'a> {
     date: Option<String>,
     data_as_of: String,
     stale: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    data_preparing: bool,
     #[serde(flatten)]
     expectation: &'a expectation::Expectation,
 }
@@ -209,12 +217,26 @@ impl CharacterService {
         name: &CharacterName,
         force: bool,
     ) -> Result<Ocid, CharacterError> {
+        self.ocid_for(name, force, Priority::Interactive).await
+    }
+
+    /// As [`CharacterService::ocid`], on behalf of a load of the given priority (a background refresh that
+    /// needs the ocid loads it as background work too).
+    async fn ocid_for(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        force: bool,
+        outer: Priority,
+    ) -> Result<Ocid, CharacterError> {
         let key = format!("{}ocid", Self::prefix(name));
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move { this.load_ocid(&n).await })
+            .get_or_load(&key, force, move |mode| async move {
+                let p = combine(outer, mode);
+                this.load_ocid(&n, p).await
+            })
             .await;
         let served = match served {
             Ok(s) => s,
@@ -245,9 +267,11 @@ impl CharacterService {
     async fn load_ocid(
         self: Arc<Self>,
         name: &CharacterName,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
+        skip_if_refused(&self.nexon, priority)?;
         let now = self.now_ms();
-        match self.nexon.ocid(name).await {
+        match self.nexon.ocid(name, priority).await {
             Ok(ocid) => {
                 let w = freshness::window(None, now);
                 // The ocid rarely changes: keep it for a day, refresh in the background after that.
@@ -297,13 +321,26 @@ impl CharacterService {
         date: DataDate,
         force: bool,
     ) -> Result<Answer, CharacterError> {
+        self.equipment_for(name, date, force, Priority::Interactive)
+            .await
+    }
+
+    /// As [`CharacterService::equipment`], on behalf of a load of the given priority.
+    async fn equipment_for(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        date: DataDate,
+        force: bool,
+        outer: Priority,
+    ) -> Result<Answer, CharacterError> {
         let key = format!("{}eq:{}", Self::prefix(name), date.key());
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move {
-                this.load_equipment(&n, date, force).await
+            .get_or_load(&key, force, move |mode| async move {
+                this.load_equipment(&n, date, force, combine(outer, mode))
+                    .await
             })
             .await;
         match served {
@@ -312,6 +349,7 @@ impl CharacterService {
                 body_gz: s.value.body_gz.clone(),
                 status: s.status,
                 fetched_at_ms: s.value.fetched_at_ms,
+                data_preparing: false,
             }),
             Err(f) => self.equipment_fallback(name, date, f).await,
         }
@@ -326,12 +364,14 @@ impl CharacterService {
         if !fallback_allowed(&f.error) {
             return Err(f.error);
         }
+        let data_preparing = is_data_preparing(&f.error);
         if let Some(v) = f.stale.filter(|v| !v.negative) {
             self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
                 fetched_at_ms: v.fetched_at_ms,
+                data_preparing,
             });
         }
         // Last resort: the database snapshot, when we know the ocid.
@@ -347,6 +387,7 @@ impl CharacterService {
                 body_gz: Bytes::from(codec::compress(&snap.payload)),
                 status: CacheStatus::Stale,
                 fetched_at_ms: snap.fetched_at_ms,
+                data_preparing,
             });
         }
         Err(f.error)
@@ -357,8 +398,10 @@ impl CharacterService {
         name: &CharacterName,
         date: DataDate,
         force: bool,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
-        let ocid = match self.ocid(name, force).await {
+        skip_if_refused(&self.nexon, priority)?;
+        let ocid = match self.ocid_for(name, force, priority).await {
             Ok(o) => o,
             Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
             Err(e) => return Err(e),
@@ -366,7 +409,7 @@ impl CharacterService {
         let now = self.now_ms();
         let (raw, _parsed) = match self
             .nexon
-            .item_equipment(&ocid, date.query().as_deref())
+            .item_equipment(&ocid, date.query().as_deref(), priority)
             .await
         {
             Ok(r) => r,
@@ -433,8 +476,11 @@ impl CharacterService {
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move {
-                let eq = this.equipment(&n, date, force).await?;
+            .get_or_load(&key, force, move |mode| async move {
+                let priority = combine(Priority::Interactive, mode);
+                // A refresh that cannot reach the upstream would only re-derive the same stale copy.
+                skip_if_refused(&this.nexon, priority)?;
+                let eq = this.equipment_for(&n, date, force, priority).await?;
                 let stale = eq.status == CacheStatus::Stale;
                 let mut v = this.render_expectation(&n, date, &opts, &eq, stale)?;
                 if stale {
@@ -449,22 +495,29 @@ impl CharacterService {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),
             Ok(s) => {
                 let stale = s.value.fresh_until_ms <= s.value.fetched_at_ms;
+                if stale && s.status != CacheStatus::Miss {
+                    // Derived from a stale copy earlier and served again from the cache: a stale serve.
+                    self.cache.record_stale();
+                }
                 Ok(Answer {
                     body_gz: s.value.body_gz.clone(),
                     status: if stale { CacheStatus::Stale } else { s.status },
                     fetched_at_ms: s.value.fetched_at_ms,
+                    data_preparing: false,
                 })
             }
             Err(f) => {
                 if !fallback_allowed(&f.error) {
                     return Err(f.error);
                 }
+                let data_preparing = is_data_preparing(&f.error);
                 if let Some(v) = f.stale.filter(|v| !v.negative) {
                     self.cache.record_stale();
                     return Ok(Answer {
-                        body_gz: mark_stale(&v.body_gz)?,
+                        body_gz: mark_stale(&v.body_gz, data_preparing)?,
                         status: CacheStatus::Stale,
                         fetched_at_ms: v.fetched_at_ms,
+                        data_preparing,
                     });
                 }
                 Err(f.error)
@@ -490,6 +543,7 @@ impl CharacterService {
             date: date.query(),
             data_as_of: rfc3339(eq.fetched_at_ms),
             stale,
+            data_preparing: eq.data_preparing,
             expectation: &exp,
         };
         let json = serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
@@ -511,21 +565,20 @@ impl CharacterService {
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(
-                &key,
-                false,
-                move || async move { this.load_basic(&n).await },
-            )
+            .get_or_load(&key, false, move |mode| async move {
+                this.load_basic(&n, combine(Priority::Interactive, mode))
+                    .await
+            })
             .await;
-        let (value, status) = match served {
+        let (value, status, data_preparing) = match served {
             Ok(s) if s.value.negative => return Err(CharacterError::NotFound),
-            Ok(s) => (s.value, s.status),
+            Ok(s) => (s.value, s.status, false),
             Err(LoadFailure {
                 stale: Some(v),
                 error,
             }) if fallback_allowed(&error) && !v.negative => {
                 self.cache.record_stale();
-                (v, CacheStatus::Stale)
+                (v, CacheStatus::Stale, is_data_preparing(&error))
             }
             Err(f) => return Err(f.error),
         };
@@ -544,25 +597,31 @@ impl CharacterService {
             serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
         v["like_count"] = likes.into();
         v["stale"] = (status == CacheStatus::Stale).into();
+        if data_preparing {
+            v["data_preparing"] = true.into();
+        }
         let json = serde_json::to_vec(&v).map_err(|e| CharacterError::Internal(e.to_string()))?;
         Ok(Answer {
             body_gz: Bytes::from(codec::compress(&json)),
             status,
             fetched_at_ms: value.fetched_at_ms,
+            data_preparing,
         })
     }
 
     async fn load_basic(
         self: Arc<Self>,
         name: &CharacterName,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
-        let ocid = match self.ocid(name, false).await {
+        skip_if_refused(&self.nexon, priority)?;
+        let ocid = match self.ocid_for(name, false, priority).await {
             Ok(o) => o,
             Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
             Err(e) => return Err(e),
         };
         let now = self.now_ms();
-        let b = match self.nexon.basic(&ocid, None).await {
+        let b = match self.nexon.basic(&ocid, None, priority).await {
             Ok(b) => b,
             Err(NexonError::NotFound) => return Ok(negative(now)),
             Err(e) => return Err(e.into()),
@@ -617,8 +676,30 @@ fn fallback_allowed(e: &CharacterError) -> bool {
                 | NexonError::RateLimited { .. }
                 | NexonError::DataPreparing
                 | NexonError::Auth(_)
+                | NexonError::CircuitOpen { .. }
+                | NexonError::Held { .. }
         ),
         _ => false,
+    }
+}
+
+fn is_data_preparing(e: &CharacterError) -> bool {
+    matches!(e, CharacterError::Upstream(NexonError::DataPreparing))
+}
+
+/// A load on behalf of the cache's `mode`, inside work of priority `outer`: background if either is.
+fn combine(outer: Priority, mode: LoadMode) -> Priority {
+    match (outer, mode) {
+        (Priority::Interactive, LoadMode::Interactive) => Priority::Interactive,
+        _ => Priority::Background,
+    }
+}
+
+/// Background work that the client would refuse anyway fails at once (no database reads, no rendering).
+fn skip_if_refused(nexon: &NexonClient, priority: Priority) -> Result<(), CharacterError> {
+    match (priority, nexon.refusal()) {
+        (Priority::Background, Some(e)) => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -650,11 +731,14 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Rewrites a cached expectation body with `"stale": true` (only on the degraded path).
-fn mark_stale(body_gz: &[u8]) -> Result<Bytes, CharacterError> {
+fn mark_stale(body_gz: &[u8], data_preparing: bool) -> Result<Bytes, CharacterError> {
     let raw = codec::decompress(body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
     let mut v: serde_json::Value =
         serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
     v["stale"] = true.into();
+    if data_preparing {
+        v["data_preparing"] = true.into();
+    }
     Ok(Bytes::from(codec::compress(
         &serde_json::to_vec(&v).expect("json"),
     )))

@@ -9,4 +9,5 @@ mod backends;
 mod cache;
 mod engine;
 mod foundation;
+mod resilience;
 mod services;
