@@ -189,6 +189,26 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "(unset)",
         "http(s) URL receiving a JSON POST when the breaker opens, maintenance begins or the key is refused",
     ),
+    (
+        "MAPLE_LIKE_FLUSH_MS",
+        "500",
+        "how often accepted likes move from the in-process buffer to Redis",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_MS",
+        "2000",
+        "how often one instance moves likes from Redis (or from its buffer, Redis down) to the database",
+    ),
+    (
+        "MAPLE_LIKE_BUFFER_MAX",
+        "200000",
+        "likes an instance keeps until the database has them; when full, new likes get 503",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_BATCH",
+        "2000",
+        "likes per database transaction of the sync (1-10000)",
+    ),
 ];
 
 /// A value that must never be printed.
@@ -329,6 +349,10 @@ pub struct Settings {
     pub rate_wait: Duration,
     pub rate_instances: u32,
     pub alert_webhook: Option<String>,
+    pub like_flush: Duration,
+    pub like_sync: Duration,
+    pub like_buffer_max: usize,
+    pub like_sync_batch: usize,
 }
 
 impl Settings {
@@ -437,6 +461,10 @@ struct RawSettings {
     rate_wait_ms: Option<NumOrString>,
     rate_instances: Option<NumOrString>,
     alert_webhook: Option<String>,
+    like_flush_ms: Option<NumOrString>,
+    like_sync_ms: Option<NumOrString>,
+    like_buffer_max: Option<NumOrString>,
+    like_sync_batch: Option<NumOrString>,
 }
 
 /// TOML numbers may be written as numbers or strings; env values are always strings.
@@ -603,6 +631,26 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(&mut self.alert_webhook, env("MAPLE_ALERT_WEBHOOK"), |v| v);
+        set(
+            &mut self.like_flush_ms,
+            env("MAPLE_LIKE_FLUSH_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_ms,
+            env("MAPLE_LIKE_SYNC_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_buffer_max,
+            env("MAPLE_LIKE_BUFFER_MAX"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_batch,
+            env("MAPLE_LIKE_SYNC_BATCH"),
+            NumOrString::Str,
+        );
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
@@ -874,6 +922,16 @@ impl RawSettings {
                 ));
             }
         };
+        let like_flush_ms = num(self.like_flush_ms, "MAPLE_LIKE_FLUSH_MS", 500, 10)?;
+        let like_sync_ms = num(self.like_sync_ms, "MAPLE_LIKE_SYNC_MS", 2000, 50)?;
+        let like_buffer_max = num(self.like_buffer_max, "MAPLE_LIKE_BUFFER_MAX", 200_000, 1)?;
+        let like_sync_batch = num(self.like_sync_batch, "MAPLE_LIKE_SYNC_BATCH", 2000, 1)?;
+        if like_sync_batch > 10_000 {
+            return Err(err(
+                "MAPLE_LIKE_SYNC_BATCH",
+                format!("must be at most 10000, got {like_sync_batch}"),
+            ));
+        }
 
         let log_format = match self.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
@@ -920,6 +978,10 @@ impl RawSettings {
             rate_wait: Duration::from_millis(rate_wait_ms),
             rate_instances: rate_instances as u32,
             alert_webhook,
+            like_flush: Duration::from_millis(like_flush_ms),
+            like_sync: Duration::from_millis(like_sync_ms),
+            like_buffer_max: like_buffer_max as usize,
+            like_sync_batch: like_sync_batch as usize,
         })
     }
 }
@@ -1111,6 +1173,10 @@ mod tests {
             ("MAPLE_RATE_WAIT_MS", "1.5"),
             ("MAPLE_RATE_INSTANCES", "0"),
             ("MAPLE_ALERT_WEBHOOK", "mailto:ops@example.com"),
+            ("MAPLE_LIKE_FLUSH_MS", "5"),
+            ("MAPLE_LIKE_SYNC_MS", "soon"),
+            ("MAPLE_LIKE_BUFFER_MAX", "0"),
+            ("MAPLE_LIKE_SYNC_BATCH", "20000"),
         ];
         for (name, value) in cases {
             let e = load(None, &[(name, value)]).unwrap_err();

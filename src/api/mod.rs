@@ -16,6 +16,7 @@ mod characters;
 mod client_limit;
 pub mod error;
 mod health;
+mod likes;
 mod middleware;
 mod openapi;
 
@@ -35,6 +36,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use error::ApiError;
 
 use crate::characters::CharacterService;
+use crate::likes::LikeService;
 use crate::nexon::NexonClient;
 use crate::pipeline::Pipeline;
 use crate::redis::RedisHandle;
@@ -95,6 +97,7 @@ pub struct Services {
     /// The operator API's bearer token; `None` = no admin routes.
     pub admin_token: Option<crate::config::Secret>,
     pub characters: Arc<CharacterService>,
+    pub likes: LikeService,
 }
 
 /// Handler state: cheap to clone.
@@ -129,7 +132,11 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             "/api/v4/characters/{name}/equipment",
             get(characters::equipment),
         )
-        .route("/api/v1/characters/{name}", get(characters::basic));
+        .route("/api/v1/characters/{name}", get(characters::basic))
+        .route(
+            "/api/v2/characters/{name}/like",
+            post(likes::like).get(likes::status),
+        );
     if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
         data = data.layer(axum::middleware::from_fn_with_state(
             limiter,

@@ -9,5 +9,7 @@ mod backends;
 mod cache;
 mod engine;
 mod foundation;
+mod likes;
+mod locks;
 mod resilience;
 mod services;
