@@ -81,6 +81,10 @@ pub struct CachedValue {
     pub load_ms: u32,
     /// A negative entry (e.g. "character not found").
     pub negative: bool,
+    /// Derived from a stale copy because the upstream could not answer: served as `STALE`, and its short
+    /// freshness only spaces out the attempts to refresh it.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 impl CachedValue {
@@ -742,6 +746,7 @@ mod tests {
             stale_until_ms: 3,
             load_ms: 4,
             negative: true,
+            stale: false,
         };
         assert_eq!(CachedValue::decode(&v.encode()), Some(v));
         assert_eq!(CachedValue::decode(b"\x00\x00"), None);

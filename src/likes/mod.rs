@@ -997,9 +997,10 @@ impl LikeService {
                 report.flushed += n;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, self.sync_once()).await {
-                Ok(Ok(SyncOutcome::Synced { entries, .. })) => report.synced += entries,
-                Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {}
+            if let Ok(Ok(SyncOutcome::Synced { entries, .. })) =
+                tokio::time::timeout(remaining, self.sync_once()).await
+            {
+                report.synced += entries;
             }
             // Confirmations arrive with the next flush (it reads the watermark).
             let remaining = deadline.saturating_duration_since(Instant::now());
