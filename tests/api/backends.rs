@@ -90,3 +90,27 @@ async fn mysql_mode_migrates_a_fresh_database_and_stores_snapshots_there() {
     let row = db.query("SELECT name, world IS NOT NULL, like_count FROM characters");
     assert_eq!(row, "maria1\t1\t0");
 }
+
+#[tokio::test]
+async fn instances_starting_together_on_a_fresh_database_migrate_once() {
+    let db = TestDatabase::create();
+    let start = || {
+        let url = db.url();
+        spawn_app_with(move |s| {
+            s.database = DatabaseSettings::Mysql {
+                url: RedactedUrl::new(url),
+            };
+        })
+    };
+    let (a, b, c) = tokio::join!(start(), start(), start());
+    for app in [&a, &b, &c] {
+        let (s, ready) = app.get_json("/health/ready").await;
+        assert_eq!(s, 200, "{ready}");
+    }
+    let applied = db.query("SELECT COUNT(*), SUM(success) FROM _sqlx_migrations");
+    let n: Vec<&str> = applied.split('\t').collect();
+    assert_eq!(
+        n[0], n[1],
+        "every migration applied successfully once: {applied}"
+    );
+}
