@@ -104,6 +104,24 @@ pub fn spec() -> Value {
             "/api/v1/characters/{name}": {
                 "get": op("Basic info (world, class, level, image) and like count", vec![name_param()], "basic info")
             },
+            "/api/v2/characters/{name}/like": {
+                "post": {
+                    "summary": "Like a character (idempotent per liker and character)",
+                    "parameters": [name_param(), {"name": "x-liker-id", "in": "header", "required": true,
+                        "description": "opaque liker id, 1-64 characters", "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+                    "responses": {
+                        "200": {"description": "{\"liked\": true, \"like_count\": N}; the count may lag by one sync interval",
+                                "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "400": errors()["400"], "503": errors()["503"]
+                    }
+                },
+                "get": {
+                    "summary": "Whether a liker liked a character, and the count",
+                    "parameters": [name_param(), query("liker", "string", "the liker id to check")],
+                    "responses": {"200": {"description": "status and count", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "400": errors()["400"]}
+                }
+            },
             "/health/live": {"get": {"summary": "Liveness", "responses": {"200": {"description": "the process runs"}}}},
             "/health/ready": {"get": {"summary": "Readiness with each dependency up/down/disabled",
                 "responses": {"200": {"description": "ready"}, "503": {"description": "starting or shutting down"}}}},

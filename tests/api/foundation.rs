@@ -110,6 +110,8 @@ async fn openapi_documents_the_data_routes() {
         ("/api/v4/characters/{name}/expectation/recalculate", "post"),
         ("/api/v4/characters/{name}/equipment", "get"),
         ("/api/v1/characters/{name}", "get"),
+        ("/api/v2/characters/{name}/like", "post"),
+        ("/api/v2/characters/{name}/like", "get"),
         ("/health/ready", "get"),
     ] {
         assert!(
