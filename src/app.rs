@@ -255,6 +255,7 @@ impl Application {
             pipeline,
             characters,
             admin_token: settings.admin_token.clone(),
+            server_errors: Default::default(),
             likes,
         });
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use crate::nexon::CharacterName;
+use crate::nexon::breaker::Force;
 use crate::redis::sentinel;
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -109,7 +110,76 @@ pub async fn status(State(s): State<AppState>) -> impl IntoResponse {
         "database": {"backend": s.store.backend(), "up": database_up},
         "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes, "requests": stats},
         "cube_table": s.table_status,
+        "upstream": s.nexon.status(),
+        "likes": {"buffered": s.likes.buffered()},
+        "http_5xx_total": s.server_errors.load(std::sync::atomic::Ordering::Relaxed),
     }))
+}
+
+#[derive(serde::Deserialize)]
+pub struct SecondsParam {
+    seconds: Option<u64>,
+}
+
+fn seconds(q: &SecondsParam, default: u64) -> Result<u64, ApiError> {
+    match q.seconds.unwrap_or(default) {
+        n @ 1..=3600 => Ok(n),
+        n => Err(ApiError::bad_request(format!(
+            "seconds must be 1..=3600, got {n}"
+        ))),
+    }
+}
+
+/// `POST /admin/breakers/nexon/{open|close|reset}` (`open` takes `?seconds=N`, default 60).
+pub async fn breaker(
+    State(s): State<AppState>,
+    Path(action): Path<String>,
+    Query(q): Query<SecondsParam>,
+) -> Result<impl IntoResponse, ApiError> {
+    let cmd = match action.as_str() {
+        "open" => Force::Open(Duration::from_secs(seconds(&q, 60)?)),
+        "close" => Force::Close,
+        "reset" => Force::Reset,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "action must be open, close or reset, got {other:?}"
+            )));
+        }
+    };
+    s.nexon.breaker().force(cmd);
+    Ok(Json(json!({"breaker": s.nexon.breaker().status()})))
+}
+
+/// `POST /admin/drills/upstream-outage?seconds=N` — forces the breaker open for N seconds (clients get stale
+/// copies or fast 503s), then closes it, and reports what was served meanwhile.
+pub async fn upstream_outage(
+    State(s): State<AppState>,
+    Query(q): Query<SecondsParam>,
+) -> Result<impl IntoResponse, ApiError> {
+    let secs = seconds(&q, 10)?;
+    let cache0 = s.characters.cache().stats();
+    let up0 = s.nexon.status();
+    let errors0 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
+    s.nexon
+        .breaker()
+        .force(Force::Open(Duration::from_secs(secs)));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    s.nexon.breaker().force(Force::Close);
+    let cache1 = s.characters.cache().stats();
+    let up1 = s.nexon.status();
+    let errors1 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
+    let report = json!({
+        "seconds": secs,
+        "stale_served": cache1.stale - cache0.stale,
+        "hits": (cache1.hit_l1 + cache1.hit_l2) - (cache0.hit_l1 + cache0.hit_l2),
+        "misses": cache1.miss - cache0.miss,
+        "errors_5xx": errors1 - errors0,
+        "breaker_rejections": up1.breaker.rejected_total - up0.breaker.rejected_total,
+        "upstream_calls": up1.rate.used_today.saturating_sub(up0.rate.used_today),
+        "breaker_after": up1.breaker.state,
+    });
+    tracing::warn!(%report, "upstream outage drill finished");
+    Ok(Json(report))
 }
 
 /// `POST /admin/cache/invalidate/{name}`

@@ -94,6 +94,8 @@ pub struct Services {
     pub table_status: serde_json::Value,
     pub redis: Option<RedisHandle>,
     pub pipeline: Arc<Pipeline>,
+    /// Responses with a 5xx status since start (drills report the difference).
+    pub server_errors: std::sync::atomic::AtomicU64,
     /// The operator API's bearer token; `None` = no admin routes.
     pub admin_token: Option<crate::config::Secret>,
     pub characters: Arc<CharacterService>,
@@ -154,6 +156,11 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             .route("/admin/status", get(admin::status))
             .route("/admin/cache/invalidate/{name}", post(admin::invalidate))
             .route("/admin/drills/redis-failover", post(admin::redis_failover))
+            .route(
+                "/admin/drills/upstream-outage",
+                post(admin::upstream_outage),
+            )
+            .route("/admin/breakers/nexon/{action}", post(admin::breaker))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 admin::auth,
@@ -171,7 +178,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
 
     routes
         .layer(protection)
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
 }
 
 async fn not_found() -> impl IntoResponse {

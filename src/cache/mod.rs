@@ -446,6 +446,21 @@ where
         }
     }
 
+    /// Tells the other instances (not this one) to drop their L1 entries under `prefix`: after a forced
+    /// refresh this instance already holds the new values, and L2 has them for the others.
+    pub async fn publish_invalidation(&self, prefix: &str) {
+        if let Some(redis) = &self.inner.l2 {
+            let msg = format!("{}\n{}", self.inner.instance_id, prefix);
+            if let Err(e) = redis
+                .client()
+                .publish::<i64, _, _>(INVALIDATE_CHANNEL, msg)
+                .await
+            {
+                tracing::warn!(error = %e, "invalidation publish failed");
+            }
+        }
+    }
+
     /// Drops matching L1 entries in this instance only (what a received invalidation message does).
     pub fn invalidate_local(&self, prefix: &str) {
         let p = prefix.to_string();

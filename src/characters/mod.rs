@@ -220,6 +220,12 @@ impl CharacterService {
         format!("{}eq:{}", Self::prefix(name), date.key())
     }
 
+    /// After a forced refresh: other instances drop their L1 copies of the character (they read the new
+    /// values from L2); this instance keeps the values it just loaded.
+    pub async fn announce_refresh(&self, name: &CharacterName) {
+        self.cache.publish_invalidation(&Self::prefix(name)).await;
+    }
+
     /// Drops every cached entry of a character in the whole cluster.
     pub async fn invalidate(&self, name: &CharacterName) {
         self.cache.invalidate_prefix(&Self::prefix(name)).await;

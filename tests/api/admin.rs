@@ -229,3 +229,101 @@ async fn killed_master_keeps_the_gateway_serving_and_it_follows_the_new_master()
         "L2"
     );
 }
+
+#[tokio::test]
+async fn operators_force_the_breaker_and_run_an_upstream_outage_drill() {
+    let app = spawn_app_with(|s| s.admin_token = Some(Secret::new(TOKEN))).await;
+    assert_eq!(
+        app.get("/api/v4/characters/Drill1/expectation")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // Forced open: a never-seen character gets a fast 503 with Retry-After; close restores service.
+    let (s, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/breakers/nexon/open?seconds=60",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["breaker"]["state"], "open");
+    let started = Instant::now();
+    let r = app.get("/api/v4/characters/Never1/expectation").await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered without waiting for the upstream"
+    );
+    let (s, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/breakers/nexon/close",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (s, body["breaker"]["state"].as_str()),
+        (200, Some("closed"))
+    );
+    assert_eq!(
+        app.get("/api/v4/characters/Never1/expectation")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let (s, _) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/breakers/nexon/explode",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // The drill: during it a forced refresh of a known character is STALE, a new one a fast 503.
+    let drill = {
+        let http = app.http.clone();
+        let url = app.url("/admin/drills/upstream-outage?seconds=2");
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app
+        .get("/api/v4/characters/Drill1/expectation?force=true")
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-cache"], "STALE");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stale"], true);
+    assert_eq!(
+        app.get("/api/v4/characters/Never2/expectation")
+            .await
+            .status()
+            .as_u16(),
+        503
+    );
+    let report = drill.await.unwrap();
+    eprintln!("upstream outage drill report: {report}");
+    assert_eq!(report["seconds"], 2);
+    assert!(report["stale_served"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["errors_5xx"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(
+        report["upstream_calls"], 0,
+        "no upstream call while forced open: {report}"
+    );
+    assert_eq!(report["breaker_after"], "closed");
+}
