@@ -327,3 +327,63 @@ async fn operators_force_the_breaker_and_run_an_upstream_outage_drill() {
     );
     assert_eq!(report["breaker_after"], "closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn planned_failover_under_a_like_load_loses_no_like_and_no_request() {
+    use crate::harness::TestDatabase;
+    use crate::likes::{Workload, assert_all_ok, fast_likes, send, wait_for_exact_totals};
+    use maple_gateway::config::{DatabaseSettings, RedactedUrl};
+
+    let topo = SentinelTopology::start();
+    let db = TestDatabase::create();
+    let settings = {
+        let base = sentinel_settings(&topo);
+        let url = db.url();
+        move |s: &mut Settings| {
+            base(s);
+            s.database = DatabaseSettings::Mysql {
+                url: RedactedUrl::new(url.clone()),
+            };
+            fast_likes(s);
+        }
+    };
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+    wait_master(&a, topo.master.port, Duration::from_secs(10)).await;
+    wait_master(&b, topo.master.port, Duration::from_secs(10)).await;
+
+    let mut likes: Vec<(String, String)> = (0..4000)
+        .map(|i| {
+            (
+                format!("Fail{}", (i * 7) % 120),
+                format!("liker-{}", (i * 13) % 400),
+            )
+        })
+        .collect();
+    let dups: Vec<_> = likes.iter().step_by(4).cloned().collect();
+    likes.extend(dups);
+    let w = Workload::of(likes);
+
+    let apps = [&a, &b];
+    let (statuses, (s, report)) = tokio::join!(send(&apps, &w.likes), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        admin(
+            &a,
+            reqwest::Method::POST,
+            "/admin/drills/redis-failover",
+            Some(TOKEN),
+        )
+        .await
+    });
+    assert_eq!(s, 200, "{report}");
+    eprintln!("failover under like load: {report}");
+    assert_all_ok(&statuses, "likes during the failover");
+    let switch = report["switch_detected_ms"]
+        .as_u64()
+        .expect("switch detected");
+    let first_ok = report["first_write_ok_ms"]
+        .as_u64()
+        .expect("write after the switch");
+    assert!(first_ok - switch <= 1000, "{report}");
+    wait_for_exact_totals(&db, &w, Duration::from_secs(90)).await;
+}
