@@ -15,8 +15,10 @@
 //!   a bug to see.
 //! - Data being prepared (00009) is served the same way, flagged `"data_preparing": true` in JSON envelopes.
 //! - Loads run with the cache's [`LoadMode`], passed to the client as a [`Priority`]: background refreshes
-//!   never wait for a rate slot, are not retried, and are skipped outright (no database or render work)
-//!   while the client says the upstream would refuse them (open breaker, maintenance or key hold).
+//!   never wait for a rate slot, are not retried, are skipped outright (no database or render work) while
+//!   the client says the upstream would refuse them (open breaker, maintenance or key hold), and never fall
+//!   back on stale copies or snapshots — a refresh that cannot get fresh data fails and leaves the cached
+//!   value in place.
 //! - Every raw equipment payload fetched is also written (gzip) to the database as the source of last resort;
 //!   those writes run in the background and are counted, and their failure never fails the request.
 
@@ -260,6 +262,8 @@ impl CharacterService {
             .await;
         let served = match served {
             Ok(s) => s,
+            // A background refresh gains nothing from a stale copy: it fails and the cached values stay.
+            Err(f) if outer == Priority::Background => return Err(f.error),
             // An ocid does not go stale in a way that matters: use the last one when the upstream is down.
             Err(LoadFailure {
                 stale: Some(v),
@@ -372,6 +376,8 @@ impl CharacterService {
                 fetched_at_ms: s.value.fetched_at_ms,
                 data_preparing: false,
             }),
+            // A background refresh gains nothing from re-deriving the stale copy it would replace.
+            Err(f) if outer == Priority::Background => Err(f.error),
             Err(f) => self.equipment_fallback(name, date, f).await,
         }
     }
@@ -500,6 +506,22 @@ impl CharacterService {
             options_key(&opts),
             self.table_version().unwrap_or("none")
         );
+        // While the upstream refuses calls (open breaker, hold), a copy already derived from stale data is
+        // served as it is: asking the cache would only spawn a refresh that cannot succeed.
+        if !force
+            && self.nexon.refusal().is_some()
+            && let Some((v, _)) = self.cache.lookup(&key).await
+            && !v.negative
+            && v.fresh_until_ms <= v.fetched_at_ms
+        {
+            cache::record_stale();
+            return Ok(Answer {
+                body_gz: v.body_gz.clone(),
+                status: CacheStatus::Stale,
+                fetched_at_ms: v.fetched_at_ms,
+                data_preparing: false,
+            });
+        }
         let this = self.clone();
         let n = name.clone();
         let served = self
