@@ -512,9 +512,9 @@ impl CharacterService {
             && self.nexon.refusal().is_some()
             && let Some((v, _)) = self.cache.lookup(&key).await
             && !v.negative
-            && v.fresh_until_ms <= v.fetched_at_ms
+            && v.stale
         {
-            cache::record_stale();
+            self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
