@@ -112,6 +112,7 @@ pub async fn status(State(s): State<AppState>) -> impl IntoResponse {
         "cube_table": s.table_status,
         "upstream": s.nexon.status(),
         "likes": {"buffered": s.likes.buffered()},
+        "lock_tier": s.likes.locks().preferred_tier().as_str(),
         "http_5xx_total": s.server_errors.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }

@@ -72,6 +72,12 @@ async fn admin_routes_are_absent_without_a_token_and_guarded_with_one() {
     assert_eq!(s, 200, "{status}");
     assert_eq!(status["instance_id"], "test");
     assert_eq!(status["redis"]["mode"], "disabled");
+    assert_eq!(status["lock_tier"], "in_process");
+    assert_eq!(status["upstream"]["breaker"]["state"], "closed");
+    assert!(
+        status["upstream"]["rate"]["used_today"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
     assert_eq!(status["database"]["up"], true);
     assert!(status["cache"]["l1_entries"].as_u64().unwrap() >= 3);
     assert!(
