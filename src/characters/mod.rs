@@ -163,7 +163,6 @@ pub struct CharacterService {
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
     character: &'a str,
-    date: Option<String>,
     data_as_of: String,
     stale: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -607,7 +606,6 @@ impl CharacterService {
             let exp = expectation::compute(&model, tables.as_deref(), &opts);
             let env = ExpectationEnvelope {
                 character: &character,
-                date: date.query(),
                 data_as_of: rfc3339(eq.fetched_at_ms),
                 stale,
                 data_preparing: eq.data_preparing,
