@@ -1,4 +1,5 @@
-//! The `maple-gateway` binary: parses the command line, builds, runs. Nothing else lives here.
+//! The `maple-gateway` binary: parses the command line, builds, runs; maps SIGTERM/SIGINT to the graceful
+//! shutdown (a second signal forces exit after writing the backup, see `maple_gateway::shutdown`).
 
 use std::path::PathBuf;
 
@@ -104,7 +105,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(settings)
                 .await
                 .context("start-up failed")?;
-            app.run_until(shutdown_signal()).await?;
+            // First signal: the graceful sequence. Second signal: write the backup and exit at once.
+            let emergency = app.emergency();
+            let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = first_tx.send(());
+                shutdown_signal().await;
+                tracing::warn!("second shutdown signal: forcing exit");
+                emergency.backup_and_exit();
+            });
+            app.run_until(async {
+                let _ = first_rx.await;
+            })
+            .await?;
             Ok(())
         }
         Command::Sim {
