@@ -156,6 +156,8 @@ impl Application {
             source,
         })?;
 
+        // The metrics recorder first: recovery (below) already counts.
+        let metrics_handle = telemetry::metrics_handle();
         let store = Store::connect(&settings.database).await?;
         tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
 
@@ -281,7 +283,7 @@ impl Application {
             store,
             nexon,
             upstream_mode,
-            metrics: telemetry::metrics_handle(),
+            metrics: metrics_handle,
             table_status,
             redis,
             pipeline,
