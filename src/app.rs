@@ -7,10 +7,10 @@
 //! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
 //! and returns.
 //!
-//! Start-up recovery and the shutdown sequence (flush order, backup file, summary line, the bound of grace
-//! + 10 s) are specified in [`crate::shutdown`]: `build` applies backup files and journal segments before
-//! the listener is bound (so `/health/ready` cannot be 200 before recovery ran), `run_until` drives the
-//! sequence.
+//! Start-up recovery and the shutdown sequence (flush order, backup file, summary line, the exit bound of
+//! grace plus 10 s) are specified in [`crate::shutdown`]: `build` applies backup files and journal segments
+//! before the listener is bound (so `/health/ready` cannot be 200 before recovery ran), `run_until` drives
+//! the sequence.
 
 use std::future::Future;
 use std::net::SocketAddr;
