@@ -561,3 +561,49 @@ async fn shutdown_with_a_request_stuck_upstream_exits_within_grace() {
     let log = plain(&read_log(&gw.log));
     assert!(log.contains("cut_requests=1"), "{log}");
 }
+
+/// A second SIGTERM during a slow shutdown (both stores down) writes the backup and exits at once; the
+/// backup brings every acknowledged like back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_second_signal_forces_exit_after_writing_the_backup() {
+    let mut redis = RedisServer::start();
+    let db = TestDatabase::create();
+    let relay = CutRelay::start(db.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = store_env(relay.url(&db), Some(&redis));
+    let mut gw = start_gateway(dir.path(), &env, "first");
+    gw.wait_ready(Duration::from_secs(60)).await;
+    tokio::task::block_in_place(|| redis.stop());
+    relay.cut();
+    let ok: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    like_load(gw.base.clone(), like_set(100, "forced"), ok.clone()).await;
+    let acknowledged: BTreeSet<(String, String)> = ok.lock().unwrap().iter().cloned().collect();
+    assert_eq!(acknowledged.len(), 100);
+
+    gw.signal("-TERM");
+    poll_until("the shutdown began", Duration::from_secs(10), || {
+        read_log(&gw.log).contains("shutdown requested")
+    })
+    .await;
+    gw.signal("-TERM");
+    let (status, took) = gw.wait_exit(Duration::from_secs(10)).await;
+    let log = plain(&read_log(&gw.log));
+    assert!(status.success(), "exit {status}:\n{log}");
+    assert!(log.contains("second signal: forced exit"), "{log}");
+    assert!(
+        !log.contains("shutdown complete"),
+        "the graceful sequence did not finish: {log}"
+    );
+    let files = backed_up_files(&dir.path().join("backup"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = backup::parse(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!((file.reason.as_str(), file.entries.len()), ("forced", 100));
+    eprintln!("second signal: exit after {took:?}");
+
+    tokio::task::block_in_place(|| redis.restart());
+    relay.restore();
+    let mut gw2 = start_gateway(dir.path(), &env, "second");
+    gw2.wait_ready(Duration::from_secs(60)).await;
+    assert_eq!(db_pairs(&db), acknowledged);
+    assert_counts_consistent(&db);
+}
