@@ -8,8 +8,8 @@
 //! loses at most the likes of the last fsync window.
 //!
 //! Segments: `journal/<source>-<n>.jnl`, one JSON [`LikeEntry`] per line. The current segment is rotated
-//! every [`ROTATE_EVERY`] (or at [`ROTATE_ENTRIES`] lines); a closed segment is deleted once none of its
-//! entries is still pending in the like service (an entry leaves the buffer only when MySQL is known to
+//! every [`ROTATE_EVERY`] (or at [`ROTATE_ENTRIES`] lines); a closed segment is deleted (checked every
+//! [`COLLECT_EVERY`]) once none of its entries is still pending in the like service (an entry leaves the buffer only when MySQL is known to
 //! have it). Segments left by an earlier process are replayed at start-up by recovery (idempotently) and
 //! deleted once the database has them.
 //!
@@ -43,6 +43,8 @@ pub const JOURNAL_ENTRIES_TOTAL: &str = "maple_journal_entries_total";
 /// Journal write or fsync failures.
 pub const JOURNAL_ERRORS_TOTAL: &str = "maple_journal_errors_total";
 
+/// How often closed segments are checked against the pending likes (the check copies the buffer's ids).
+pub const COLLECT_EVERY: Duration = Duration::from_secs(1);
 /// The file extension of journal segments.
 pub const EXT: &str = "jnl";
 
@@ -204,6 +206,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) -> Vec<PathBuf> {
         let mut next_sync = Instant::now() + self.fsync_every;
+        let mut next_collect = Instant::now() + COLLECT_EVERY;
         loop {
             let wait = next_sync.saturating_duration_since(Instant::now());
             let mut stop = false;
@@ -238,7 +241,10 @@ impl Writer {
                 self.sync();
                 next_sync = Instant::now() + self.fsync_every;
                 self.maybe_rotate();
-                self.collect();
+                if Instant::now() >= next_collect {
+                    self.collect();
+                    next_collect = Instant::now() + COLLECT_EVERY;
+                }
             }
         }
     }

@@ -263,6 +263,12 @@ async fn shutdown_sigterm_under_like_load_keeps_every_acknowledged_like() {
     let log = read_log(&gw.log);
     assert!(status.success(), "exit status {status}:\n{log}");
     assert!(log.contains("shutdown complete"), "{log}");
+    let segments = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jnl"))
+        .count();
+    assert_eq!(segments, 0, "a clean shutdown leaves no journal segment");
     let acknowledged: BTreeSet<(String, String)> = ok.lock().unwrap().iter().cloned().collect();
     eprintln!(
         "SIGTERM under load: {} likes acknowledged, exit after {took:?}",
