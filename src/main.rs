@@ -1,4 +1,5 @@
-//! The `maple-gateway` binary: parses the command line, builds, runs. Nothing else lives here.
+//! The `maple-gateway` binary: parses the command line, builds, runs; maps SIGTERM/SIGINT to the graceful
+//! shutdown (a second signal forces exit after writing the backup, see `maple_gateway::shutdown`).
 
 use std::path::PathBuf;
 
@@ -104,7 +105,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(settings)
                 .await
                 .context("start-up failed")?;
-            app.run_until(shutdown_signal()).await?;
+            // First signal: the graceful sequence. Second signal: write the backup and exit at once.
+            let emergency = app.emergency();
+            let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+            // One set of signal streams for both signals, so none can fall between two registrations.
+            let mut signals = Signals::new();
+            tokio::spawn(async move {
+                signals.next().await;
+                let _ = first_tx.send(());
+                signals.next().await;
+                tracing::warn!("second shutdown signal: forcing exit");
+                emergency.backup_and_exit();
+            });
+            app.run_until(async {
+                let _ = first_rx.await;
+            })
+            .await?;
             Ok(())
         }
         Command::Sim {
@@ -173,5 +189,51 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// SIGINT and SIGTERM as one stream of shutdown requests.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {},
+                _ = one(&mut self.int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

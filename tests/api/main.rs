@@ -13,3 +13,4 @@ mod likes;
 mod locks;
 mod resilience;
 mod services;
+mod shutdown;
