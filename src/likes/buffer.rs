@@ -9,7 +9,9 @@
 //!
 //! Generations: pushes of one source are numbered 1, 2, 3… within a generation; the syncer confirms a
 //! prefix. Whenever that numbering can no longer be trusted — a flush failed (it may or may not have
-//! reached Redis), Redis lost its data (epoch changed), or pushed entries stayed unconfirmed too long —
+//! reached Redis), Redis lost its data (epoch changed), the syncer went past a pushed entry's queue
+//! position without confirming it (the queue lost it), or, as a last resort, an entry stayed unconfirmed
+//! for a very long time —
 //! [`Buffer::new_generation`] starts a fresh numbering and marks every pushed entry unflushed again, so it
 //! is pushed again. Pushing twice is harmless: MySQL counts each (character, liker) pair once.
 //!
@@ -27,6 +29,8 @@ use super::LikeEntry;
 pub struct Push {
     pub generation: u32,
     pub index: u64,
+    /// Position in the Redis queue of this epoch (1 = the first entry ever pushed).
+    pub position: u64,
     pub at: Instant,
 }
 
@@ -212,18 +216,27 @@ impl Buffer {
         (self.generation, out)
     }
 
-    /// Records a successful push of `items` under `generation` (ignored if the generation moved on).
-    pub fn mark_pushed(&mut self, generation: u32, items: &[Outgoing], at: Instant) {
+    /// Records a successful push of `items` under `generation`, the last of them at queue position
+    /// `last_position` (ignored if the generation moved on).
+    pub fn mark_pushed(
+        &mut self,
+        generation: u32,
+        items: &[Outgoing],
+        last_position: u64,
+        at: Instant,
+    ) {
         if generation != self.generation {
             return;
         }
-        for it in items {
+        let first = (last_position + 1).saturating_sub(items.len() as u64);
+        for (i, it) in items.iter().enumerate() {
             if let Some(slot) = self.slots.get_mut(&it.seq)
                 && self.unflushed.remove(&it.seq)
             {
                 slot.pushed = Some(Push {
                     generation,
                     index: it.index,
+                    position: first + i as u64,
                     at,
                 });
                 bump(&mut self.unflushed_by_char, &slot.entry.character, false);
@@ -287,6 +300,16 @@ impl Buffer {
         self.epoch = Some(epoch.to_string());
         self.new_generation();
         true
+    }
+
+    /// True when a pushed, unconfirmed entry is no longer in the Redis queue: the syncer went past its
+    /// position (`≤ acked`) without MySQL receiving it, or the queue's history is shorter than its
+    /// position (`> pushed`: a failover to a replica that missed the tail). It must be pushed again.
+    pub fn has_lost_push(&self, acked: u64, pushed: u64) -> bool {
+        self.slots.values().any(|s| {
+            s.pushed
+                .is_some_and(|p| p.position <= acked || p.position > pushed)
+        })
     }
 
     /// When the oldest pushed, unconfirmed entry was pushed.

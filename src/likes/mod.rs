@@ -28,8 +28,9 @@
 //! * **Redis down** (the lock service falls back to the MySQL tier): each instance syncs its own buffer —
 //!   pushed or not — straight to MySQL under the MySQL lock, in the same idempotent batches.
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
-//!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush and for entries left
-//!   unconfirmed longer than `resend_after` (e.g. a queue tail lost in a failover).
+//!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
+//!   went past an entry's queue position without confirming it (a queue tail lost in a failover), and,
+//!   as a last resort, for entries unconfirmed for 10 minutes.
 //! * **MySQL down**: the Redis queue (Redis up) or the buffers (Redis down) hold the likes until it is
 //!   back.
 //! * **Both down**: the buffer grows up to `MAPLE_LIKE_BUFFER_MAX` entries, then new likes get 503
@@ -81,7 +82,7 @@ pub const LIKE_REQUESTS_TOTAL: &str = "maple_like_requests_total";
 pub const LIKE_FLUSH_SECONDS: &str = "maple_like_flush_duration_seconds";
 /// Failed flushes.
 pub const LIKE_FLUSH_FAILURES_TOTAL: &str = "maple_like_flush_failures_total";
-/// Pushes started again, by reason (`epoch`, `failure`, `unconfirmed`).
+/// Pushes started again, by reason (`epoch`, `failure`, `lost`, `unconfirmed`).
 pub const LIKE_RESENDS_TOTAL: &str = "maple_like_resends_total";
 /// Duration of one sync batch into the database, by path (`redis`, `direct`) (seconds).
 pub const LIKE_SYNC_SECONDS: &str = "maple_like_sync_batch_duration_seconds";
@@ -100,6 +101,8 @@ const REQUEST_DB_TIMEOUT: Duration = Duration::from_millis(500);
 const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a Redis (or database) failure the request path skips it this long.
 const REQUEST_COOLDOWN: Duration = Duration::from_secs(1);
+/// Last-resort resend of pushed entries that stay unconfirmed (see [`LikeConfig::resend_after`]).
+pub const RESEND_AFTER: Duration = Duration::from_secs(600);
 /// Last known counts kept for answering while both stores are down.
 const LAST_COUNTS_MAX: usize = 100_000;
 
@@ -202,7 +205,8 @@ pub struct LikeConfig {
     pub sync_batch: usize,
     /// Lease of the sync lock (renewed while a sync runs).
     pub sync_lease: Duration,
-    /// Pushed entries unconfirmed this long are pushed again.
+    /// Last resort: pushed entries unconfirmed this long are pushed again (losses are normally detected
+    /// at once, by epoch or queue position).
     pub resend_after: Duration,
 }
 
@@ -214,7 +218,7 @@ impl LikeConfig {
             buffer_max: s.like_buffer_max,
             sync_batch: s.like_sync_batch,
             sync_lease: Duration::from_secs(10),
-            resend_after: (s.like_sync * 10).max(Duration::from_secs(5)),
+            resend_after: RESEND_AFTER,
         }
     }
 }
@@ -227,7 +231,7 @@ impl Default for LikeConfig {
             buffer_max: 200_000,
             sync_batch: 2000,
             sync_lease: Duration::from_secs(10),
-            resend_after: Duration::from_secs(20),
+            resend_after: RESEND_AFTER,
         }
     }
 }
@@ -703,6 +707,8 @@ impl LikeService {
                     staging::REL.to_string(),
                     staging::PENDING.to_string(),
                     staging::watermark_key(&src),
+                    staging::PUSHED.to_string(),
+                    staging::ACKED.to_string(),
                 ],
                 args,
             );
@@ -713,7 +719,8 @@ impl LikeService {
             let a = v.into_array();
             let ok = a.first().and_then(|v| v.as_i64()) == Some(1);
             let current = a.get(1).and_then(|v| v.as_string()).unwrap_or_default();
-            let watermark = a.get(2).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+            let num = |i: usize| a.get(i).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+            let (watermark, last_position, acked) = (num(2), num(3), num(4));
             let mut b = self.inner.buf.lock().expect("poisoned");
             if !ok {
                 // Not the epoch we pushed under: Redis lost its data (or this is our first push).
@@ -729,8 +736,16 @@ impl LikeService {
                 b.new_generation();
                 continue;
             }
-            b.mark_pushed(generation, &items, Instant::now());
+            b.mark_pushed(generation, &items, last_position, Instant::now());
             b.confirm(generation, watermark);
+            if b.has_lost_push(acked, last_position) {
+                b.new_generation();
+                metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "lost").increment(1);
+                tracing::warn!(
+                    "likes pushed to redis were lost from its queue: pushing them again"
+                );
+                continue;
+            }
             pushed += items.len();
             if items.len() < FLUSH_CHUNK {
                 return Ok(pushed);
@@ -813,14 +828,12 @@ impl LikeService {
             if id.is_empty() {
                 break;
             }
-            let items: Vec<QueueItem> = a
-                .next()
-                .map(|v| v.into_array())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|v| v.into_string())
+            let joined = a.next().and_then(|v| v.into_string()).unwrap_or_default();
+            let items: Vec<QueueItem> = joined
+                .split(staging::RECORD_SEP)
+                .filter(|s| !s.is_empty())
                 .filter_map(|s| {
-                    let it = QueueItem::parse(&s);
+                    let it = QueueItem::parse(s);
                     if it.is_none() {
                         tracing::error!(item = %s.escape_debug(), "unparseable like queue item skipped");
                     }
@@ -869,11 +882,13 @@ impl LikeService {
             staging::BATCH.to_string(),
             staging::REL.to_string(),
             staging::PENDING.to_string(),
+            staging::ACKED.to_string(),
         ];
         let mut args = vec![
             id.to_string(),
             staging::SYNCED_TTL_MS.to_string(),
             staging::WATERMARK_TTL_MS.to_string(),
+            items.len().to_string(),
             ranges.len().to_string(),
         ];
         for (src, first, last) in &ranges {
@@ -886,6 +901,15 @@ impl LikeService {
             keys.push(staging::synced_key(c));
             args.push(n.to_string());
             self.remember_count(c, *n);
+        }
+        let pairs: std::collections::HashSet<(&str, &str)> = items
+            .iter()
+            .map(|it| (it.character.as_str(), it.liker.as_str()))
+            .collect();
+        args.push(pairs.len().to_string());
+        for (c, l) in pairs {
+            args.push(c.to_string());
+            args.push(pair_key(c, l));
         }
         let call = self
             .inner

@@ -10,24 +10,33 @@
 //! | `pending` | hash | character → number of pending pairs in `rel` |
 //! | `synced:<character>` | string, TTL | the character's MySQL `like_count` as of the last sync (a cache) |
 //! | `wm:<src>` | string, TTL 1 day | highest index of `src` such that every index up to it is in MySQL |
-//! | `inflight` / `batch` | string / list | the batch id claimed by the syncer and its entries |
+//! | `inflight` / `batch` | string / string | the batch id claimed by the syncer and its entries (`␞`-joined) |
+//! | `pushed` / `acked` | counters | entries ever pushed / acknowledged in this dataset: the queue position |
 //!
-//! Scripts: [`FLUSH`] appends a buffer's entries (and answers the source's watermark), refusing when the
-//! caller's epoch is not the current one; [`PEEK`] reads a character's cached count, pending count and
+//! Scripts: [`FLUSH`] appends a buffer's entries and answers the position of the last one, the source's
+//! watermark and how many entries were acknowledged so far, refusing when the caller's epoch is not the
+//! current one (the queue is FIFO, so an entry at position p is acknowledged once `acked ≥ p`: if by
+//! then the watermark does not cover it — or if `pushed` fell below p — it was lost, e.g. in a failover
+//! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a character's cached count, pending count and
 //! whether a pair is pending; [`CLAIM`] hands the syncer the in-flight batch if one was left by a syncer
 //! that died, else moves the head of the queue into a new batch; [`ACK`] (after the MySQL commit) removes
 //! the batch's pairs from `rel` and `pending`, advances the watermarks whose range continues them, and
 //! caches the exact MySQL counts — in one step, so the count a reader sees (`synced + pending`) never
-//! dips. An `ACK` for a batch that is no longer the in-flight one does nothing.
+//! dips. The syncer writes the cached counts unconditionally: only the holder of the in-flight batch
+//! can acknowledge, and readers only ever raise a cached count ([`FILL`]). An `ACK` for a batch that is no longer the in-flight one does nothing.
 
 /// Field separator (`\x1f`): liker ids and character names never contain control characters.
 pub const SEP: char = '\x1f';
+/// Separator of the entries of a claimed batch (`\x1e`).
+pub const RECORD_SEP: char = '\x1e';
 
 pub const EPOCH: &str = "maple:v1:likes:epoch";
 pub const QUEUE: &str = "maple:v1:likes:queue";
 pub const REL: &str = "maple:v1:likes:rel";
 pub const PENDING: &str = "maple:v1:likes:pending";
 pub const INFLIGHT: &str = "maple:v1:likes:inflight";
+pub const PUSHED: &str = "maple:v1:likes:pushed";
+pub const ACKED: &str = "maple:v1:likes:acked";
 pub const BATCH: &str = "maple:v1:likes:batch";
 
 /// How long a cached synced count lives without a sync refreshing it.
@@ -43,15 +52,16 @@ pub fn watermark_key(src: &str) -> String {
     format!("maple:v1:likes:wm:{src}")
 }
 
-/// KEYS: epoch, queue, rel, pending, wm:<src>. ARGV: expected epoch, candidate epoch, src, n, then
-/// (index, id, character, liker, at_ms) × n. Returns {1, epoch, watermark} or {0, epoch, 0} (refused).
+/// KEYS: epoch, queue, rel, pending, wm:<src>, pushed, acked. ARGV: expected epoch, candidate epoch, src,
+/// n, then (index, id, character, liker, at_ms) × n. Returns {1, epoch, watermark, position of the last
+/// entry pushed, acked} or {0, epoch, 0, 0, 0} (refused).
 pub const FLUSH: &str = r#"
 local e = redis.call('get', KEYS[1])
 if not e then
   redis.call('set', KEYS[1], ARGV[2])
   e = ARGV[2]
 end
-if e ~= ARGV[1] then return {0, e, 0} end
+if e ~= ARGV[1] then return {0, e, 0, 0, 0} end
 local src = ARGV[3]
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
@@ -64,7 +74,9 @@ for i = 0, n - 1 do
   end
 end
 local wm = redis.call('get', KEYS[5]) or '0'
-return {1, e, tonumber(wm)}
+local last = redis.call('incrby', KEYS[6], n)
+local acked = redis.call('get', KEYS[7]) or '0'
+return {1, e, tonumber(wm), last, tonumber(acked)}
 "#;
 
 /// KEYS: synced:<character>, pending, rel. ARGV: character, pair (empty: no membership check).
@@ -86,56 +98,59 @@ end
 return 1
 "#;
 
-/// KEYS: inflight, batch, queue. ARGV: new batch id, max entries. Returns {id, entries} ('' when empty).
+/// KEYS: inflight, batch, queue. ARGV: new batch id, max entries. Returns {id, entries joined by `\x1e`}
+/// ('' when the queue is empty). The batch is kept as one string until it is acknowledged.
 pub const CLAIM: &str = r#"
 local cur = redis.call('get', KEYS[1])
-if cur then return {cur, redis.call('lrange', KEYS[2], 0, -1)} end
+if cur then return {cur, redis.call('get', KEYS[2]) or ''} end
 local items = redis.call('lrange', KEYS[3], 0, tonumber(ARGV[2]) - 1)
-if #items == 0 then return {'', {}} end
+if #items == 0 then return {'', ''} end
 redis.call('ltrim', KEYS[3], #items, -1)
-redis.call('del', KEYS[2])
-for i = 1, #items do redis.call('rpush', KEYS[2], items[i]) end
+local joined = table.concat(items, '\30')
+redis.call('set', KEYS[2], joined)
 redis.call('set', KEYS[1], ARGV[1])
-return {ARGV[1], items}
+return {ARGV[1], joined}
 "#;
 
-/// KEYS: inflight, batch, rel, pending, then wm:<src> × nsrc, then synced:<character> × nchar.
-/// ARGV: batch id, synced ttl ms, wm ttl ms, nsrc, (first, last) × nsrc, nchar, total × nchar.
+/// KEYS: inflight, batch, rel, pending, acked, then wm:<src> × nsrc, then synced:<character> × nchar.
+/// ARGV: batch id, synced ttl ms, wm ttl ms, entries in the batch, nsrc, (first, last) × nsrc, nchar,
+/// total × nchar, npairs, (character, pair) × npairs — the batch's distinct pairs.
 /// Returns 1, or 0 when the batch is not the in-flight one.
 pub const ACK: &str = r#"
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local function field(s, k)
-  local start = 1
-  for _ = 1, k - 1 do
-    start = string.find(s, '\31', start, true) + 1
-  end
-  local stop = string.find(s, '\31', start, true)
-  if stop then return string.sub(s, start, stop - 1) end
-  return string.sub(s, start)
-end
-local items = redis.call('lrange', KEYS[2], 0, -1)
-for i = 1, #items do
-  local c = field(items[i], 4)
-  local l = field(items[i], 5)
-  if redis.call('srem', KEYS[3], c .. '\31' .. l) == 1 then
-    if redis.call('hincrby', KEYS[4], c, -1) <= 0 then redis.call('hdel', KEYS[4], c) end
-  end
-end
-local nsrc = tonumber(ARGV[4])
+redis.call('incrby', KEYS[5], tonumber(ARGV[4]))
+local nsrc = tonumber(ARGV[5])
 for j = 1, nsrc do
-  local key = KEYS[4 + j]
-  local first = tonumber(ARGV[3 + 2 * j])
-  local last = ARGV[4 + 2 * j]
+  local key = KEYS[5 + j]
+  local first = tonumber(ARGV[4 + 2 * j])
   local cur = tonumber(redis.call('get', key) or '0')
-  if first == cur + 1 then redis.call('set', key, last, 'PX', ARGV[3]) end
+  if first == cur + 1 then redis.call('set', key, ARGV[5 + 2 * j], 'PX', ARGV[3]) end
 end
-local base = 5 + 2 * nsrc
+local base = 6 + 2 * nsrc
 local nchar = tonumber(ARGV[base])
 for j = 1, nchar do
-  local key = KEYS[4 + nsrc + j]
-  local total = tonumber(ARGV[base + j])
-  local cur = tonumber(redis.call('get', key) or '-1')
-  if total >= cur then redis.call('set', key, ARGV[base + j], 'PX', ARGV[2]) end
+  redis.call('set', KEYS[5 + nsrc + j], ARGV[base + j], 'PX', ARGV[2])
+end
+local pbase = base + nchar + 1
+local npairs = tonumber(ARGV[pbase])
+local drop = {}
+local i = 0
+while i < npairs do
+  local n = math.min(1000, npairs - i)
+  local chars, members = {}, {}
+  for k = 1, n do
+    chars[k] = ARGV[pbase + 2 * (i + k) - 1]
+    members[k] = ARGV[pbase + 2 * (i + k)]
+  end
+  local member = redis.call('smismember', KEYS[3], unpack(members))
+  redis.call('srem', KEYS[3], unpack(members))
+  for k = 1, n do
+    if member[k] == 1 then drop[chars[k]] = (drop[chars[k]] or 0) + 1 end
+  end
+  i = i + n
+end
+for c, d in pairs(drop) do
+  if redis.call('hincrby', KEYS[4], c, -d) <= 0 then redis.call('hdel', KEYS[4], c) end
 end
 redis.call('del', KEYS[2])
 redis.call('del', KEYS[1])

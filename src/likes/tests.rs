@@ -46,7 +46,16 @@ fn buffer_keeps_entries_until_confirmed_and_repushes_on_a_new_generation() {
         first.iter().map(|o| o.index).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    b.mark_pushed(g, &first, Instant::now());
+    b.mark_pushed(g, &first, 3, Instant::now());
+    assert!(!b.has_lost_push(0, 3));
+    assert!(
+        b.has_lost_push(3, 3),
+        "the syncer went past position 3 without confirming"
+    );
+    assert!(
+        b.has_lost_push(0, 2),
+        "the queue's history no longer reaches position 3"
+    );
     assert_eq!(b.unflushed_len(), 1);
     assert_eq!(b.unflushed_for("evan"), 1);
     assert_eq!(b.retained_for("evan"), 4);
@@ -71,9 +80,11 @@ fn buffer_keeps_entries_until_confirmed_and_repushes_on_a_new_generation() {
         vec!["c", "d"]
     );
     // A push recorded under a stale generation is ignored.
-    b.mark_pushed(g, &again, Instant::now());
+    b.mark_pushed(g, &again, 5, Instant::now());
     assert_eq!(b.unflushed_len(), 2);
-    b.mark_pushed(g2, &again, Instant::now());
+    b.mark_pushed(g2, &again, 5, Instant::now());
+    assert!(!b.has_lost_push(3, 5));
+    assert!(b.has_lost_push(4, 5));
     assert!(b.oldest_push().is_some());
     assert_eq!(b.confirm(g2, 2), 2);
     assert!(b.is_empty());
@@ -86,7 +97,7 @@ fn buffer_epoch_change_repushes_and_restore_keeps_ids() {
     assert!(b.adopt_epoch("e1"));
     b.accept("evan", "a", 0);
     let (g, items) = b.take_for_flush(10);
-    b.mark_pushed(g, &items, Instant::now());
+    b.mark_pushed(g, &items, 1, Instant::now());
     assert!(!b.adopt_epoch("e1"));
     assert!(b.adopt_epoch("e2"), "Redis lost its data");
     assert_eq!(b.unflushed_len(), 1);

@@ -320,6 +320,18 @@ fn spawn_keeper(
             }
         };
         loop {
+            if state.lost.is_cancelled() {
+                // Nothing left to renew: wait for the guard to go, then release (owner-checked).
+                let reply = (&mut release_rx).await;
+                let r = held
+                    .release()
+                    .await
+                    .map_err(|e| LockError::Lost(format!("{name}: {}", e.0)));
+                if let Ok(tx) = reply {
+                    let _ = tx.send(r);
+                }
+                return;
+            }
             let valid_until = *state.valid_until.lock().expect("poisoned");
             let next = (Instant::now() + period).min(valid_until);
             tokio::select! {
@@ -331,9 +343,6 @@ fn spawn_keeper(
                     return;
                 }
                 _ = tokio::time::sleep_until(next) => {}
-            }
-            if state.lost.is_cancelled() {
-                continue;
             }
             let started = Instant::now();
             if state.watchdog.load(Ordering::SeqCst) {

@@ -348,7 +348,7 @@ pub(crate) fn dedupe(likes: &[LikeRecord]) -> (Vec<&LikeRecord>, Vec<&str>) {
 }
 
 /// Rows per multi-row insert (3 binds each; well under both backends' placeholder limits).
-pub(crate) const STAGE_CHUNK: usize = 500;
+pub(crate) const STAGE_CHUNK: usize = 1000;
 
 /// `(?, ?, ?), (?, ?, ?), …` with `n` tuples.
 pub(crate) fn tuples(n: usize) -> String {

@@ -3,8 +3,8 @@
 //! Contract: one pool (16 connections, 3 s acquire timeout); migrations from `migrations/mysql` applied at
 //! connect. Likes are applied in one transaction per batch: fence row (`INSERT … ON DUPLICATE KEY UPDATE
 //! last_token = GREATEST(…)`, which also locks it until commit), batch id check, the batch's distinct pairs
-//! staged in a per-connection temporary table, pairs already stored removed from the stage by a join, the
-//! rest inserted and counted per character into `characters.like_count`. The number of statements per
+//! staged in a per-connection temporary MEMORY table, pairs already stored marked by a join, the rest
+//! inserted and counted per character into `characters.like_count`, the totals read back by a join. The number of statements per
 //! batch does not depend on its size (multi-row inserts of [`super::STAGE_CHUNK`] rows), which is what
 //! makes the sync throughput.
 //!
@@ -31,9 +31,12 @@ pub struct MysqlRepository {
     pool: MySqlPool,
 }
 
+/// The per-connection stage: a MEMORY table (no undo or redo work; it is emptied at the start of every
+/// batch, so it needs no transactionality). `fresh` marks the pairs not yet stored.
 const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS like_stage (\
      character_name VARCHAR(64) NOT NULL, liker VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL, \
-     PRIMARY KEY (character_name, liker)) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
+     fresh TINYINT NOT NULL DEFAULT 1, PRIMARY KEY (character_name, liker)) \
+     ENGINE=MEMORY CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
 
 impl MysqlRepository {
     /// Connects (16 connections) and applies the migrations.
@@ -95,7 +98,7 @@ impl MysqlRepository {
                 .await?;
         let mut inserted = 0;
         if seen.is_none() {
-            // 3. Stage the distinct pairs, drop those already stored, insert and count the rest.
+            // 3. Stage the distinct pairs, mark those already stored, insert and count the rest.
             sqlx::query("DELETE FROM like_stage")
                 .execute(&mut *tx)
                 .await?;
@@ -111,21 +114,22 @@ impl MysqlRepository {
                 q.execute(&mut *tx).await?;
             }
             sqlx::query(
-                "DELETE s FROM like_stage s JOIN character_likes c \
-                 ON c.character_name = s.character_name AND c.liker = s.liker",
+                "UPDATE like_stage s JOIN character_likes c \
+                 ON c.character_name = s.character_name AND c.liker = s.liker SET s.fresh = 0",
             )
             .execute(&mut *tx)
             .await?;
             inserted = sqlx::query(
                 "INSERT INTO character_likes (character_name, liker, created_at) \
-                 SELECT character_name, liker, created_at FROM like_stage",
+                 SELECT character_name, liker, created_at FROM like_stage WHERE fresh = 1",
             )
             .execute(&mut *tx)
             .await?
             .rows_affected();
             sqlx::query(
                 "INSERT INTO characters (name, fetched_at, like_count) \
-                 SELECT character_name, 0, COUNT(*) FROM like_stage GROUP BY character_name \
+                 SELECT character_name, 0, COUNT(*) FROM like_stage WHERE fresh = 1 \
+                 GROUP BY character_name \
                  ON DUPLICATE KEY UPDATE like_count = like_count + VALUES(like_count)",
             )
             .execute(&mut *tx)
@@ -139,17 +143,29 @@ impl MysqlRepository {
 
         // 4. The exact totals of every character of the batch, as of this transaction.
         let mut counts = Vec::with_capacity(chars.len());
-        for chunk in chars.chunks(STAGE_CHUNK) {
-            let sql = format!(
-                "SELECT name, like_count FROM characters WHERE name IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
+        if seen.is_none() {
+            let rows = sqlx::query(
+                "SELECT c.name, c.like_count FROM characters c \
+                 JOIN (SELECT DISTINCT character_name FROM like_stage) s ON s.character_name = c.name",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
                 counts.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?));
+            }
+        } else {
+            for chunk in chars.chunks(STAGE_CHUNK) {
+                let sql = format!(
+                    "SELECT name, like_count FROM characters WHERE name IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for c in chunk {
+                    q = q.bind(*c);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    counts.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?));
+                }
             }
         }
         tx.commit().await?;
