@@ -375,6 +375,11 @@ where
         if v.stale_until_ms <= now {
             return None;
         }
+        Some((self.promote(key, v).await, Tier::L2))
+    }
+
+    /// Copies a value read from L2 into L1 for its whole window.
+    async fn promote(&self, key: &str, v: CachedValue) -> Arc<CachedValue> {
         let v = Arc::new(v);
         self.inner
             .l1
@@ -386,7 +391,7 @@ where
                 },
             )
             .await;
-        Some((v, Tier::L2))
+        v
     }
 
     async fn l2_get(&self, key: &str) -> Option<CachedValue> {
@@ -638,18 +643,7 @@ where
                         })
                         .await;
                     if let Some(v) = self.l2_fetched_after(key, min_fetched_ms).await {
-                        let v = Arc::new(v);
-                        self.inner
-                            .l1
-                            .insert(
-                                key.to_string(),
-                                L1Entry {
-                                    value: v.clone(),
-                                    l1_until_ms: v.stale_until_ms,
-                                },
-                            )
-                            .await;
-                        return Ok(v);
+                        return Ok(self.promote(key, v).await);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         metrics::counter!("maple_flight_takeovers_total", "reason" => "deadline")

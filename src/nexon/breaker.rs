@@ -418,6 +418,23 @@ fn half_open(
     }
 }
 
+/// Bookkeeping of entering a new public state; returns the transition to announce.
+fn entered(m: &mut Machine, from: BreakerState, next: State) -> Transition {
+    let to = next.public();
+    if to == BreakerState::Open {
+        m.opened_total += 1;
+    }
+    Transition {
+        from,
+        to,
+        open_for_ms: match next {
+            State::Open { delay, .. } => Some(delay.as_millis() as u64),
+            _ => None,
+        },
+        consecutive_failures: m.consecutive_failures,
+    }
+}
+
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self::build(config, None)
@@ -491,18 +508,7 @@ impl Breaker {
                 if from != to {
                     m.epoch += 1;
                     m.since = now;
-                    if to == BreakerState::Open {
-                        m.opened_total += 1;
-                    }
-                    transition = Some(Transition {
-                        from,
-                        to,
-                        open_for_ms: match next {
-                            State::Open { delay, .. } => Some(delay.as_millis() as u64),
-                            _ => None,
-                        },
-                        consecutive_failures: m.consecutive_failures,
-                    });
+                    transition = Some(entered(&mut m, from, next));
                 }
             }
             (answer, m.epoch, transition)
@@ -582,19 +588,7 @@ impl Breaker {
             m.state = next;
             m.epoch += 1;
             m.since = now;
-            let to = next.public();
-            if to == BreakerState::Open {
-                m.opened_total += 1;
-            }
-            (from != to).then(|| Transition {
-                from,
-                to,
-                open_for_ms: match next {
-                    State::Open { delay, .. } => Some(delay.as_millis() as u64),
-                    _ => None,
-                },
-                consecutive_failures: m.consecutive_failures,
-            })
+            (from != next.public()).then(|| entered(&mut m, from, next))
         };
         tracing::warn!(command = ?cmd, "upstream circuit breaker forced by an operator");
         if let Some(t) = transition {
