@@ -19,6 +19,8 @@ use crate::cache::{self, CacheConfig, Clock, TieredCache};
 use crate::characters::CharacterService;
 use crate::config::{Secret, Settings};
 use crate::expectation::{CubeTables, TableReport};
+use crate::likes::{LikeConfig, LikeService};
+use crate::lock::{LockError, LockService};
 use crate::nexon::{BreakerConfig, ClientOptions, NexonClient, RateConfig, ResilienceConfig};
 use crate::pipeline::{Pipeline, StandardConfig};
 use crate::redis::{RedisError, RedisHandle};
@@ -51,6 +53,8 @@ pub enum AppError {
     Redis(#[from] RedisError),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("locks: {0}")]
+    Lock(LockError),
 }
 
 /// A built, bound, not yet running gateway.
@@ -212,8 +216,21 @@ impl Application {
                 cache.clone(),
                 cancel.clone(),
             ));
+            if let Some(w) = r.watcher(cancel.clone()) {
+                background.spawn(w);
+            }
         }
         let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
+        let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
+        let likes = LikeService::new(
+            LikeConfig::from_settings(&settings),
+            store.clone(),
+            redis.clone(),
+            locks,
+            &settings.instance_id,
+        );
+        background.spawn(likes.clone().run_flush_loop(cancel.clone()));
+        background.spawn(likes.clone().run_sync_loop(cancel.clone()));
         let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
 
         let listener =
@@ -237,6 +254,9 @@ impl Application {
             redis,
             pipeline,
             characters,
+            admin_token: settings.admin_token.clone(),
+            server_errors: Default::default(),
+            likes,
         });
 
         Ok(Application {
@@ -280,6 +300,7 @@ impl Application {
         } = self;
         let limits = HttpLimits {
             max_concurrency: settings.max_concurrency,
+            client_rps: settings.client_rps,
             request_timeout: settings.request_timeout,
         };
         let router = api::router(state.clone(), &limits);

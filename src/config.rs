@@ -104,6 +104,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "per-request timeout of the HTTP server",
     ),
     (
+        "MAPLE_CLIENT_RPS",
+        "0",
+        "requests per second per client (x-api-client header, else IP) on data routes; 0 = no limit",
+    ),
+    (
         "MAPLE_MAX_CONCURRENCY",
         "1024",
         "requests processed at once; beyond it requests are shed with 503",
@@ -183,6 +188,26 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "MAPLE_ALERT_WEBHOOK",
         "(unset)",
         "http(s) URL receiving a JSON POST when the breaker opens, maintenance begins or the key is refused",
+    ),
+    (
+        "MAPLE_LIKE_FLUSH_MS",
+        "500",
+        "how often accepted likes move from the in-process buffer to Redis",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_MS",
+        "2000",
+        "how often one instance moves likes from Redis (or from its buffer, Redis down) to the database",
+    ),
+    (
+        "MAPLE_LIKE_BUFFER_MAX",
+        "200000",
+        "likes an instance keeps until the database has them; when full, new likes get 503",
+    ),
+    (
+        "MAPLE_LIKE_SYNC_BATCH",
+        "2000",
+        "likes per database transaction of the sync (1-10000)",
     ),
 ];
 
@@ -304,6 +329,8 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrency: usize,
+    /// Per-client requests per second on the data routes; 0 = no limit.
+    pub client_rps: u32,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub upstream_deadline: Duration,
@@ -322,6 +349,10 @@ pub struct Settings {
     pub rate_wait: Duration,
     pub rate_instances: u32,
     pub alert_webhook: Option<String>,
+    pub like_flush: Duration,
+    pub like_sync: Duration,
+    pub like_buffer_max: usize,
+    pub like_sync_batch: usize,
 }
 
 impl Settings {
@@ -413,6 +444,7 @@ struct RawSettings {
     upstream_timeout_ms: Option<NumOrString>,
     request_timeout_ms: Option<NumOrString>,
     max_concurrency: Option<NumOrString>,
+    client_rps: Option<NumOrString>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
     upstream_deadline_ms: Option<NumOrString>,
@@ -429,6 +461,10 @@ struct RawSettings {
     rate_wait_ms: Option<NumOrString>,
     rate_instances: Option<NumOrString>,
     alert_webhook: Option<String>,
+    like_flush_ms: Option<NumOrString>,
+    like_sync_ms: Option<NumOrString>,
+    like_buffer_max: Option<NumOrString>,
+    like_sync_batch: Option<NumOrString>,
 }
 
 /// TOML numbers may be written as numbers or strings; env values are always strings.
@@ -519,6 +555,11 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(
+            &mut self.client_rps,
+            env("MAPLE_CLIENT_RPS"),
+            NumOrString::Str,
+        );
+        set(
             &mut self.shutdown_grace_ms,
             env("MAPLE_SHUTDOWN_GRACE_MS"),
             NumOrString::Str,
@@ -590,6 +631,26 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(&mut self.alert_webhook, env("MAPLE_ALERT_WEBHOOK"), |v| v);
+        set(
+            &mut self.like_flush_ms,
+            env("MAPLE_LIKE_FLUSH_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_ms,
+            env("MAPLE_LIKE_SYNC_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_buffer_max,
+            env("MAPLE_LIKE_BUFFER_MAX"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.like_sync_batch,
+            env("MAPLE_LIKE_SYNC_BATCH"),
+            NumOrString::Str,
+        );
     }
 
     fn validate(self) -> Result<Settings, ConfigError> {
@@ -778,6 +839,13 @@ impl RawSettings {
             1,
         )?;
         let max_concurrency = num(self.max_concurrency, "MAPLE_MAX_CONCURRENCY", 1024, 1)?;
+        let client_rps = num(self.client_rps, "MAPLE_CLIENT_RPS", 0, 0)?;
+        if client_rps > 1_000_000 {
+            return Err(err(
+                "MAPLE_CLIENT_RPS",
+                format!("must be at most 1000000, got {client_rps}"),
+            ));
+        }
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
         let upstream_deadline_ms = num(
@@ -854,6 +922,16 @@ impl RawSettings {
                 ));
             }
         };
+        let like_flush_ms = num(self.like_flush_ms, "MAPLE_LIKE_FLUSH_MS", 500, 10)?;
+        let like_sync_ms = num(self.like_sync_ms, "MAPLE_LIKE_SYNC_MS", 2000, 50)?;
+        let like_buffer_max = num(self.like_buffer_max, "MAPLE_LIKE_BUFFER_MAX", 200_000, 1)?;
+        let like_sync_batch = num(self.like_sync_batch, "MAPLE_LIKE_SYNC_BATCH", 2000, 1)?;
+        if like_sync_batch > 10_000 {
+            return Err(err(
+                "MAPLE_LIKE_SYNC_BATCH",
+                format!("must be at most 10000, got {like_sync_batch}"),
+            ));
+        }
 
         let log_format = match self.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
@@ -883,6 +961,7 @@ impl RawSettings {
             upstream_timeout: Duration::from_millis(upstream_timeout_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_concurrency: max_concurrency as usize,
+            client_rps: client_rps as u32,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
             upstream_deadline: Duration::from_millis(upstream_deadline_ms),
@@ -899,6 +978,10 @@ impl RawSettings {
             rate_wait: Duration::from_millis(rate_wait_ms),
             rate_instances: rate_instances as u32,
             alert_webhook,
+            like_flush: Duration::from_millis(like_flush_ms),
+            like_sync: Duration::from_millis(like_sync_ms),
+            like_buffer_max: like_buffer_max as usize,
+            like_sync_batch: like_sync_batch as usize,
         })
     }
 }
@@ -1072,6 +1155,7 @@ mod tests {
             ("MAPLE_L1_MAX_BYTES", "lots"),
             ("MAPLE_UPSTREAM_TIMEOUT_MS", "0"),
             ("MAPLE_LOG_FORMAT", "xml"),
+            ("MAPLE_CLIENT_RPS", "-3"),
             ("MAPLE_XFETCH_BETA", "-1"),
             ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),
@@ -1089,6 +1173,10 @@ mod tests {
             ("MAPLE_RATE_WAIT_MS", "1.5"),
             ("MAPLE_RATE_INSTANCES", "0"),
             ("MAPLE_ALERT_WEBHOOK", "mailto:ops@example.com"),
+            ("MAPLE_LIKE_FLUSH_MS", "5"),
+            ("MAPLE_LIKE_SYNC_MS", "soon"),
+            ("MAPLE_LIKE_BUFFER_MAX", "0"),
+            ("MAPLE_LIKE_SYNC_BATCH", "20000"),
         ];
         for (name, value) in cases {
             let e = load(None, &[(name, value)]).unwrap_err();

@@ -33,6 +33,14 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Drill {
+    /// Ask a Sentinel to fail the Redis master over and measure the switch (POST /admin/drills/redis-failover).
+    RedisFailover,
+    /// Force the Nexon breaker open for a while (POST /admin/drills/upstream-outage).
+    UpstreamOutage,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway (the default when no subcommand is given).
@@ -49,6 +57,24 @@ enum Command {
         /// Accept only this API key (any non-empty key when unset).
         #[arg(long, env = "MAPLE_SIM_API_KEY", value_name = "KEY")]
         api_key: Option<String>,
+    },
+    /// Run an operator drill against a running gateway and print its result (token from MAPLE_ADMIN_TOKEN).
+    Drill {
+        drill: Drill,
+        /// Base URL of the gateway, e.g. http://127.0.0.1:8080
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Seconds of forced outage (upstream-outage only).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The admin token (prefer the environment variable).
+        #[arg(
+            long,
+            env = "MAPLE_ADMIN_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: String,
     },
 }
 
@@ -97,6 +123,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_signal(),
             )
             .await?;
+            Ok(())
+        }
+        Command::Drill {
+            drill,
+            url,
+            seconds,
+            token,
+        } => {
+            let path = match drill {
+                Drill::RedisFailover => "/admin/drills/redis-failover".to_string(),
+                Drill::UpstreamOutage => format!("/admin/drills/upstream-outage?seconds={seconds}"),
+            };
+            let resp = reqwest::Client::new()
+                .post(format!("{}{path}", url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .timeout(std::time::Duration::from_secs(seconds + 60))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = resp.status();
+            let body: serde_json::Value = resp
+                .json()
+                .await
+                .context("the gateway did not answer JSON")?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            anyhow::ensure!(status.is_success(), "drill failed: HTTP {status}");
             Ok(())
         }
     }

@@ -115,7 +115,12 @@ pub fn status_for(code: &str, kind: ErrorKind) -> StatusCode {
         | "OVERLOADED"
         | "DATABASE_UNAVAILABLE"
         | "SHUTTING_DOWN"
-        | "UPSTREAM_AUTH" => StatusCode::SERVICE_UNAVAILABLE,
+        | "UPSTREAM_AUTH"
+        | "LIKES_UNAVAILABLE"
+        | "LOCK_TIMEOUT"
+        | "LOCK_UNAVAILABLE"
+        | "LOCK_LOST"
+        | "REDIS_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
         "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
         _ => match kind {
             ErrorKind::Client => StatusCode::BAD_REQUEST,

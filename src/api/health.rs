@@ -45,6 +45,7 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
     };
+    let (l1_entries, l1_bytes) = s.characters.cache().l1_usage().await;
     let body = json!({
         "status": label,
         "instance_id": s.instance_id,
@@ -59,7 +60,9 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         "database_backend": s.store.backend(),
         "redis_mode": s.redis.as_ref().map(|r| r.mode()),
         "redis_server": s.redis.as_ref().and_then(|r| r.connected_server()),
+        "redis_master": s.redis.as_ref().map(|r| r.master().info()),
         "cube_table": s.table_status,
+        "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes},
     });
     (status, Json(body))
 }

@@ -81,6 +81,10 @@ pub struct CachedValue {
     pub load_ms: u32,
     /// A negative entry (e.g. "character not found").
     pub negative: bool,
+    /// Derived from a stale copy because the upstream could not answer: served as `STALE`, and its short
+    /// freshness only spaces out the attempts to refresh it.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 impl CachedValue {
@@ -228,7 +232,26 @@ impl Expiry<String, L1Entry> for L1Expiry {
 
 type FlightFuture<E> = Shared<BoxFuture<'static, Result<Arc<CachedValue>, E>>>;
 
+/// Request counts of one cache (since start), for the operator status.
+#[derive(Debug, Default)]
+struct Counters {
+    hit_l1: std::sync::atomic::AtomicU64,
+    hit_l2: std::sync::atomic::AtomicU64,
+    miss: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`TieredCache::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hit_l1: u64,
+    pub hit_l2: u64,
+    pub miss: u64,
+    pub stale: u64,
+}
+
 struct Inner<E> {
+    counters: Counters,
     l1: moka::future::Cache<String, L1Entry>,
     l2: Option<RedisHandle>,
     cluster: Option<ClusterFlight>,
@@ -280,6 +303,7 @@ where
         });
         TieredCache {
             inner: Arc::new(Inner {
+                counters: Counters::default(),
                 l1,
                 l2,
                 cluster,
@@ -289,6 +313,38 @@ where
                 instance_id,
             }),
         }
+    }
+
+    /// Hits by tier, misses and stale serves since start.
+    pub fn stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        CacheStats {
+            hit_l1: c.hit_l1.load(Relaxed),
+            hit_l2: c.hit_l2.load(Relaxed),
+            miss: c.miss.load(Relaxed),
+            stale: c.stale.load(Relaxed),
+        }
+    }
+
+    /// Counts a stale serve (the read path calls it when it falls back on a stale value).
+    pub fn record_stale(&self) {
+        self.inner
+            .counters
+            .stale
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        record_stale();
+    }
+
+    fn count(&self, status: CacheStatus) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        match status {
+            CacheStatus::Hit(Tier::L1) => c.hit_l1.fetch_add(1, Relaxed),
+            CacheStatus::Hit(Tier::L2) => c.hit_l2.fetch_add(1, Relaxed),
+            CacheStatus::Miss => c.miss.fetch_add(1, Relaxed),
+            CacheStatus::Stale => c.stale.fetch_add(1, Relaxed),
+        };
     }
 
     pub fn clock(&self) -> &Clock {
@@ -390,6 +446,21 @@ where
         }
     }
 
+    /// Tells the other instances (not this one) to drop their L1 entries under `prefix`: after a forced
+    /// refresh this instance already holds the new values, and L2 has them for the others.
+    pub async fn publish_invalidation(&self, prefix: &str) {
+        if let Some(redis) = &self.inner.l2 {
+            let msg = format!("{}\n{}", self.inner.instance_id, prefix);
+            if let Err(e) = redis
+                .client()
+                .publish::<i64, _, _>(INVALIDATE_CHANNEL, msg)
+                .await
+            {
+                tracing::warn!(error = %e, "invalidation publish failed");
+            }
+        }
+    }
+
     /// Drops matching L1 entries in this instance only (what a received invalidation message does).
     pub fn invalidate_local(&self, prefix: &str) {
         let p = prefix.to_string();
@@ -435,6 +506,7 @@ where
                     self.refresh_in_background(key, load);
                 }
                 record(*tier, "hit");
+                self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
                     status: CacheStatus::Hit(*tier),
@@ -443,6 +515,7 @@ where
             if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
                 self.refresh_in_background(key, load);
                 record(*tier, "hit");
+                self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
                     status: CacheStatus::Hit(*tier),
@@ -456,6 +529,7 @@ where
         {
             Ok(value) => {
                 record_miss();
+                self.count(CacheStatus::Miss);
                 Ok(Served {
                     value,
                     status: CacheStatus::Miss,
@@ -687,6 +761,7 @@ mod tests {
             stale_until_ms: 3,
             load_ms: 4,
             negative: true,
+            stale: false,
         };
         assert_eq!(CachedValue::decode(&v.encode()), Some(v));
         assert_eq!(CachedValue::decode(b"\x00\x00"), None);

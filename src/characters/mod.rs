@@ -30,8 +30,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    self, CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache,
-    freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
@@ -40,6 +39,10 @@ use crate::store::{CharacterRow, Store, codec};
 
 /// How long "character not found" is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
+/// How long an expectation derived from a stale copy is served before the next attempt to refresh it.
+pub const STALE_RECHECK: Duration = Duration::from_secs(30);
+/// Parsed payloads kept for the expectation computed right after a load (saves a second inflate + parse).
+const RECENT_MODELS: u64 = 32;
 /// The earliest date the upstream serves.
 pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2023, 12, 21) {
     Some(d) => d,
@@ -153,6 +156,8 @@ pub struct CharacterService {
     tables: Option<Arc<CubeTables>>,
     cache: TieredCache<CharacterError>,
     snapshot_writes: tokio_util::task::TaskTracker,
+    /// Parsed item-equipment of the latest loads, keyed by `{equipment key}@{fetched_at}`.
+    recent_models: moka::sync::Cache<String, Arc<ItemEquipment>>,
 }
 
 #[derive(Serialize)]
@@ -180,6 +185,10 @@ impl CharacterService {
             tables,
             cache,
             snapshot_writes: tokio_util::task::TaskTracker::new(),
+            recent_models: moka::sync::Cache::builder()
+                .max_capacity(RECENT_MODELS)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
         })
     }
 
@@ -207,6 +216,16 @@ impl CharacterService {
 
     fn prefix(name: &CharacterName) -> String {
         format!("maple:v1:c:{}:", name.key())
+    }
+
+    fn eq_key(name: &CharacterName, date: DataDate) -> String {
+        format!("{}eq:{}", Self::prefix(name), date.key())
+    }
+
+    /// After a forced refresh: other instances drop their L1 copies of the character (they read the new
+    /// values from L2); this instance keeps the values it just loaded.
+    pub async fn announce_refresh(&self, name: &CharacterName) {
+        self.cache.publish_invalidation(&Self::prefix(name)).await;
     }
 
     /// Drops every cached entry of a character in the whole cluster.
@@ -305,6 +324,7 @@ impl CharacterService {
                     stale_until_ms: w.stale_until_ms,
                     load_ms: 0,
                     negative: false,
+                    stale: false,
                 })
             }
             Err(NexonError::NotFound) => {
@@ -338,7 +358,7 @@ impl CharacterService {
         force: bool,
         outer: Priority,
     ) -> Result<Answer, CharacterError> {
-        let key = format!("{}eq:{}", Self::prefix(name), date.key());
+        let key = Self::eq_key(name, date);
         let this = self.clone();
         let n = name.clone();
         let served = self
@@ -373,7 +393,7 @@ impl CharacterService {
         }
         let data_preparing = is_data_preparing(&f.error);
         if let Some(v) = f.stale.filter(|v| !v.negative) {
-            cache::record_stale();
+            self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
@@ -388,7 +408,7 @@ impl CharacterService {
             && let Ok(Some(snap)) = self.store.get_snapshot(&ocid, &date.key()).await
             && snap.fetched_at_ms + freshness::MAX_AGE.as_millis() as i64 > self.now_ms()
         {
-            cache::record_stale();
+            self.cache.record_stale();
             metrics::counter!("maple_stale_from_database_total").increment(1);
             return Ok(Answer {
                 body_gz: Bytes::from(codec::compress(&snap.payload)),
@@ -414,7 +434,7 @@ impl CharacterService {
             Err(e) => return Err(e),
         };
         let now = self.now_ms();
-        let (raw, _parsed) = match self
+        let (raw, parsed) = match self
             .nexon
             .item_equipment(&ocid, date.query().as_deref(), priority)
             .await
@@ -433,7 +453,13 @@ impl CharacterService {
             Err(e) => return Err(e.into()),
         };
         let w = freshness::window(date.date(), now);
-        let gz = Bytes::from(codec::compress(&raw));
+        self.recent_models.insert(
+            format!("{}@{now}", Self::eq_key(name, date)),
+            Arc::new(parsed),
+        );
+        let gz = tokio::task::spawn_blocking(move || Bytes::from(codec::compress(&raw)))
+            .await
+            .map_err(|e| CharacterError::Internal(e.to_string()))?;
         let store = self.store.clone();
         let snap_gz = gz.clone();
         let date_key = date.key();
@@ -459,6 +485,7 @@ impl CharacterService {
             stale_until_ms: w.stale_until_ms,
             load_ms: 0,
             negative: false,
+            stale: false,
         })
     }
 
@@ -485,9 +512,9 @@ impl CharacterService {
             && self.nexon.refusal().is_some()
             && let Some((v, _)) = self.cache.lookup(&key).await
             && !v.negative
-            && v.fresh_until_ms <= v.fetched_at_ms
+            && v.stale
         {
-            cache::record_stale();
+            self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
@@ -505,11 +532,12 @@ impl CharacterService {
                 skip_if_refused(&this.nexon, priority)?;
                 let eq = this.equipment_for(&n, date, force, priority).await?;
                 let stale = eq.status == CacheStatus::Stale;
-                let mut v = this.render_expectation(&n, date, &opts, &eq, stale)?;
+                let mut v = this.render_expectation(&n, date, opts, eq, stale).await?;
                 if stale {
-                    // Computed from a stale copy: no freshness of its own, so it is reported STALE and
-                    // recomputed as soon as the raw equipment is fresh again.
-                    v.fresh_until_ms = v.fetched_at_ms;
+                    // Computed from a stale copy: reported STALE, and retried only after a short pause so
+                    // an upstream outage does not turn every read into a refresh attempt.
+                    v.stale = true;
+                    v.fresh_until_ms = this.now_ms() + STALE_RECHECK.as_millis() as i64;
                 }
                 Ok(v)
             })
@@ -517,10 +545,10 @@ impl CharacterService {
         match served {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),
             Ok(s) => {
-                let stale = s.value.fresh_until_ms <= s.value.fetched_at_ms;
+                let stale = s.value.stale;
                 if stale && s.status != CacheStatus::Miss {
                     // Derived from a stale copy earlier and served again from the cache: a stale serve.
-                    cache::record_stale();
+                    self.cache.record_stale();
                 }
                 Ok(Answer {
                     body_gz: s.value.body_gz.clone(),
@@ -535,7 +563,7 @@ impl CharacterService {
                 }
                 let data_preparing = is_data_preparing(&f.error);
                 if let Some(v) = f.stale.filter(|v| !v.negative) {
-                    cache::record_stale();
+                    self.cache.record_stale();
                     return Ok(Answer {
                         body_gz: mark_stale(&v.body_gz, data_preparing)?,
                         status: CacheStatus::Stale,
@@ -548,37 +576,58 @@ impl CharacterService {
         }
     }
 
-    fn render_expectation(
+    /// Computes and renders an expectation on the blocking pool (parse, compute and gzip are CPU work that
+    /// must not hold up the async workers serving cached reads).
+    async fn render_expectation(
         &self,
         name: &CharacterName,
         date: DataDate,
-        opts: &StarforceOptions,
-        eq: &Answer,
+        opts: StarforceOptions,
+        eq: Answer,
         stale: bool,
     ) -> Result<CachedValue, CharacterError> {
-        let raw =
-            codec::decompress(&eq.body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
-        let model = ItemEquipment::from_json(&raw)
-            .map_err(|e| CharacterError::Upstream(NexonError::BadResponse(e.to_string())))?;
-        let exp = expectation::compute(&model, self.tables.as_deref(), opts);
-        let env = ExpectationEnvelope {
-            character: name.as_str(),
-            date: date.query(),
-            data_as_of: rfc3339(eq.fetched_at_ms),
-            stale,
-            data_preparing: eq.data_preparing,
-            expectation: &exp,
-        };
-        let json = serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
-        let w = freshness::window(date.date(), eq.fetched_at_ms);
-        Ok(CachedValue {
-            body_gz: Bytes::from(codec::compress(&json)),
-            fetched_at_ms: eq.fetched_at_ms,
-            fresh_until_ms: w.fresh_until_ms,
-            stale_until_ms: w.stale_until_ms,
-            load_ms: 0,
-            negative: false,
+        let model = self.recent_models.get(&format!(
+            "{}@{}",
+            Self::eq_key(name, date),
+            eq.fetched_at_ms
+        ));
+        let tables = self.tables.clone();
+        let character = name.as_str().to_string();
+        tokio::task::spawn_blocking(move || {
+            let model = match model {
+                Some(m) => m,
+                None => {
+                    let raw = codec::decompress(&eq.body_gz)
+                        .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                    Arc::new(ItemEquipment::from_json(&raw).map_err(|e| {
+                        CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
+                    })?)
+                }
+            };
+            let exp = expectation::compute(&model, tables.as_deref(), &opts);
+            let env = ExpectationEnvelope {
+                character: &character,
+                date: date.query(),
+                data_as_of: rfc3339(eq.fetched_at_ms),
+                stale,
+                data_preparing: eq.data_preparing,
+                expectation: &exp,
+            };
+            let json =
+                serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
+            let w = freshness::window(date.date(), eq.fetched_at_ms);
+            Ok(CachedValue {
+                body_gz: Bytes::from(codec::compress(&json)),
+                fetched_at_ms: eq.fetched_at_ms,
+                fresh_until_ms: w.fresh_until_ms,
+                stale_until_ms: w.stale_until_ms,
+                load_ms: 0,
+                negative: false,
+                stale: false,
+            })
         })
+        .await
+        .map_err(|e| CharacterError::Internal(e.to_string()))?
     }
 
     /// Basic info (world, class, level, image) plus the like count.
@@ -600,7 +649,7 @@ impl CharacterService {
                 stale: Some(v),
                 error,
             }) if fallback_allowed(&error) && !v.negative => {
-                cache::record_stale();
+                self.cache.record_stale();
                 (v, CacheStatus::Stale, is_data_preparing(&error))
             }
             Err(f) => return Err(f.error),
@@ -683,6 +732,7 @@ impl CharacterService {
             stale_until_ms: w.stale_until_ms,
             load_ms: 0,
             negative: false,
+            stale: false,
         })
     }
 }
@@ -734,6 +784,7 @@ fn negative(now: i64) -> CachedValue {
         stale_until_ms: now + NEGATIVE_TTL.as_millis() as i64,
         load_ms: 0,
         negative: true,
+        stale: false,
     }
 }
 

@@ -136,6 +136,16 @@ pub struct Rejected {
     pub retry_in: Duration,
 }
 
+/// An operator's command (admin API, outage drills). It bypasses the failure count: `Open(d)` rejects every
+/// call for `d` (then the usual half-open probing follows), `Close` closes at once, `Reset` closes and also
+/// forgets the open-period backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Force {
+    Open(Duration),
+    Close,
+    Reset,
+}
+
 /// The state with its data. Each variant's rule lives in the function of the same name below.
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -547,6 +557,51 @@ impl Breaker {
         self.step(Event::Outcome { outcome, probe }, Some(epoch));
     }
 
+    /// Applies an operator's command; the transition is announced (metrics, log, listener) like any other.
+    pub fn force(&self, cmd: Force) {
+        let now = Instant::now();
+        let transition = {
+            let mut m = self.inner.machine.lock().expect("breaker lock poisoned");
+            let from = m.state.public();
+            let next = match cmd {
+                Force::Open(d) => State::Open {
+                    until: now + d,
+                    delay: d,
+                },
+                Force::Close | Force::Reset => State::Closed,
+            };
+            if matches!(cmd, Force::Close | Force::Reset) {
+                m.consecutive_failures = 0;
+            }
+            if cmd == Force::Reset {
+                m.policy = consecutive_failures(
+                    self.inner.config.failures,
+                    OpenBackoff::new(self.inner.config.open, self.inner.config.open_max),
+                );
+            }
+            m.state = next;
+            m.epoch += 1;
+            m.since = now;
+            let to = next.public();
+            if to == BreakerState::Open {
+                m.opened_total += 1;
+            }
+            (from != to).then(|| Transition {
+                from,
+                to,
+                open_for_ms: match next {
+                    State::Open { delay, .. } => Some(delay.as_millis() as u64),
+                    _ => None,
+                },
+                consecutive_failures: m.consecutive_failures,
+            })
+        };
+        tracing::warn!(command = ?cmd, "upstream circuit breaker forced by an operator");
+        if let Some(t) = transition {
+            self.announce(&t);
+        }
+    }
+
     /// The state as stored (an open breaker whose period has ended reports open until the next call).
     pub fn state(&self) -> BreakerState {
         self.inner
@@ -783,5 +838,26 @@ mod tests {
         assert!(b.is_rejecting());
         tokio::time::advance(Duration::from_millis(600)).await;
         assert!(!b.is_rejecting(), "due for a probe");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn operators_can_force_open_close_and_reset() {
+        let b = Breaker::new(BreakerConfig::default());
+        b.force(Force::Open(Duration::from_secs(10)));
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.try_acquire().is_err(), "forced open rejects");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let probe = b
+            .try_acquire()
+            .expect("after the forced period a probe is admitted");
+        assert!(probe.is_probe());
+        drop(probe);
+        b.force(Force::Close);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.try_acquire().is_ok());
+        b.force(Force::Open(Duration::from_secs(60)));
+        b.force(Force::Reset);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.status().consecutive_failures, 0);
     }
 }

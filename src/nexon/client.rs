@@ -91,6 +91,11 @@ impl NexonClient {
     }
 
     /// Breaker, hold, rate budget and retry budget, as `/health/ready` shows them.
+    /// The circuit breaker (operators force it through the admin API).
+    pub fn breaker(&self) -> &super::breaker::Breaker {
+        self.resilience.breaker()
+    }
+
     pub fn status(&self) -> UpstreamStatus {
         self.resilience.status()
     }

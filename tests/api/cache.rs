@@ -38,6 +38,7 @@ fn value(clock: &Clock, fresh_ms: i64) -> CachedValue {
         stale_until_ms: now + 30 * 24 * 60 * MIN,
         load_ms: 0,
         negative: false,
+        stale: false,
     }
 }
 

@@ -4,7 +4,12 @@
 mod harness;
 mod helpers;
 
+mod admin;
+mod backends;
 mod cache;
+mod engine;
 mod foundation;
+mod likes;
+mod locks;
 mod resilience;
 mod services;

@@ -716,6 +716,7 @@ async fn background_refreshes_are_loaded_in_background_mode() {
         stale_until_ms: now + 3_600_000,
         load_ms: 0,
         negative: false,
+        stale: false,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LoadMode>();
     let t = tx.clone();

@@ -1,0 +1,269 @@
+//! Write-path tests without servers: the buffer's state machine, liker ids, and the whole service in
+//! embedded mode (a real SQLite file, in-process locks, the direct sync path). The Redis path and the
+//! outage scenarios run against real Redis and MariaDB in `tests/api/likes.rs`.
+
+use std::sync::Mutex as StdMutex;
+
+use super::*;
+use crate::config::DatabaseSettings;
+
+fn entry_pairs(b: &Buffer) -> Vec<(String, String)> {
+    b.pending()
+        .into_iter()
+        .map(|e| (e.character, e.liker))
+        .collect()
+}
+
+#[test]
+fn buffer_accepts_dedupes_and_bounds() {
+    let mut b = Buffer::new(3, "gw.1".into());
+    let Accept::New(e) = b.accept("evan", "x", 1) else {
+        panic!("new")
+    };
+    assert_eq!(e.id, "gw.1-1");
+    assert_eq!(b.accept("evan", "x", 2), Accept::Duplicate);
+    assert!(matches!(b.accept("evan", "y", 3), Accept::New(_)));
+    assert!(matches!(b.accept("luna", "x", 4), Accept::New(_)));
+    assert_eq!(b.accept("luna", "z", 5), Accept::Full);
+    assert_eq!(
+        b.accept("evan", "y", 6),
+        Accept::Duplicate,
+        "duplicates are answered when full"
+    );
+    assert_eq!(b.unflushed_for("evan"), 2);
+    assert_eq!(b.retained_for("luna"), 1);
+    assert!(b.contains_pair("evan", "y"));
+}
+
+#[test]
+fn buffer_keeps_entries_until_confirmed_and_repushes_on_a_new_generation() {
+    let mut b = Buffer::new(100, "gw.1".into());
+    for l in ["a", "b", "c", "d"] {
+        b.accept("evan", l, 0);
+    }
+    let (g, first) = b.take_for_flush(3);
+    assert_eq!(
+        first.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    b.mark_pushed(g, &first, Instant::now());
+    assert_eq!(b.unflushed_len(), 1);
+    assert_eq!(b.unflushed_for("evan"), 1);
+    assert_eq!(b.retained_for("evan"), 4);
+    // Only a confirmed prefix is dropped.
+    assert_eq!(b.confirm(g, 2), 2);
+    assert_eq!(b.len(), 2);
+    // A watermark of another generation confirms nothing.
+    assert_eq!(b.confirm(g + 1, 10), 0);
+    // A failed push: everything unconfirmed goes out again, numbered from 1.
+    b.new_generation();
+    let (g2, again) = b.take_for_flush(10);
+    assert_eq!(g2, g + 1);
+    assert_eq!(
+        again.iter().map(|o| o.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        again
+            .iter()
+            .map(|o| o.entry.liker.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c", "d"]
+    );
+    // A push recorded under a stale generation is ignored.
+    b.mark_pushed(g, &again, Instant::now());
+    assert_eq!(b.unflushed_len(), 2);
+    b.mark_pushed(g2, &again, Instant::now());
+    assert!(b.oldest_push().is_some());
+    assert_eq!(b.confirm(g2, 2), 2);
+    assert!(b.is_empty());
+    assert_eq!(b.retained_for("evan"), 0);
+}
+
+#[test]
+fn buffer_epoch_change_repushes_and_restore_keeps_ids() {
+    let mut b = Buffer::new(2, "gw.1".into());
+    assert!(b.adopt_epoch("e1"));
+    b.accept("evan", "a", 0);
+    let (g, items) = b.take_for_flush(10);
+    b.mark_pushed(g, &items, Instant::now());
+    assert!(!b.adopt_epoch("e1"));
+    assert!(b.adopt_epoch("e2"), "Redis lost its data");
+    assert_eq!(b.unflushed_len(), 1);
+
+    let recovered = vec![
+        LikeEntry {
+            id: "old-7".into(),
+            character: "luna".into(),
+            liker: "q".into(),
+            at_ms: 9,
+        },
+        LikeEntry {
+            id: "old-8".into(),
+            character: "evan".into(),
+            liker: "a".into(),
+            at_ms: 9,
+        },
+        LikeEntry {
+            id: "old-9".into(),
+            character: "sol".into(),
+            liker: "r".into(),
+            at_ms: 9,
+        },
+    ];
+    assert_eq!(b.restore(recovered), 2, "pair already retained is skipped");
+    assert_eq!(b.len(), 3, "the bound does not apply to recovered likes");
+    assert!(b.pending().iter().any(|e| e.id == "old-7"));
+    let seqs: Vec<u64> = b.oldest(2).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(b.remove(&seqs), 2);
+    assert_eq!(entry_pairs(&b), vec![("sol".into(), "r".into())]);
+}
+
+#[test]
+fn liker_ids_are_one_to_sixty_four_characters_without_controls() {
+    assert!(LikerId::parse("u-1").is_ok());
+    assert!(LikerId::parse(&"가".repeat(64)).is_ok());
+    for bad in ["", "a\nb", "tab\t", "\u{1f}"] {
+        let e = LikerId::parse(bad).unwrap_err();
+        assert_eq!(e.code(), "BAD_REQUEST");
+    }
+    assert!(LikerId::parse(&"x".repeat(65)).is_err());
+}
+
+async fn embedded(buffer_max: usize) -> (LikeService, Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&DatabaseSettings::Sqlite {
+        path: dir.path().join("likes.db"),
+    })
+    .await
+    .unwrap();
+    let svc = LikeService::new(
+        LikeConfig {
+            buffer_max,
+            sync_batch: 7,
+            ..LikeConfig::default()
+        },
+        store.clone(),
+        None,
+        LockService::in_process(),
+        "test",
+    );
+    (svc, store, dir)
+}
+
+fn n(s: &str) -> CharacterName {
+    CharacterName::parse(s).unwrap()
+}
+
+fn l(s: &str) -> LikerId {
+    LikerId::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn embedded_likes_count_once_per_liker_and_sync_to_the_database() {
+    let (svc, store, _dir) = embedded(1000).await;
+    assert_eq!(
+        svc.like(&n("Evan"), &l("a")).await.unwrap(),
+        LikeAnswer {
+            liked: true,
+            like_count: 1
+        }
+    );
+    assert_eq!(svc.like(&n("evan"), &l("a")).await.unwrap().like_count, 1);
+    assert_eq!(svc.like(&n("EVAN"), &l("b")).await.unwrap().like_count, 2);
+    for i in 0..20 {
+        svc.like(&n("Luna"), &l(&format!("u{i}"))).await.unwrap();
+    }
+    assert_eq!(svc.buffered(), 22);
+    // Batches of 7: one round syncs all of them (and the batch ids are deterministic).
+    let out = svc.sync_once().await.unwrap();
+    assert_eq!(
+        out,
+        SyncOutcome::Synced {
+            path: SyncPath::Direct,
+            entries: 22,
+            inserted: 22
+        }
+    );
+    assert_eq!(svc.buffered(), 0);
+    assert_eq!(store.like_count("evan").await.unwrap(), 2);
+    assert_eq!(store.like_count("luna").await.unwrap(), 20);
+    assert_eq!(svc.sync_once().await.unwrap(), SyncOutcome::Idle);
+    // After the sync the count comes from the database and a repeated like is known.
+    let st = svc.status(&n("evan"), Some(&l("a"))).await.unwrap();
+    assert_eq!(
+        st,
+        LikeStatus {
+            liked: Some(true),
+            like_count: 2
+        }
+    );
+    let st = svc.status(&n("evan"), Some(&l("zz"))).await.unwrap();
+    assert_eq!(st.liked, Some(false));
+    assert_eq!(svc.status(&n("evan"), None).await.unwrap().liked, None);
+    // A like repeated after its sync is not counted twice in the database.
+    svc.like(&n("evan"), &l("a")).await.unwrap();
+    svc.sync_once().await.unwrap();
+    assert_eq!(store.like_count("evan").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_full_buffer_refuses_new_likes_with_503_and_keeps_what_it_accepted() {
+    let (svc, store, _dir) = embedded(3).await;
+    for who in ["a", "b", "c"] {
+        svc.like(&n("evan"), &l(who)).await.unwrap();
+    }
+    let e = svc.like(&n("evan"), &l("d")).await.unwrap_err();
+    assert_eq!(e.code(), "LIKES_UNAVAILABLE");
+    assert_eq!(
+        crate::api::error::status_for(e.code(), e.kind()).as_u16(),
+        503
+    );
+    assert!(e.retry_after_secs().is_some());
+    // A duplicate of a retained like is still answered.
+    assert_eq!(svc.like(&n("evan"), &l("a")).await.unwrap().like_count, 3);
+    let report = svc.drain(Duration::from_secs(5)).await;
+    assert!(report.remaining.is_empty(), "{report:?}");
+    assert_eq!(report.synced, 3);
+    assert_eq!(store.like_count("evan").await.unwrap(), 3);
+    svc.like(&n("evan"), &l("d")).await.unwrap();
+}
+
+#[tokio::test]
+async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
+    let (svc, store, _dir) = embedded(100).await;
+    struct Seen(StdMutex<Vec<String>>);
+    impl LikeObserver for Seen {
+        fn accepted(&self, entry: &LikeEntry) {
+            self.0.lock().unwrap().push(entry.id.clone());
+        }
+    }
+    let seen = Arc::new(Seen(StdMutex::new(Vec::new())));
+    assert!(svc.set_observer(seen.clone()));
+    for who in ["a", "b", "a", "c"] {
+        svc.like(&n("evan"), &l(who)).await.unwrap();
+    }
+    let pending = svc.pending_entries();
+    let ids: std::collections::HashSet<_> = pending.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(pending.iter().all(|e| e.id.starts_with(svc.source())));
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        pending.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+    );
+
+    let first = svc
+        .apply_entries("backup-1:0", &pending, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(first.inserted, 3);
+    let again = svc
+        .apply_entries("backup-1:0", &pending, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(again.already_applied);
+    assert_eq!(store.like_count("evan").await.unwrap(), 3);
+    // The buffer still syncs them: the database counts each pair once.
+    svc.sync_once().await.unwrap();
+    assert_eq!(store.like_count("evan").await.unwrap(), 3);
+}
