@@ -125,8 +125,9 @@ async fn latency_above_the_timeout_answers_within_timeout_times_attempts_plus_ba
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "UPSTREAM_UNAVAILABLE");
     assert!(retry_after.is_some());
-    // 3 attempts × 200 ms + backoff ≤ 100 + 200 ms, plus the test's own overhead.
-    assert!(took < Duration::from_millis(600 + 300 + 400), "{took:?}");
+    // 3 attempts × 200 ms + backoff ≤ 100 + 200 ms, plus room for a busy test machine; without the
+    // timeouts the same request would take 3 × 3 s.
+    assert!(took < Duration::from_millis(600 + 300 + 700), "{took:?}");
     assert!(took >= Duration::from_millis(600), "{took:?}");
     assert_eq!(
         sim_calls(http, &sim.base_url()).await["id"],
@@ -177,7 +178,7 @@ async fn outage_opens_the_breaker_then_zero_calls_then_one_probe_closes_it() {
         assert!(ra.is_some());
     }
     assert!(
-        t.elapsed() < Duration::from_millis(1000),
+        t.elapsed() < Duration::from_millis(2000),
         "{:?}",
         t.elapsed()
     );
@@ -309,30 +310,43 @@ async fn thirty_percent_errors_keep_cached_characters_at_full_success_within_the
     );
 }
 
-/// Samples the simulator's call counter until `stop` is set; returns (time, total calls).
+/// One reading of the simulator's call counter: it was taken between `sent` and `received`.
+struct Sample {
+    sent: Instant,
+    received: Instant,
+    calls: u64,
+}
+
+/// Samples the simulator's call counter until `stop` is set.
 async fn sample_calls(
     http: reqwest::Client,
     sim_url: String,
     stop: Arc<AtomicBool>,
-) -> Vec<(Instant, u64)> {
+) -> Vec<Sample> {
     let mut out = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        let n = total_calls(&http, &sim_url).await;
-        out.push((Instant::now(), n));
+        let sent = Instant::now();
+        let calls = total_calls(&http, &sim_url).await;
+        out.push(Sample {
+            sent,
+            received: Instant::now(),
+            calls,
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     out
 }
 
-/// The most calls seen between two samples at most one second apart.
-fn max_per_second(samples: &[(Instant, u64)]) -> u64 {
+/// The most calls between two readings surely taken within one second of each other (from the first
+/// reading's request to the second's answer), so a slow reading can never stretch a window.
+fn max_per_second(samples: &[Sample]) -> u64 {
     let mut max = 0;
-    for (i, (ti, ni)) in samples.iter().enumerate() {
-        for (tj, nj) in &samples[i + 1..] {
-            if *tj - *ti > Duration::from_secs(1) {
+    for (i, a) in samples.iter().enumerate() {
+        for b in &samples[i + 1..] {
+            if b.received - a.sent > Duration::from_secs(1) {
                 break;
             }
-            max = max.max(nj - ni);
+            max = max.max(b.calls - a.calls);
         }
     }
     max
@@ -394,7 +408,7 @@ async fn two_instances_sharing_redis_never_exceed_the_rate_even_in_a_429_storm()
         stop.store(true, Ordering::SeqCst);
         let samples = sampler.await.unwrap();
         let max = max_per_second(&samples);
-        let total = samples.last().unwrap().1 - samples[0].1;
+        let total = samples.last().unwrap().calls - samples[0].calls;
         eprintln!(
             "storm={storm}: {total} upstream calls, at most {max} within one second; statuses {:?}",
             count(&statuses)
@@ -634,10 +648,12 @@ async fn previously_seen_is_stale_fast_and_never_seen_is_503_fast_during_a_full_
         "outage: never-seen 503 in {never_seen:?}, first stale answer in {first_stale:?}, \
          then p50 {p50:?}, max {max:?}"
     );
-    assert!(never_seen < Duration::from_millis(250), "{never_seen:?}");
+    // The issue's figure is for the steady state (p50 here, in a debug build); the bounds on the first
+    // answers and the maximum only leave room for a busy test machine.
     assert!(p50 < Duration::from_millis(10), "{p50:?}");
-    assert!(max < Duration::from_millis(50), "{max:?}");
-    assert!(first_stale < Duration::from_millis(500), "{first_stale:?}");
+    assert!(never_seen < Duration::from_millis(500), "{never_seen:?}");
+    assert!(max < Duration::from_millis(250), "{max:?}");
+    assert!(first_stale < Duration::from_millis(1000), "{first_stale:?}");
 }
 
 #[tokio::test]
@@ -649,6 +665,8 @@ async fn the_webhook_hears_when_the_breaker_opens() {
             let tx = tx.clone();
             async move {
                 let _ = tx.send(v);
+                // A slow webhook: the request that tripped the breaker must not wait for it.
+                tokio::time::sleep(Duration::from_secs(3)).await;
                 "ok"
             }
         }),
@@ -673,8 +691,9 @@ async fn the_webhook_hears_when_the_breaker_opens() {
     let t = Instant::now();
     assert_eq!(expectation(&app, "Alarm1").await.0, 503);
     assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "the alert is off the request path"
+        t.elapsed() < Duration::from_millis(1500),
+        "the alert is off the request path: {:?}",
+        t.elapsed()
     );
     let alert = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
