@@ -6,10 +6,15 @@
 //! `MAPLE_LIKE_SYNC_BATCH` (2,000). Three measurements, printed as one table:
 //!
 //! 1. **POST like** — the whole gateway (`Application::build`, default settings: flush every 500 ms,
-//!    sync every 2 s running in the background) on its own 2-worker runtime; 64 client tasks, each with
-//!    its own keep-alive HTTP/1 connection, send likes closed-loop (a new request as soon as the last
-//!    answered) over 5,000 characters (a new liker every 5,000 likes); 10 % of them repeat a like already sent. A
-//!    warm-up of 5,000 likes is not measured. Latency is measured per request at the client.
+//!    sync every 2 s running in the background) on its own 2-worker runtime; 64 client connections
+//!    (keep-alive HTTP/1, one per task) on another 2-worker runtime, over 5,000 characters (a new liker
+//!    every 5,000 likes; every 10th like repeats an earlier one). First a closed loop (each connection
+//!    sends as soon as its last like answered: the saturation throughput, where latency is
+//!    64 / throughput by Little's law), then open loops at fixed rates (`LIKES_BENCH_RATES`, default
+//!    1,000, 2,000 and 4,000 likes/s, 10 s each), whose latency counts from the scheduled send time so a
+//!    slow answer also charges the requests it delayed. Each open loop is followed by the same loop
+//!    against `GET /health/live` (same server and layers, no I/O): the machine's own latency floor. A
+//!    5,000-like warm-up is not measured.
 //! 2. **Store batches** — `Store::apply_likes` alone: 200,000 fresh likes in batches of 2,000, each one
 //!    fenced transaction.
 //! 3. **Sync from Redis** — 200,000 likes staged in the Redis queue through a `LikeService` (restore +
@@ -17,8 +22,9 @@
 //!    acknowledgement, i.e. the whole sync path.
 //!
 //! Run: `cargo bench --bench likes` (needs `redis-server` and MariaDB on 127.0.0.1:3306, as the test
-//! suite). `LIKES_BENCH_REQUESTS` sets the number of measured POSTs (default 100,000),
-//! `LIKES_BENCH_BATCH` the sync batch (default 2,000), `LIKES_BENCH_ONLY=post|sync` one part. The machine's
+//! suite). `LIKES_BENCH_REQUESTS` sets the number of closed-loop POSTs (default 100,000),
+//! `LIKES_BENCH_RATES` the open-loop rates, `LIKES_BENCH_BATCH` the sync batch (default 2,000),
+//! `LIKES_BENCH_ONLY=post|sync` one part. The machine's
 //! other load shows in the figures: run it on a quiet machine. Failure modes: none — it measures and
 //! prints; a server that is missing fails it at start.
 
@@ -51,8 +57,128 @@ fn mysql(url: &str) -> DatabaseSettings {
     }
 }
 
-/// Part 1: the gateway on its own runtime, 64 closed-loop connections.
-fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize) {
+/// One like request on connection `http`; `n` picks the (character, liker) pair. `n == usize::MAX`
+/// sends the baseline request instead (`GET /health/live`: the same server, no I/O).
+async fn like_once(http: &reqwest::Client, base: &str, n: usize) {
+    if n == usize::MAX {
+        let r = http
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await.unwrap();
+        return;
+    }
+    // Every 10th like repeats one sent before (idempotent, answered 200).
+    let n = if n % 10 == 9 { n - 9 } else { n };
+    let r = http
+        .post(format!("{base}/api/v2/characters/Bench{}/like", n % 5000))
+        .header("x-liker-id", format!("liker-{}", n / 5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+}
+
+fn connection() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap()
+}
+
+fn report(what: &str, mut lat: Vec<Duration>, wall: Duration) {
+    lat.sort();
+    println!(
+        "{what}: {} requests, {:.0} req/s, p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+        lat.len(),
+        lat.len() as f64 / wall.as_secs_f64(),
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.90)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&lat, 0.999)),
+        ms(*lat.last().unwrap()),
+    );
+}
+
+const CONNECTIONS: usize = 64;
+
+/// Closed loop: each connection sends its next like as soon as the last one answered.
+async fn closed_loop(base: &str, offset: usize, count: usize) -> (Vec<Duration>, Duration) {
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let base = base.to_string();
+        tasks.push(tokio::spawn(async move {
+            let http = connection();
+            let mut lat = Vec::with_capacity(count / CONNECTIONS + 1);
+            let mut i = offset + c;
+            while i < offset + count {
+                let t = Instant::now();
+                like_once(&http, &base, i).await;
+                lat.push(t.elapsed());
+                i += CONNECTIONS;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (all, t.elapsed())
+}
+
+/// Open loop: `rate` likes/s spread evenly over the connections for `secs`; latency counts from the
+/// scheduled send time, so a slow answer also charges the requests it delayed.
+async fn open_loop(
+    base: &str,
+    offset: usize,
+    rate: f64,
+    secs: f64,
+    baseline: bool,
+) -> (Vec<Duration>, Duration) {
+    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let end = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let base = base.to_string();
+        tasks.push(tokio::spawn(async move {
+            let http = connection();
+            let mut lat = Vec::new();
+            let first = start + interval.mul_f64(c as f64 / CONNECTIONS as f64);
+            let mut k = 0u32;
+            loop {
+                let scheduled = first + interval * k;
+                if scheduled >= end {
+                    break;
+                }
+                tokio::time::sleep_until(scheduled).await;
+                let n = if baseline {
+                    usize::MAX
+                } else {
+                    offset + c + CONNECTIONS * k as usize
+                };
+                like_once(&http, &base, n).await;
+                lat.push(scheduled.elapsed());
+                k += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (all, Duration::from_secs_f64(secs))
+}
+
+/// Part 1: the gateway on its own runtime, 64 connections, closed loop then open loop at fixed rates.
+fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize, rates: &[f64]) {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -64,6 +190,18 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize) {
         url: RedactedUrl::new(redis.url()),
     };
     settings.database = mysql(&db.url());
+    let env_ms = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
+    if let Some(d) = env_ms("MAPLE_LIKE_FLUSH_MS") {
+        settings.like_flush = d;
+    }
+    if let Some(d) = env_ms("MAPLE_LIKE_SYNC_MS") {
+        settings.like_sync = d;
+    }
     let app = server_rt.block_on(Application::build(settings)).unwrap();
     let base = format!("http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -76,69 +214,27 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let (lat, wall) = client_rt.block_on(async {
-        let connections = 64;
-        let run = |offset: usize, count: usize, record: bool| {
-            let base = base.clone();
-            async move {
-                let mut tasks = Vec::new();
-                for c in 0..connections {
-                    let base = base.clone();
-                    tasks.push(tokio::spawn(async move {
-                        let http = reqwest::Client::builder()
-                            .http1_only()
-                            .pool_max_idle_per_host(1)
-                            .build()
-                            .unwrap();
-                        let mut lat = Vec::with_capacity(count / connections + 1);
-                        let mut i = offset + c;
-                        while i < offset + count {
-                            // Every 10th like repeats one sent before (idempotent, answered 200).
-                            let n = if i % 10 == 9 { i - 9 } else { i };
-                            let url = format!("{base}/api/v2/characters/Bench{}/like", n % 5000);
-                            let t = Instant::now();
-                            let r = http
-                                .post(url)
-                                .header("x-liker-id", format!("liker-{}", n / 5000))
-                                .send()
-                                .await
-                                .unwrap();
-                            assert_eq!(r.status(), 200);
-                            let _ = r.bytes().await.unwrap();
-                            if record {
-                                lat.push(t.elapsed());
-                            }
-                            i += connections;
-                        }
-                        lat
-                    }));
-                }
-                let mut all = Vec::new();
-                for t in tasks {
-                    all.extend(t.await.unwrap());
-                }
-                all
-            }
-        };
-        run(0, 5_000, false).await;
-        let t = Instant::now();
-        let mut lat = run(1_000_000, requests, true).await;
-        let wall = t.elapsed();
-        lat.sort();
-        (lat, wall)
+    client_rt.block_on(async {
+        closed_loop(&base, 0, 5_000).await;
+        let (lat, wall) = closed_loop(&base, 1_000_000, requests).await;
+        report("POST like, 64 connections, closed loop", lat, wall);
+        for (i, rate) in rates.iter().enumerate() {
+            let (lat, wall) = open_loop(&base, 10_000_000 * (i + 2), *rate, 10.0, false).await;
+            report(
+                &format!("POST like, 64 connections, open loop at {rate:.0}/s for 10 s"),
+                lat,
+                wall,
+            );
+            let (lat, wall) = open_loop(&base, 0, *rate, 10.0, true).await;
+            report(
+                &format!("  baseline GET /health/live, same open loop at {rate:.0}/s"),
+                lat,
+                wall,
+            );
+        }
     });
     let _ = stop_tx.send(());
     server_rt.block_on(server).unwrap().unwrap();
-    println!(
-        "POST like, 64 connections, {} requests: {:.0} req/s, p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
-        lat.len(),
-        lat.len() as f64 / wall.as_secs_f64(),
-        ms(percentile(&lat, 0.50)),
-        ms(percentile(&lat, 0.90)),
-        ms(percentile(&lat, 0.99)),
-        ms(percentile(&lat, 0.999)),
-        ms(*lat.last().unwrap()),
-    );
 }
 
 /// Part 2: fenced batches straight into the store.
@@ -244,10 +340,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let only = std::env::var("LIKES_BENCH_ONLY").unwrap_or_default();
+    let rates: Vec<f64> = std::env::var("LIKES_BENCH_RATES")
+        .unwrap_or_else(|_| "1000,2000,4000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
     let redis = RedisServer::start();
     if only.is_empty() || only == "post" {
         let db = TestDatabase::create();
-        post_like_latency(&redis, &db, requests);
+        post_like_latency(&redis, &db, requests, &rates);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
