@@ -6,6 +6,11 @@
 //! shutdown future resolves, then turns `/health/ready` to 503, stops accepting connections, lets in-flight
 //! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
 //! and returns.
+//!
+//! Start-up recovery and the shutdown sequence (flush order, backup file, summary line, the exit bound of
+//! grace plus 10 s) are specified in [`crate::shutdown`]: `build` applies backup files and journal segments
+//! before the listener is bound (so `/health/ready` cannot be 200 before recovery ran), `run_until` drives
+//! the sequence.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,9 +26,10 @@ use crate::config::{Secret, Settings};
 use crate::expectation::{CubeTables, TableReport};
 use crate::likes::{LikeConfig, LikeService};
 use crate::lock::{LockError, LockService};
-use crate::nexon::NexonClient;
+use crate::nexon::{BreakerConfig, ClientOptions, NexonClient, RateConfig, ResilienceConfig};
 use crate::pipeline::{Pipeline, StandardConfig};
 use crate::redis::{RedisError, RedisHandle};
+use crate::shutdown::{self, Dirs, Journal, Recovery, RequestGate, ShutdownError};
 use crate::sim;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
@@ -55,6 +61,8 @@ pub enum AppError {
     Serve(std::io::Error),
     #[error("locks: {0}")]
     Lock(LockError),
+    #[error("recovery: {0}")]
+    Recovery(#[from] ShutdownError),
 }
 
 /// A built, bound, not yet running gateway.
@@ -66,6 +74,8 @@ pub struct Application {
     simulator: Option<sim::SimHandle>,
     cancel: tokio_util::sync::CancellationToken,
     background: tokio_util::task::TaskTracker,
+    journal: Journal,
+    dirs: Dirs,
 }
 
 /// Loads the cube table: `MAPLE_CUBE_TABLE`, else the simulator's synthetic table when the simulator is the
@@ -109,6 +119,36 @@ fn load_tables(
     Ok((Some(Arc::new(tables)), status))
 }
 
+/// The upstream client's settings: resilience knobs, and the rate budget of the key's type unless overridden.
+fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) -> ClientOptions {
+    let (per_second, per_day) = RateConfig::defaults_for(key, settings.uses_embedded_simulator());
+    ClientOptions {
+        resilience: ResilienceConfig {
+            attempt_timeout: settings.upstream_timeout,
+            deadline: settings.upstream_deadline,
+            max_retries: settings.retry_max,
+            retry_budget_ratio: settings.retry_budget_ratio,
+            breaker: BreakerConfig {
+                failures: settings.breaker_failures,
+                open: settings.breaker_open,
+                open_max: settings.breaker_open_max,
+                probes: settings.breaker_probes,
+            },
+            maintenance_hold: settings.maintenance_hold,
+            auth_hold: settings.auth_hold,
+        },
+        rate: RateConfig {
+            per_second: settings.rate_per_s.unwrap_or(per_second),
+            per_day: settings.rate_per_day.unwrap_or(per_day),
+            max_wait: settings.rate_wait,
+            instances: settings.rate_instances,
+        },
+        redis,
+        alert_webhook: settings.alert_webhook.clone(),
+        instance_id: settings.instance_id.clone(),
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
@@ -116,6 +156,8 @@ impl Application {
             source,
         })?;
 
+        // The metrics recorder first: recovery (below) already counts.
+        let metrics_handle = telemetry::metrics_handle();
         let store = Store::connect(&settings.database).await?;
         tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
 
@@ -150,11 +192,22 @@ impl Application {
                 UpstreamMode::Nexon,
             )
         };
-        let nexon = NexonClient::new(&upstream_base, key, settings.upstream_timeout)
-            .map_err(|e| AppError::Upstream(e.to_string()))?;
-
         let (tables, table_status) = load_tables(&settings)?;
         let redis = RedisHandle::connect(&settings.redis).await?;
+        let nexon = NexonClient::new(
+            &upstream_base,
+            key.clone(),
+            client_options(&settings, key.expose(), redis.clone()),
+        )
+        .map_err(|e| AppError::Upstream(e.to_string()))?;
+        let rate = nexon.status().rate;
+        tracing::info!(
+            per_second = rate.per_second,
+            per_day = ?rate.per_day,
+            mode = ?rate.mode,
+            wait_ms = rate.max_wait_ms,
+            "upstream rate budget"
+        );
         let cache = TieredCache::new(
             CacheConfig {
                 l1_max_bytes: settings.l1_max_bytes,
@@ -175,6 +228,9 @@ impl Application {
                 cache.clone(),
                 cancel.clone(),
             ));
+            if let Some(w) = r.watcher(cancel.clone()) {
+                background.spawn(w);
+            }
         }
         let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
         let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
@@ -185,6 +241,28 @@ impl Application {
             locks,
             &settings.instance_id,
         );
+        // Recovery before anything can be accepted: backup files and journal segments of earlier processes.
+        let dirs = Dirs::new(&settings.data_dir);
+        dirs.create()?;
+        let recovery = Recovery::new(likes.clone(), dirs.clone(), settings.like_sync_batch);
+        let sources = recovery.sources();
+        if !sources.is_empty() {
+            let started = Instant::now();
+            let report = recovery.run(sources, true).await;
+            tracing::info!(
+                files_applied = report.files_applied,
+                entries_applied = report.entries_applied,
+                inserted = report.inserted,
+                quarantined = report.quarantined,
+                deferred = report.deferred.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "start-up recovery done"
+            );
+            if !report.deferred.is_empty() {
+                background.spawn(recovery.retry_loop(report.deferred, cancel.clone()));
+            }
+        }
+        let journal = Journal::start(&dirs.journal, likes.clone(), settings.journal_fsync)?;
         background.spawn(likes.clone().run_flush_loop(cancel.clone()));
         background.spawn(likes.clone().run_sync_loop(cancel.clone()));
         let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
@@ -205,11 +283,13 @@ impl Application {
             store,
             nexon,
             upstream_mode,
-            metrics: telemetry::metrics_handle(),
+            metrics: metrics_handle,
             table_status,
             redis,
             pipeline,
             characters,
+            admin_token: settings.admin_token.clone(),
+            server_errors: Default::default(),
             likes,
         });
 
@@ -221,7 +301,18 @@ impl Application {
             simulator,
             cancel,
             background,
+            journal,
+            dirs,
         })
+    }
+
+    /// What a second shutdown signal needs to write the backup and exit at once.
+    pub fn emergency(&self) -> shutdown::Emergency {
+        shutdown::Emergency {
+            likes: self.state.likes.clone(),
+            backup_dir: self.dirs.backup.clone(),
+            instance: self.settings.instance_id.clone(),
+        }
     }
 
     /// The address the server is bound to (the real port when `MAPLE_LISTEN` used port 0).
@@ -238,7 +329,7 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains for at most the grace period.
+    /// Serves until `shutdown` resolves, then runs the shutdown sequence of [`crate::shutdown`].
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -251,60 +342,128 @@ impl Application {
             simulator,
             cancel,
             background,
+            mut journal,
+            dirs,
         } = self;
         let limits = HttpLimits {
             max_concurrency: settings.max_concurrency,
+            client_rps: settings.client_rps,
             request_timeout: settings.request_timeout,
         };
-        let router = api::router(state.clone(), &limits);
+        let gate = RequestGate::default();
+        let router = api::router(state.clone(), &limits).layer(
+            axum::middleware::from_fn_with_state(gate.clone(), shutdown::gate),
+        );
         state.readiness.mark_started();
         tracing::info!(%addr, instance = %state.instance_id, "maple-gateway listening");
 
-        let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
+        let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<Instant>();
         let ready_state = state.clone();
+        let drain_gate = gate.clone();
         let graceful = async move {
             shutdown.await;
             ready_state.readiness.mark_shutting_down();
-            tracing::info!("shutdown requested: draining in-flight requests");
-            let _ = begin_tx.send(());
+            let in_flight = drain_gate.begin_drain();
+            tracing::info!(in_flight, "shutdown requested: draining in-flight requests");
+            let _ = begin_tx.send(Instant::now());
         };
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(graceful);
+        .with_graceful_shutdown(graceful)
+        .into_future();
+        let mut server = std::pin::pin!(server);
         let grace = settings.shutdown_grace;
+        let begun = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let begun_w = begun.clone();
         let bounded = async move {
-            let _ = begin_rx.await;
+            if let Ok(t) = begin_rx.await {
+                *begun_w.lock().expect("poisoned") = Some(t);
+            }
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            r = server => r.map_err(AppError::Serve)?,
-            _ = bounded => tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: cutting remaining requests"),
+            r = &mut server => r.map_err(AppError::Serve)?,
+            _ = bounded => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, in_flight = gate.in_flight(), "grace period over: answering remaining requests 503");
+                gate.cut();
+                let _ = tokio::time::timeout(shutdown::CUT_WRITE_TIME, &mut server).await;
+            }
         }
+        let began = begun.lock().expect("poisoned").unwrap_or_else(Instant::now);
+        let deadline = tokio::time::Instant::now() + shutdown::POST_GRACE_BUDGET;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+
+        // Background tasks: one token, awaited with a deadline (the like sync loop drains on its way out).
         cancel.cancel();
         background.close();
-        if tokio::time::timeout(std::time::Duration::from_secs(5), background.wait())
+        let bg_budget = left().min(std::time::Duration::from_secs(4));
+        if tokio::time::timeout(bg_budget, background.wait())
             .await
             .is_err()
         {
-            tracing::warn!("background tasks did not stop within 5 s");
+            tracing::warn!(
+                budget_ms = bg_budget.as_millis() as u64,
+                "background tasks did not stop in time"
+            );
         }
-        if !state
-            .characters
-            .flush_snapshot_writes(std::time::Duration::from_secs(5))
-            .await
-        {
-            tracing::warn!("some equipment snapshot writes did not finish within 5 s");
+        // Like buffer → Redis → MySQL under the lock, with what is left of the budget.
+        let drain_budget = left()
+            .saturating_sub(std::time::Duration::from_millis(1500))
+            .min(std::time::Duration::from_secs(3));
+        let drained = state.likes.drain(drain_budget).await;
+        // Pending snapshot writes → database.
+        let snap_budget = left()
+            .saturating_sub(std::time::Duration::from_millis(1000))
+            .min(std::time::Duration::from_secs(2));
+        let snapshots_done = state.characters.flush_snapshot_writes(snap_budget).await;
+        if !snapshots_done {
+            tracing::warn!(
+                "some equipment snapshot writes did not finish in time (refetched on demand)"
+            );
         }
-        if let Some(r) = &state.redis {
-            r.quit().await;
-        }
-        state.store.close().await;
-        if let Some(sim) = simulator {
-            let _ = sim.shutdown().await;
-        }
-        tracing::info!("maple-gateway stopped");
+        // What is left → backup file; then this process's journal is no longer needed.
+        let segments = journal.close();
+        let remaining = drained.remaining;
+        let backup =
+            shutdown::backup::write(&dirs.backup, &state.instance_id, "shutdown", &remaining);
+        let backed_up = match &backup {
+            Ok(file) => {
+                metrics::counter!(shutdown::BACKUP_ENTRIES_TOTAL).increment(remaining.len() as u64);
+                journal.remove(&segments);
+                if let Some(f) = file {
+                    tracing::warn!(file = %f.display(), entries = remaining.len(), "likes not yet in the database were backed up; they are applied at the next start");
+                }
+                remaining.len()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, pending = remaining.len(), "backup write FAILED: the journal segments are kept and replayed at the next start");
+                0
+            }
+        };
+        let close_budget = left().max(std::time::Duration::from_millis(200));
+        let _ = tokio::time::timeout(close_budget, async {
+            if let Some(r) = &state.redis {
+                r.quit().await;
+            }
+            state.store.close().await;
+            if let Some(sim) = simulator {
+                let _ = sim.shutdown().await;
+            }
+        })
+        .await;
+        tracing::info!(
+            drained_requests = gate.drained(),
+            cut_requests = gate.cut_count(),
+            likes_flushed = drained.flushed,
+            likes_synced = drained.synced,
+            likes_backed_up = backed_up,
+            backup_failed = backup.is_err(),
+            snapshots_flushed = snapshots_done,
+            elapsed_ms = began.elapsed().as_millis() as u64,
+            "shutdown complete"
+        );
         Ok(())
     }
 }

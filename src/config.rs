@@ -104,6 +104,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "per-request timeout of the HTTP server",
     ),
     (
+        "MAPLE_CLIENT_RPS",
+        "0",
+        "requests per second per client (x-api-client header, else IP) on data routes; 0 = no limit",
+    ),
+    (
         "MAPLE_MAX_CONCURRENCY",
         "1024",
         "requests processed at once; beyond it requests are shed with 503",
@@ -114,6 +119,76 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may drain at shutdown",
     ),
     ("MAPLE_LOG_FORMAT", "text", "text or json"),
+    (
+        "MAPLE_UPSTREAM_DEADLINE_MS",
+        "8000",
+        "overall deadline of one logical upstream call, retries and rate waits included",
+    ),
+    (
+        "MAPLE_RETRY_MAX",
+        "2",
+        "retries of a failed upstream attempt (connect errors, timeouts, 5xx, 429 only; 0-2)",
+    ),
+    (
+        "MAPLE_RETRY_BUDGET_RATIO",
+        "0.2",
+        "retries allowed as a share of upstream calls over a 10 s sliding window (0-1)",
+    ),
+    (
+        "MAPLE_BREAKER_FAILURES",
+        "5",
+        "consecutive upstream faults that open the circuit breaker",
+    ),
+    (
+        "MAPLE_BREAKER_OPEN_MS",
+        "5000",
+        "first open period of the circuit breaker (doubles after each failed probe)",
+    ),
+    (
+        "MAPLE_BREAKER_OPEN_MAX_MS",
+        "60000",
+        "longest open period of the circuit breaker",
+    ),
+    (
+        "MAPLE_BREAKER_PROBES",
+        "1",
+        "concurrent trial calls the half-open breaker admits",
+    ),
+    (
+        "MAPLE_MAINTENANCE_HOLD_S",
+        "300",
+        "after an upstream maintenance answer (00010/00011), serve stale only for this long",
+    ),
+    (
+        "MAPLE_AUTH_HOLD_S",
+        "60",
+        "after the upstream refused the key (00002/00005), make no call for this long",
+    ),
+    (
+        "MAPLE_RATE_PER_S",
+        "by key type",
+        "shared upstream budget per second: test_ keys 5, others 500, embedded simulator 10000",
+    ),
+    (
+        "MAPLE_RATE_PER_DAY",
+        "by key type",
+        "shared upstream budget per KST day: test_ keys 1000, others 20000000, embedded simulator unlimited",
+    ),
+    (
+        "MAPLE_RATE_WAIT_MS",
+        "100",
+        "longest an interactive request waits for a rate slot before stale / 429 (background never waits)",
+    ),
+    (
+        "MAPLE_RATE_INSTANCES",
+        "1",
+        "N: without Redis (or while it is down) each instance uses 1/N of the rate budget",
+    ),
+    (
+        "MAPLE_ALERT_WEBHOOK",
+        "(unset)",
+        "http(s) URL receiving a JSON POST when the breaker opens, maintenance begins or the key is refused",
+    ),
     (
         "MAPLE_LIKE_FLUSH_MS",
         "500",
@@ -133,6 +208,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "MAPLE_LIKE_SYNC_BATCH",
         "2000",
         "likes per database transaction of the sync (1-10000)",
+    ),
+    (
+        "MAPLE_JOURNAL_FSYNC_MS",
+        "50",
+        "how often the like journal is fsynced (1-1000); bounds what a kill -9 can lose",
     ),
 ];
 
@@ -254,12 +334,32 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     pub max_concurrency: usize,
+    /// Per-client requests per second on the data routes; 0 = no limit.
+    pub client_rps: u32,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub upstream_deadline: Duration,
+    pub retry_max: u32,
+    pub retry_budget_ratio: f64,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    pub breaker_open_max: Duration,
+    pub breaker_probes: u32,
+    pub maintenance_hold: Duration,
+    pub auth_hold: Duration,
+    /// `None`: the key type's default.
+    pub rate_per_s: Option<u64>,
+    /// `None`: the key type's default.
+    pub rate_per_day: Option<u64>,
+    pub rate_wait: Duration,
+    pub rate_instances: u32,
+    pub alert_webhook: Option<String>,
     pub like_flush: Duration,
     pub like_sync: Duration,
     pub like_buffer_max: usize,
     pub like_sync_batch: usize,
+    /// Interval of the like journal's batched fsync.
+    pub journal_fsync: Duration,
 }
 
 impl Settings {
@@ -351,12 +451,28 @@ struct RawSettings {
     upstream_timeout_ms: Option<NumOrString>,
     request_timeout_ms: Option<NumOrString>,
     max_concurrency: Option<NumOrString>,
+    client_rps: Option<NumOrString>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
+    upstream_deadline_ms: Option<NumOrString>,
+    retry_max: Option<NumOrString>,
+    retry_budget_ratio: Option<String>,
+    breaker_failures: Option<NumOrString>,
+    breaker_open_ms: Option<NumOrString>,
+    breaker_open_max_ms: Option<NumOrString>,
+    breaker_probes: Option<NumOrString>,
+    maintenance_hold_s: Option<NumOrString>,
+    auth_hold_s: Option<NumOrString>,
+    rate_per_s: Option<NumOrString>,
+    rate_per_day: Option<NumOrString>,
+    rate_wait_ms: Option<NumOrString>,
+    rate_instances: Option<NumOrString>,
+    alert_webhook: Option<String>,
     like_flush_ms: Option<NumOrString>,
     like_sync_ms: Option<NumOrString>,
     like_buffer_max: Option<NumOrString>,
     like_sync_batch: Option<NumOrString>,
+    journal_fsync_ms: Option<NumOrString>,
 }
 
 /// TOML numbers may be written as numbers or strings; env values are always strings.
@@ -447,11 +563,82 @@ impl RawSettings {
             NumOrString::Str,
         );
         set(
+            &mut self.client_rps,
+            env("MAPLE_CLIENT_RPS"),
+            NumOrString::Str,
+        );
+        set(
             &mut self.shutdown_grace_ms,
             env("MAPLE_SHUTDOWN_GRACE_MS"),
             NumOrString::Str,
         );
         set(&mut self.log_format, env("MAPLE_LOG_FORMAT"), |v| v);
+        set(
+            &mut self.upstream_deadline_ms,
+            env("MAPLE_UPSTREAM_DEADLINE_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.retry_max,
+            env("MAPLE_RETRY_MAX"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.retry_budget_ratio,
+            env("MAPLE_RETRY_BUDGET_RATIO"),
+            |v| v,
+        );
+        set(
+            &mut self.breaker_failures,
+            env("MAPLE_BREAKER_FAILURES"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_open_ms,
+            env("MAPLE_BREAKER_OPEN_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_open_max_ms,
+            env("MAPLE_BREAKER_OPEN_MAX_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.breaker_probes,
+            env("MAPLE_BREAKER_PROBES"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.maintenance_hold_s,
+            env("MAPLE_MAINTENANCE_HOLD_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.auth_hold_s,
+            env("MAPLE_AUTH_HOLD_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_per_s,
+            env("MAPLE_RATE_PER_S"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_per_day,
+            env("MAPLE_RATE_PER_DAY"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_wait_ms,
+            env("MAPLE_RATE_WAIT_MS"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.rate_instances,
+            env("MAPLE_RATE_INSTANCES"),
+            NumOrString::Str,
+        );
+        set(&mut self.alert_webhook, env("MAPLE_ALERT_WEBHOOK"), |v| v);
         set(
             &mut self.like_flush_ms,
             env("MAPLE_LIKE_FLUSH_MS"),
@@ -470,6 +657,11 @@ impl RawSettings {
         set(
             &mut self.like_sync_batch,
             env("MAPLE_LIKE_SYNC_BATCH"),
+            NumOrString::Str,
+        );
+        set(
+            &mut self.journal_fsync_ms,
+            env("MAPLE_JOURNAL_FSYNC_MS"),
             NumOrString::Str,
         );
     }
@@ -660,8 +852,89 @@ impl RawSettings {
             1,
         )?;
         let max_concurrency = num(self.max_concurrency, "MAPLE_MAX_CONCURRENCY", 1024, 1)?;
+        let client_rps = num(self.client_rps, "MAPLE_CLIENT_RPS", 0, 0)?;
+        if client_rps > 1_000_000 {
+            return Err(err(
+                "MAPLE_CLIENT_RPS",
+                format!("must be at most 1000000, got {client_rps}"),
+            ));
+        }
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
+        let upstream_deadline_ms = num(
+            self.upstream_deadline_ms,
+            "MAPLE_UPSTREAM_DEADLINE_MS",
+            8_000,
+            1,
+        )?;
+        let retry_max = num(self.retry_max, "MAPLE_RETRY_MAX", 2, 0)?;
+        if retry_max > 2 {
+            return Err(err(
+                "MAPLE_RETRY_MAX",
+                format!("must be at most 2, got {retry_max}"),
+            ));
+        }
+        let retry_budget_ratio = match self.retry_budget_ratio.as_deref().map(str::trim) {
+            None => 0.2,
+            Some(r) => match r.parse::<f64>() {
+                Ok(v) if v.is_finite() && (0.0..=1.0).contains(&v) => v,
+                _ => {
+                    return Err(err(
+                        "MAPLE_RETRY_BUDGET_RATIO",
+                        format!("expected a number in [0, 1], got {r:?}"),
+                    ));
+                }
+            },
+        };
+        let breaker_failures = num(self.breaker_failures, "MAPLE_BREAKER_FAILURES", 5, 1)?;
+        let breaker_open_ms = num(self.breaker_open_ms, "MAPLE_BREAKER_OPEN_MS", 5_000, 10)?;
+        let breaker_open_max_ms = num(
+            self.breaker_open_max_ms,
+            "MAPLE_BREAKER_OPEN_MAX_MS",
+            60_000.max(breaker_open_ms),
+            10,
+        )?;
+        if breaker_open_max_ms < breaker_open_ms {
+            return Err(err(
+                "MAPLE_BREAKER_OPEN_MAX_MS",
+                format!(
+                    "must not be below MAPLE_BREAKER_OPEN_MS ({breaker_open_ms}), got {breaker_open_max_ms}"
+                ),
+            ));
+        }
+        let breaker_probes = num(self.breaker_probes, "MAPLE_BREAKER_PROBES", 1, 1)?;
+        let maintenance_hold_s = num(self.maintenance_hold_s, "MAPLE_MAINTENANCE_HOLD_S", 300, 1)?;
+        let auth_hold_s = num(self.auth_hold_s, "MAPLE_AUTH_HOLD_S", 60, 1)?;
+        let rate_per_s = self
+            .rate_per_s
+            .map(|v| v.parse_u64("MAPLE_RATE_PER_S", 1))
+            .transpose()?;
+        let rate_per_day = self
+            .rate_per_day
+            .map(|v| v.parse_u64("MAPLE_RATE_PER_DAY", 1))
+            .transpose()?;
+        let rate_wait_ms = num(self.rate_wait_ms, "MAPLE_RATE_WAIT_MS", 100, 0)?;
+        let rate_instances = num(self.rate_instances, "MAPLE_RATE_INSTANCES", 1, 1)?;
+        if rate_instances > 1_000 {
+            return Err(err(
+                "MAPLE_RATE_INSTANCES",
+                format!("must be at most 1000, got {rate_instances}"),
+            ));
+        }
+        let alert_webhook = match self.alert_webhook.map(|w| w.trim().to_string()) {
+            None => None,
+            Some(w) if w.is_empty() => None,
+            Some(w) if w.starts_with("http://") || w.starts_with("https://") => Some(w),
+            Some(w) => {
+                return Err(err(
+                    "MAPLE_ALERT_WEBHOOK",
+                    format!(
+                        "expected an http:// or https:// URL, got {:?}",
+                        redact_url(&w)
+                    ),
+                ));
+            }
+        };
         let like_flush_ms = num(self.like_flush_ms, "MAPLE_LIKE_FLUSH_MS", 500, 10)?;
         let like_sync_ms = num(self.like_sync_ms, "MAPLE_LIKE_SYNC_MS", 2000, 50)?;
         let like_buffer_max = num(self.like_buffer_max, "MAPLE_LIKE_BUFFER_MAX", 200_000, 1)?;
@@ -670,6 +943,13 @@ impl RawSettings {
             return Err(err(
                 "MAPLE_LIKE_SYNC_BATCH",
                 format!("must be at most 10000, got {like_sync_batch}"),
+            ));
+        }
+        let journal_fsync_ms = num(self.journal_fsync_ms, "MAPLE_JOURNAL_FSYNC_MS", 50, 1)?;
+        if journal_fsync_ms > 1000 {
+            return Err(err(
+                "MAPLE_JOURNAL_FSYNC_MS",
+                format!("must be at most 1000, got {journal_fsync_ms}"),
             ));
         }
 
@@ -701,12 +981,28 @@ impl RawSettings {
             upstream_timeout: Duration::from_millis(upstream_timeout_ms),
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_concurrency: max_concurrency as usize,
+            client_rps: client_rps as u32,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
+            upstream_deadline: Duration::from_millis(upstream_deadline_ms),
+            retry_max: retry_max as u32,
+            retry_budget_ratio,
+            breaker_failures: breaker_failures.min(u32::MAX as u64) as u32,
+            breaker_open: Duration::from_millis(breaker_open_ms),
+            breaker_open_max: Duration::from_millis(breaker_open_max_ms),
+            breaker_probes: breaker_probes.min(u32::MAX as u64) as u32,
+            maintenance_hold: Duration::from_secs(maintenance_hold_s),
+            auth_hold: Duration::from_secs(auth_hold_s),
+            rate_per_s,
+            rate_per_day,
+            rate_wait: Duration::from_millis(rate_wait_ms),
+            rate_instances: rate_instances as u32,
+            alert_webhook,
             like_flush: Duration::from_millis(like_flush_ms),
             like_sync: Duration::from_millis(like_sync_ms),
             like_buffer_max: like_buffer_max as usize,
             like_sync_batch: like_sync_batch as usize,
+            journal_fsync: Duration::from_millis(journal_fsync_ms),
         })
     }
 }
@@ -759,6 +1055,53 @@ mod tests {
         assert!(s.admin_token.is_none());
         assert_eq!(s.l1_max_bytes, 256 << 20);
         assert!(!s.instance_id.is_empty());
+        assert_eq!(s.upstream_deadline, Duration::from_millis(8_000));
+        assert_eq!(s.retry_max, 2);
+        assert_eq!(s.retry_budget_ratio, 0.2);
+        assert_eq!(s.breaker_failures, 5);
+        assert_eq!(s.breaker_open, Duration::from_secs(5));
+        assert_eq!(s.breaker_open_max, Duration::from_secs(60));
+        assert_eq!(s.breaker_probes, 1);
+        assert_eq!(s.maintenance_hold, Duration::from_secs(300));
+        assert_eq!(s.auth_hold, Duration::from_secs(60));
+        assert_eq!(
+            (s.rate_per_s, s.rate_per_day),
+            (None, None),
+            "from the key type"
+        );
+        assert_eq!(s.rate_wait, Duration::from_millis(100));
+        assert_eq!(s.rate_instances, 1);
+        assert_eq!(s.alert_webhook, None);
+    }
+
+    #[test]
+    fn resilience_settings_are_read_from_the_environment() {
+        let s = load(
+            None,
+            &[
+                ("MAPLE_BREAKER_OPEN_MS", "200"),
+                ("MAPLE_BREAKER_FAILURES", "3"),
+                ("MAPLE_RATE_PER_S", "7"),
+                ("MAPLE_RATE_WAIT_MS", "0"),
+                ("MAPLE_ALERT_WEBHOOK", "http://127.0.0.1:9/hook"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.breaker_open, Duration::from_millis(200));
+        assert_eq!(s.breaker_open_max, Duration::from_secs(60));
+        assert_eq!(s.breaker_failures, 3);
+        assert_eq!(s.rate_per_s, Some(7));
+        assert_eq!(s.rate_wait, Duration::ZERO);
+        assert_eq!(s.alert_webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
+        let e = load(
+            None,
+            &[
+                ("MAPLE_BREAKER_OPEN_MS", "20000"),
+                ("MAPLE_BREAKER_OPEN_MAX_MS", "10000"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "MAPLE_BREAKER_OPEN_MAX_MS");
     }
 
     #[test]
@@ -833,13 +1176,29 @@ mod tests {
             ("MAPLE_L1_MAX_BYTES", "lots"),
             ("MAPLE_UPSTREAM_TIMEOUT_MS", "0"),
             ("MAPLE_LOG_FORMAT", "xml"),
+            ("MAPLE_CLIENT_RPS", "-3"),
             ("MAPLE_XFETCH_BETA", "-1"),
             ("MAPLE_FLIGHT_LEASE_MS", "5"),
             ("NEXON_API_KEY", " "),
+            ("MAPLE_UPSTREAM_DEADLINE_MS", "0"),
+            ("MAPLE_RETRY_MAX", "3"),
+            ("MAPLE_RETRY_BUDGET_RATIO", "1.5"),
+            ("MAPLE_BREAKER_FAILURES", "0"),
+            ("MAPLE_BREAKER_OPEN_MS", "soon"),
+            ("MAPLE_BREAKER_OPEN_MAX_MS", "9"),
+            ("MAPLE_BREAKER_PROBES", "0"),
+            ("MAPLE_MAINTENANCE_HOLD_S", "0"),
+            ("MAPLE_AUTH_HOLD_S", "-1"),
+            ("MAPLE_RATE_PER_S", "0"),
+            ("MAPLE_RATE_PER_DAY", "many"),
+            ("MAPLE_RATE_WAIT_MS", "1.5"),
+            ("MAPLE_RATE_INSTANCES", "0"),
+            ("MAPLE_ALERT_WEBHOOK", "mailto:ops@example.com"),
             ("MAPLE_LIKE_FLUSH_MS", "5"),
             ("MAPLE_LIKE_SYNC_MS", "soon"),
             ("MAPLE_LIKE_BUFFER_MAX", "0"),
             ("MAPLE_LIKE_SYNC_BATCH", "20000"),
+            ("MAPLE_JOURNAL_FSYNC_MS", "0"),
         ];
         for (name, value) in cases {
             let e = load(None, &[(name, value)]).unwrap_err();

@@ -1,4 +1,5 @@
-//! The `maple-gateway` binary: parses the command line, builds, runs. Nothing else lives here.
+//! The `maple-gateway` binary: parses the command line, builds, runs; maps SIGTERM/SIGINT to the graceful
+//! shutdown (a second signal forces exit after writing the backup, see `maple_gateway::shutdown`).
 
 use std::path::PathBuf;
 
@@ -33,6 +34,14 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Drill {
+    /// Ask a Sentinel to fail the Redis master over and measure the switch (POST /admin/drills/redis-failover).
+    RedisFailover,
+    /// Force the Nexon breaker open for a while (POST /admin/drills/upstream-outage).
+    UpstreamOutage,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway (the default when no subcommand is given).
@@ -49,6 +58,24 @@ enum Command {
         /// Accept only this API key (any non-empty key when unset).
         #[arg(long, env = "MAPLE_SIM_API_KEY", value_name = "KEY")]
         api_key: Option<String>,
+    },
+    /// Run an operator drill against a running gateway and print its result (token from MAPLE_ADMIN_TOKEN).
+    Drill {
+        drill: Drill,
+        /// Base URL of the gateway, e.g. http://127.0.0.1:8080
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Seconds of forced outage (upstream-outage only).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The admin token (prefer the environment variable).
+        #[arg(
+            long,
+            env = "MAPLE_ADMIN_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: String,
     },
 }
 
@@ -78,7 +105,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(settings)
                 .await
                 .context("start-up failed")?;
-            app.run_until(shutdown_signal()).await?;
+            // First signal: the graceful sequence. Second signal: write the backup and exit at once.
+            let emergency = app.emergency();
+            let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+            // One set of signal streams for both signals, so none can fall between two registrations.
+            let mut signals = Signals::new();
+            tokio::spawn(async move {
+                signals.next().await;
+                let _ = first_tx.send(());
+                signals.next().await;
+                tracing::warn!("second shutdown signal: forcing exit");
+                emergency.backup_and_exit();
+            });
+            app.run_until(async {
+                let _ = first_rx.await;
+            })
+            .await?;
             Ok(())
         }
         Command::Sim {
@@ -97,6 +139,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_signal(),
             )
             .await?;
+            Ok(())
+        }
+        Command::Drill {
+            drill,
+            url,
+            seconds,
+            token,
+        } => {
+            let path = match drill {
+                Drill::RedisFailover => "/admin/drills/redis-failover".to_string(),
+                Drill::UpstreamOutage => format!("/admin/drills/upstream-outage?seconds={seconds}"),
+            };
+            let resp = reqwest::Client::new()
+                .post(format!("{}{path}", url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .timeout(std::time::Duration::from_secs(seconds + 60))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = resp.status();
+            let body: serde_json::Value = resp
+                .json()
+                .await
+                .context("the gateway did not answer JSON")?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            anyhow::ensure!(status.is_success(), "drill failed: HTTP {status}");
             Ok(())
         }
     }
@@ -121,5 +189,51 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// SIGINT and SIGTERM as one stream of shutdown requests.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {},
+                _ = one(&mut self.int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

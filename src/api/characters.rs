@@ -152,10 +152,11 @@ async fn expectation_answer(
     let answer = s
         .pipeline
         .execute(ctx, async move {
-            if force {
-                svc.invalidate(&n).await;
+            let answer = svc.expectation(&n, d, opts, force).await?;
+            if force && answer.status == CacheStatus::Miss {
+                svc.announce_refresh(&n).await;
             }
-            svc.expectation(&n, d, opts, force).await
+            Ok::<_, CharacterError>(answer)
         })
         .await
         .map_err(|e| task_error(&e))?;

@@ -3,7 +3,10 @@
 //! Contract: `/health/live` is 200 while the process runs. `/health/ready` is 200 when the instance can
 //! serve (started, not shutting down) — also while Redis or the database is down, since the gateway
 //! degrades around them — and 503 while starting or shutting down; its JSON lists each dependency as
-//! `up`, `down` or `disabled`. Probes of dependencies are bounded by a short timeout so a hung dependency
+//! `up`, `down` or `disabled` — the upstream as `up`, `degraded` (breaker half-open), `down` (breaker open),
+//! `maintenance` or `key_refused` (calls held off), with the client's breaker, hold, rate-budget and
+//! retry-budget detail under `upstream` (stale copies are served meanwhile, so none of these makes the
+//! instance unready). Probes of dependencies are bounded by a short timeout so a hung dependency
 //! cannot hang the readiness probe.
 
 use std::time::Duration;
@@ -34,6 +37,7 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
             _ => "down",
         },
     };
+    let upstream = s.nexon.status();
     let (status, label) = if s.readiness.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if s.readiness.is_ready() {
@@ -41,20 +45,24 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
     };
+    let (l1_entries, l1_bytes) = s.characters.cache().l1_usage().await;
     let body = json!({
         "status": label,
         "instance_id": s.instance_id,
         "uptime_s": s.started_at.elapsed().as_secs(),
         "dependencies": {
-            "upstream": "up",
+            "upstream": upstream.health,
             "redis": redis,
             "database": database,
         },
         "upstream_mode": s.upstream_mode,
+        "upstream": upstream,
         "database_backend": s.store.backend(),
         "redis_mode": s.redis.as_ref().map(|r| r.mode()),
         "redis_server": s.redis.as_ref().and_then(|r| r.connected_server()),
+        "redis_master": s.redis.as_ref().map(|r| r.master().info()),
         "cube_table": s.table_status,
+        "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes},
     });
     (status, Json(body))
 }

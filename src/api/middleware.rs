@@ -29,7 +29,11 @@ fn fresh_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-pub async fn request_context(req: Request, next: Next) -> Response {
+pub async fn request_context(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -59,6 +63,11 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    if resp.status().is_server_error() {
+        state
+            .server_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let status = resp.status().as_u16().to_string();
     metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status)

@@ -11,11 +11,14 @@
 //! fallible tower layers → load-shed → concurrency limit → timeout → body limit → routes. There is no
 //! compression layer: data bodies are stored gzip-compressed and sent as stored.
 
+mod admin;
 mod characters;
+mod client_limit;
 pub mod error;
 mod health;
 mod likes;
 mod middleware;
+mod openapi;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +94,10 @@ pub struct Services {
     pub table_status: serde_json::Value,
     pub redis: Option<RedisHandle>,
     pub pipeline: Arc<Pipeline>,
+    /// Responses with a 5xx status since start (drills report the difference).
+    pub server_errors: std::sync::atomic::AtomicU64,
+    /// The operator API's bearer token; `None` = no admin routes.
+    pub admin_token: Option<crate::config::Secret>,
     pub characters: Arc<CharacterService>,
     pub likes: LikeService,
 }
@@ -103,14 +110,14 @@ pub type AppState = Arc<Services>;
 pub struct HttpLimits {
     pub max_concurrency: usize,
     pub request_timeout: Duration,
+    /// Requests per second per client on the data routes (0 = no limit).
+    pub client_rps: u32,
 }
 
 /// Builds the whole router with its layers.
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
-    let routes = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+    // Data routes (per-client rate limit applies to these only).
+    let mut data: Router<AppState> = Router::new()
         .route(
             "/api/v4/characters/{name}/expectation",
             get(characters::expectation),
@@ -131,9 +138,36 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route(
             "/api/v2/characters/{name}/like",
             post(likes::like).get(likes::status),
-        )
-        .fallback(not_found)
-        .with_state(state.clone());
+        );
+    if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
+        data = data.layer(axum::middleware::from_fn_with_state(
+            limiter,
+            client_limit::limit,
+        ));
+    }
+    let mut routes = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .merge(data);
+    if state.admin_token.is_some() {
+        let admin = Router::new()
+            .route("/admin/status", get(admin::status))
+            .route("/admin/cache/invalidate/{name}", post(admin::invalidate))
+            .route("/admin/drills/redis-failover", post(admin::redis_failover))
+            .route(
+                "/admin/drills/upstream-outage",
+                post(admin::upstream_outage),
+            )
+            .route("/admin/breakers/nexon/{action}", post(admin::breaker))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin::auth,
+            ));
+        routes = routes.merge(admin);
+    }
+    let routes = routes.fallback(not_found).with_state(state.clone());
 
     let protection = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(middleware::handle_layer_error))
@@ -144,7 +178,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
 
     routes
         .layer(protection)
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
 }
 
 async fn not_found() -> impl IntoResponse {

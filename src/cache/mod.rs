@@ -8,7 +8,8 @@
 //!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
 //!   old, or `force`) the caller waits for a load. A load failure returns [`LoadFailure`] with the last value
 //!   still within `stale_until` (if any), so the read path can serve it as `STALE` — the decision is the
-//!   caller's, not the cache's.
+//!   caller's, not the cache's. The loader is told its [`LoadMode`]: `Background` for the refreshes the cache
+//!   spawns by itself, `Interactive` when a caller waits.
 //! - Flight: concurrent loads of one key in this instance share one spawned task (a caller that goes away —
 //!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
 //!   cluster ([`flight`]). A leader that dies is replaced after its lease; followers wait at most
@@ -80,6 +81,10 @@ pub struct CachedValue {
     pub load_ms: u32,
     /// A negative entry (e.g. "character not found").
     pub negative: bool,
+    /// Derived from a stale copy because the upstream could not answer: served as `STALE`, and its short
+    /// freshness only spaces out the attempts to refresh it.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 impl CachedValue {
@@ -140,6 +145,15 @@ impl CacheStatus {
 pub struct Served {
     pub value: Arc<CachedValue>,
     pub status: CacheStatus,
+}
+
+/// Who a load runs for: a caller waiting for it, or a refresh nobody waits for (stale-while-revalidate,
+/// XFetch). Loaders pass it on so background refreshes never wait for, nor crowd out, the upstream budget
+/// interactive requests need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMode {
+    Interactive,
+    Background,
 }
 
 /// A failed load, with the last value still servable as stale (if any).
@@ -218,7 +232,26 @@ impl Expiry<String, L1Entry> for L1Expiry {
 
 type FlightFuture<E> = Shared<BoxFuture<'static, Result<Arc<CachedValue>, E>>>;
 
+/// Request counts of one cache (since start), for the operator status.
+#[derive(Debug, Default)]
+struct Counters {
+    hit_l1: std::sync::atomic::AtomicU64,
+    hit_l2: std::sync::atomic::AtomicU64,
+    miss: std::sync::atomic::AtomicU64,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`TieredCache::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hit_l1: u64,
+    pub hit_l2: u64,
+    pub miss: u64,
+    pub stale: u64,
+}
+
 struct Inner<E> {
+    counters: Counters,
     l1: moka::future::Cache<String, L1Entry>,
     l2: Option<RedisHandle>,
     cluster: Option<ClusterFlight>,
@@ -270,6 +303,7 @@ where
         });
         TieredCache {
             inner: Arc::new(Inner {
+                counters: Counters::default(),
                 l1,
                 l2,
                 cluster,
@@ -279,6 +313,38 @@ where
                 instance_id,
             }),
         }
+    }
+
+    /// Hits by tier, misses and stale serves since start.
+    pub fn stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        CacheStats {
+            hit_l1: c.hit_l1.load(Relaxed),
+            hit_l2: c.hit_l2.load(Relaxed),
+            miss: c.miss.load(Relaxed),
+            stale: c.stale.load(Relaxed),
+        }
+    }
+
+    /// Counts a stale serve (the read path calls it when it falls back on a stale value).
+    pub fn record_stale(&self) {
+        self.inner
+            .counters
+            .stale
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        record_stale();
+    }
+
+    fn count(&self, status: CacheStatus) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        match status {
+            CacheStatus::Hit(Tier::L1) => c.hit_l1.fetch_add(1, Relaxed),
+            CacheStatus::Hit(Tier::L2) => c.hit_l2.fetch_add(1, Relaxed),
+            CacheStatus::Miss => c.miss.fetch_add(1, Relaxed),
+            CacheStatus::Stale => c.stale.fetch_add(1, Relaxed),
+        };
     }
 
     pub fn clock(&self) -> &Clock {
@@ -309,6 +375,11 @@ where
         if v.stale_until_ms <= now {
             return None;
         }
+        Some((self.promote(key, v).await, Tier::L2))
+    }
+
+    /// Copies a value read from L2 into L1 for its whole window.
+    async fn promote(&self, key: &str, v: CachedValue) -> Arc<CachedValue> {
         let v = Arc::new(v);
         self.inner
             .l1
@@ -320,7 +391,7 @@ where
                 },
             )
             .await;
-        Some((v, Tier::L2))
+        v
     }
 
     async fn l2_get(&self, key: &str) -> Option<CachedValue> {
@@ -380,6 +451,21 @@ where
         }
     }
 
+    /// Tells the other instances (not this one) to drop their L1 entries under `prefix`: after a forced
+    /// refresh this instance already holds the new values, and L2 has them for the others.
+    pub async fn publish_invalidation(&self, prefix: &str) {
+        if let Some(redis) = &self.inner.l2 {
+            let msg = format!("{}\n{}", self.inner.instance_id, prefix);
+            if let Err(e) = redis
+                .client()
+                .publish::<i64, _, _>(INVALIDATE_CHANNEL, msg)
+                .await
+            {
+                tracing::warn!(error = %e, "invalidation publish failed");
+            }
+        }
+    }
+
     /// Drops matching L1 entries in this instance only (what a received invalidation message does).
     pub fn invalidate_local(&self, prefix: &str) {
         let p = prefix.to_string();
@@ -406,7 +492,7 @@ where
         load: F,
     ) -> Result<Served, LoadFailure<E>>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let now = self.inner.clock.now_ms();
@@ -425,6 +511,7 @@ where
                     self.refresh_in_background(key, load);
                 }
                 record(*tier, "hit");
+                self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
                     status: CacheStatus::Hit(*tier),
@@ -433,6 +520,7 @@ where
             if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
                 self.refresh_in_background(key, load);
                 record(*tier, "hit");
+                self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
                     status: CacheStatus::Hit(*tier),
@@ -440,9 +528,13 @@ where
             }
         }
         let min_fetched = if force { now } else { i64::MIN };
-        match self.flight(key, min_fetched, load).await {
+        match self
+            .flight(key, min_fetched, move || load(LoadMode::Interactive))
+            .await
+        {
             Ok(value) => {
                 record_miss();
+                self.count(CacheStatus::Miss);
                 Ok(Served {
                     value,
                     status: CacheStatus::Miss,
@@ -458,14 +550,17 @@ where
     /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
     fn refresh_in_background<F, Fut>(&self, key: &str, load: F)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let this = self.clone();
         let key = key.to_string();
         let min = self.inner.clock.now_ms();
         tokio::spawn(async move {
-            if let Err(e) = this.flight(&key, min, load).await {
+            if let Err(e) = this
+                .flight(&key, min, move || load(LoadMode::Background))
+                .await
+            {
                 metrics::counter!("maple_cache_refresh_failures_total").increment(1);
                 tracing::debug!(%key, error = %e, "background refresh failed");
             }
@@ -548,18 +643,7 @@ where
                         })
                         .await;
                     if let Some(v) = self.l2_fetched_after(key, min_fetched_ms).await {
-                        let v = Arc::new(v);
-                        self.inner
-                            .l1
-                            .insert(
-                                key.to_string(),
-                                L1Entry {
-                                    value: v.clone(),
-                                    l1_until_ms: v.stale_until_ms,
-                                },
-                            )
-                            .await;
-                        return Ok(v);
+                        return Ok(self.promote(key, v).await);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         metrics::counter!("maple_flight_takeovers_total", "reason" => "deadline")
@@ -671,6 +755,7 @@ mod tests {
             stale_until_ms: 3,
             load_ms: 4,
             negative: true,
+            stale: false,
         };
         assert_eq!(CachedValue::decode(&v.encode()), Some(v));
         assert_eq!(CachedValue::decode(b"\x00\x00"), None);

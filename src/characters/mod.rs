@@ -13,6 +13,12 @@
 //!   (`equipment_snapshots`). Without one the upstream's error is returned (503 + `Retry-After`).
 //!   Malformed upstream responses (502) are never cached and never replaced by stale data silently: they are
 //!   a bug to see.
+//! - Data being prepared (00009) is served the same way, flagged `"data_preparing": true` in JSON envelopes.
+//! - Loads run with the cache's [`LoadMode`], passed to the client as a [`Priority`]: background refreshes
+//!   never wait for a rate slot, are not retried, are skipped outright (no database or render work) while
+//!   the client says the upstream would refuse them (open breaker, maintenance or key hold), and never fall
+//!   back on stale copies or snapshots — a refresh that cannot get fresh data fails and leaves the cached
+//!   value in place.
 //! - Every raw equipment payload fetched is also written (gzip) to the database as the source of last resort;
 //!   those writes run in the background and are counted, and their failure never fails the request.
 
@@ -24,15 +30,19 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    self, CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
-use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid};
+use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid, Priority};
 use crate::store::{CharacterRow, Store, codec};
 
 /// How long "character not found" is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
+/// How long an expectation derived from a stale copy is served before the next attempt to refresh it.
+pub const STALE_RECHECK: Duration = Duration::from_secs(30);
+/// Parsed payloads kept for the expectation computed right after a load (saves a second inflate + parse).
+const RECENT_MODELS: u64 = 32;
 /// The earliest date the upstream serves.
 pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2023, 12, 21) {
     Some(d) => d,
@@ -135,6 +145,8 @@ pub struct Answer {
     pub body_gz: Bytes,
     pub status: CacheStatus,
     pub fetched_at_ms: i64,
+    /// Served stale because the upstream is still preparing the data (00009).
+    pub data_preparing: bool,
 }
 
 /// The service.
@@ -144,14 +156,17 @@ pub struct CharacterService {
     tables: Option<Arc<CubeTables>>,
     cache: TieredCache<CharacterError>,
     snapshot_writes: tokio_util::task::TaskTracker,
+    /// Parsed item-equipment of the latest loads, keyed by `{equipment key}@{fetched_at}`.
+    recent_models: moka::sync::Cache<String, Arc<ItemEquipment>>,
 }
 
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
     character: &'a str,
-    date: Option<String>,
     data_as_of: String,
     stale: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    data_preparing: bool,
     #[serde(flatten)]
     expectation: &'a expectation::Expectation,
 }
@@ -169,6 +184,10 @@ impl CharacterService {
             tables,
             cache,
             snapshot_writes: tokio_util::task::TaskTracker::new(),
+            recent_models: moka::sync::Cache::builder()
+                .max_capacity(RECENT_MODELS)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
         })
     }
 
@@ -198,6 +217,16 @@ impl CharacterService {
         format!("maple:v1:c:{}:", name.key())
     }
 
+    fn eq_key(name: &CharacterName, date: DataDate) -> String {
+        format!("{}eq:{}", Self::prefix(name), date.key())
+    }
+
+    /// After a forced refresh: other instances drop their L1 copies of the character (they read the new
+    /// values from L2); this instance keeps the values it just loaded.
+    pub async fn announce_refresh(&self, name: &CharacterName) {
+        self.cache.publish_invalidation(&Self::prefix(name)).await;
+    }
+
     /// Drops every cached entry of a character in the whole cluster.
     pub async fn invalidate(&self, name: &CharacterName) {
         self.cache.invalidate_prefix(&Self::prefix(name)).await;
@@ -209,15 +238,31 @@ impl CharacterService {
         name: &CharacterName,
         force: bool,
     ) -> Result<Ocid, CharacterError> {
+        self.ocid_for(name, force, Priority::Interactive).await
+    }
+
+    /// As [`CharacterService::ocid`], on behalf of a load of the given priority (a background refresh that
+    /// needs the ocid loads it as background work too).
+    async fn ocid_for(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        force: bool,
+        outer: Priority,
+    ) -> Result<Ocid, CharacterError> {
         let key = format!("{}ocid", Self::prefix(name));
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move { this.load_ocid(&n).await })
+            .get_or_load(&key, force, move |mode| async move {
+                let p = combine(outer, mode);
+                this.load_ocid(&n, p).await
+            })
             .await;
         let served = match served {
             Ok(s) => s,
+            // A background refresh gains nothing from a stale copy: it fails and the cached values stay.
+            Err(f) if outer == Priority::Background => return Err(f.error),
             // An ocid does not go stale in a way that matters: use the last one when the upstream is down.
             Err(LoadFailure {
                 stale: Some(v),
@@ -245,9 +290,11 @@ impl CharacterService {
     async fn load_ocid(
         self: Arc<Self>,
         name: &CharacterName,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
+        skip_if_refused(&self.nexon, priority)?;
         let now = self.now_ms();
-        match self.nexon.ocid(name).await {
+        match self.nexon.ocid(name, priority).await {
             Ok(ocid) => {
                 let w = freshness::window(None, now);
                 // The ocid rarely changes: keep it for a day, refresh in the background after that.
@@ -276,6 +323,7 @@ impl CharacterService {
                     stale_until_ms: w.stale_until_ms,
                     load_ms: 0,
                     negative: false,
+                    stale: false,
                 })
             }
             Err(NexonError::NotFound) => {
@@ -297,13 +345,26 @@ impl CharacterService {
         date: DataDate,
         force: bool,
     ) -> Result<Answer, CharacterError> {
-        let key = format!("{}eq:{}", Self::prefix(name), date.key());
+        self.equipment_for(name, date, force, Priority::Interactive)
+            .await
+    }
+
+    /// As [`CharacterService::equipment`], on behalf of a load of the given priority.
+    async fn equipment_for(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        date: DataDate,
+        force: bool,
+        outer: Priority,
+    ) -> Result<Answer, CharacterError> {
+        let key = Self::eq_key(name, date);
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move {
-                this.load_equipment(&n, date, force).await
+            .get_or_load(&key, force, move |mode| async move {
+                this.load_equipment(&n, date, force, combine(outer, mode))
+                    .await
             })
             .await;
         match served {
@@ -312,7 +373,10 @@ impl CharacterService {
                 body_gz: s.value.body_gz.clone(),
                 status: s.status,
                 fetched_at_ms: s.value.fetched_at_ms,
+                data_preparing: false,
             }),
+            // A background refresh gains nothing from re-deriving the stale copy it would replace.
+            Err(f) if outer == Priority::Background => Err(f.error),
             Err(f) => self.equipment_fallback(name, date, f).await,
         }
     }
@@ -326,12 +390,14 @@ impl CharacterService {
         if !fallback_allowed(&f.error) {
             return Err(f.error);
         }
+        let data_preparing = is_data_preparing(&f.error);
         if let Some(v) = f.stale.filter(|v| !v.negative) {
-            cache::record_stale();
+            self.cache.record_stale();
             return Ok(Answer {
                 body_gz: v.body_gz.clone(),
                 status: CacheStatus::Stale,
                 fetched_at_ms: v.fetched_at_ms,
+                data_preparing,
             });
         }
         // Last resort: the database snapshot, when we know the ocid.
@@ -341,12 +407,13 @@ impl CharacterService {
             && let Ok(Some(snap)) = self.store.get_snapshot(&ocid, &date.key()).await
             && snap.fetched_at_ms + freshness::MAX_AGE.as_millis() as i64 > self.now_ms()
         {
-            cache::record_stale();
+            self.cache.record_stale();
             metrics::counter!("maple_stale_from_database_total").increment(1);
             return Ok(Answer {
                 body_gz: Bytes::from(codec::compress(&snap.payload)),
                 status: CacheStatus::Stale,
                 fetched_at_ms: snap.fetched_at_ms,
+                data_preparing,
             });
         }
         Err(f.error)
@@ -357,16 +424,18 @@ impl CharacterService {
         name: &CharacterName,
         date: DataDate,
         force: bool,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
-        let ocid = match self.ocid(name, force).await {
+        skip_if_refused(&self.nexon, priority)?;
+        let ocid = match self.ocid_for(name, force, priority).await {
             Ok(o) => o,
             Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
             Err(e) => return Err(e),
         };
         let now = self.now_ms();
-        let (raw, _parsed) = match self
+        let (raw, parsed) = match self
             .nexon
-            .item_equipment(&ocid, date.query().as_deref())
+            .item_equipment(&ocid, date.query().as_deref(), priority)
             .await
         {
             Ok(r) => r,
@@ -383,7 +452,13 @@ impl CharacterService {
             Err(e) => return Err(e.into()),
         };
         let w = freshness::window(date.date(), now);
-        let gz = Bytes::from(codec::compress(&raw));
+        self.recent_models.insert(
+            format!("{}@{now}", Self::eq_key(name, date)),
+            Arc::new(parsed),
+        );
+        let gz = tokio::task::spawn_blocking(move || Bytes::from(codec::compress(&raw)))
+            .await
+            .map_err(|e| CharacterError::Internal(e.to_string()))?;
         let store = self.store.clone();
         let snap_gz = gz.clone();
         let date_key = date.key();
@@ -409,6 +484,7 @@ impl CharacterService {
             stale_until_ms: w.stale_until_ms,
             load_ms: 0,
             negative: false,
+            stale: false,
         })
     }
 
@@ -429,18 +505,38 @@ impl CharacterService {
             options_key(&opts),
             self.table_version().unwrap_or("none")
         );
+        // While the upstream refuses calls (open breaker, hold), a copy already derived from stale data is
+        // served as it is: asking the cache would only spawn a refresh that cannot succeed.
+        if !force
+            && self.nexon.refusal().is_some()
+            && let Some((v, _)) = self.cache.lookup(&key).await
+            && !v.negative
+            && v.stale
+        {
+            self.cache.record_stale();
+            return Ok(Answer {
+                body_gz: v.body_gz.clone(),
+                status: CacheStatus::Stale,
+                fetched_at_ms: v.fetched_at_ms,
+                data_preparing: false,
+            });
+        }
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move || async move {
-                let eq = this.equipment(&n, date, force).await?;
+            .get_or_load(&key, force, move |mode| async move {
+                let priority = combine(Priority::Interactive, mode);
+                // A refresh that cannot reach the upstream would only re-derive the same stale copy.
+                skip_if_refused(&this.nexon, priority)?;
+                let eq = this.equipment_for(&n, date, force, priority).await?;
                 let stale = eq.status == CacheStatus::Stale;
-                let mut v = this.render_expectation(&n, date, &opts, &eq, stale)?;
+                let mut v = this.render_expectation(&n, date, opts, eq, stale).await?;
                 if stale {
-                    // Computed from a stale copy: no freshness of its own, so it is reported STALE and
-                    // recomputed as soon as the raw equipment is fresh again.
-                    v.fresh_until_ms = v.fetched_at_ms;
+                    // Computed from a stale copy: reported STALE, and retried only after a short pause so
+                    // an upstream outage does not turn every read into a refresh attempt.
+                    v.stale = true;
+                    v.fresh_until_ms = this.now_ms() + STALE_RECHECK.as_millis() as i64;
                 }
                 Ok(v)
             })
@@ -448,23 +544,30 @@ impl CharacterService {
         match served {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),
             Ok(s) => {
-                let stale = s.value.fresh_until_ms <= s.value.fetched_at_ms;
+                let stale = s.value.stale;
+                if stale && s.status != CacheStatus::Miss {
+                    // Derived from a stale copy earlier and served again from the cache: a stale serve.
+                    self.cache.record_stale();
+                }
                 Ok(Answer {
                     body_gz: s.value.body_gz.clone(),
                     status: if stale { CacheStatus::Stale } else { s.status },
                     fetched_at_ms: s.value.fetched_at_ms,
+                    data_preparing: false,
                 })
             }
             Err(f) => {
                 if !fallback_allowed(&f.error) {
                     return Err(f.error);
                 }
+                let data_preparing = is_data_preparing(&f.error);
                 if let Some(v) = f.stale.filter(|v| !v.negative) {
-                    cache::record_stale();
+                    self.cache.record_stale();
                     return Ok(Answer {
-                        body_gz: mark_stale(&v.body_gz)?,
+                        body_gz: mark_stale(&v.body_gz, data_preparing)?,
                         status: CacheStatus::Stale,
                         fetched_at_ms: v.fetched_at_ms,
+                        data_preparing,
                     });
                 }
                 Err(f.error)
@@ -472,36 +575,57 @@ impl CharacterService {
         }
     }
 
-    fn render_expectation(
+    /// Computes and renders an expectation on the blocking pool (parse, compute and gzip are CPU work that
+    /// must not hold up the async workers serving cached reads).
+    async fn render_expectation(
         &self,
         name: &CharacterName,
         date: DataDate,
-        opts: &StarforceOptions,
-        eq: &Answer,
+        opts: StarforceOptions,
+        eq: Answer,
         stale: bool,
     ) -> Result<CachedValue, CharacterError> {
-        let raw =
-            codec::decompress(&eq.body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
-        let model = ItemEquipment::from_json(&raw)
-            .map_err(|e| CharacterError::Upstream(NexonError::BadResponse(e.to_string())))?;
-        let exp = expectation::compute(&model, self.tables.as_deref(), opts);
-        let env = ExpectationEnvelope {
-            character: name.as_str(),
-            date: date.query(),
-            data_as_of: rfc3339(eq.fetched_at_ms),
-            stale,
-            expectation: &exp,
-        };
-        let json = serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
-        let w = freshness::window(date.date(), eq.fetched_at_ms);
-        Ok(CachedValue {
-            body_gz: Bytes::from(codec::compress(&json)),
-            fetched_at_ms: eq.fetched_at_ms,
-            fresh_until_ms: w.fresh_until_ms,
-            stale_until_ms: w.stale_until_ms,
-            load_ms: 0,
-            negative: false,
+        let model = self.recent_models.get(&format!(
+            "{}@{}",
+            Self::eq_key(name, date),
+            eq.fetched_at_ms
+        ));
+        let tables = self.tables.clone();
+        let character = name.as_str().to_string();
+        tokio::task::spawn_blocking(move || {
+            let model = match model {
+                Some(m) => m,
+                None => {
+                    let raw = codec::decompress(&eq.body_gz)
+                        .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                    Arc::new(ItemEquipment::from_json(&raw).map_err(|e| {
+                        CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
+                    })?)
+                }
+            };
+            let exp = expectation::compute(&model, tables.as_deref(), &opts);
+            let env = ExpectationEnvelope {
+                character: &character,
+                data_as_of: rfc3339(eq.fetched_at_ms),
+                stale,
+                data_preparing: eq.data_preparing,
+                expectation: &exp,
+            };
+            let json =
+                serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
+            let w = freshness::window(date.date(), eq.fetched_at_ms);
+            Ok(CachedValue {
+                body_gz: Bytes::from(codec::compress(&json)),
+                fetched_at_ms: eq.fetched_at_ms,
+                fresh_until_ms: w.fresh_until_ms,
+                stale_until_ms: w.stale_until_ms,
+                load_ms: 0,
+                negative: false,
+                stale: false,
+            })
         })
+        .await
+        .map_err(|e| CharacterError::Internal(e.to_string()))?
     }
 
     /// Basic info (world, class, level, image) plus the like count.
@@ -511,21 +635,20 @@ impl CharacterService {
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(
-                &key,
-                false,
-                move || async move { this.load_basic(&n).await },
-            )
+            .get_or_load(&key, false, move |mode| async move {
+                this.load_basic(&n, combine(Priority::Interactive, mode))
+                    .await
+            })
             .await;
-        let (value, status) = match served {
+        let (value, status, data_preparing) = match served {
             Ok(s) if s.value.negative => return Err(CharacterError::NotFound),
-            Ok(s) => (s.value, s.status),
+            Ok(s) => (s.value, s.status, false),
             Err(LoadFailure {
                 stale: Some(v),
                 error,
             }) if fallback_allowed(&error) && !v.negative => {
-                cache::record_stale();
-                (v, CacheStatus::Stale)
+                self.cache.record_stale();
+                (v, CacheStatus::Stale, is_data_preparing(&error))
             }
             Err(f) => return Err(f.error),
         };
@@ -544,25 +667,31 @@ impl CharacterService {
             serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
         v["like_count"] = likes.into();
         v["stale"] = (status == CacheStatus::Stale).into();
+        if data_preparing {
+            v["data_preparing"] = true.into();
+        }
         let json = serde_json::to_vec(&v).map_err(|e| CharacterError::Internal(e.to_string()))?;
         Ok(Answer {
             body_gz: Bytes::from(codec::compress(&json)),
             status,
             fetched_at_ms: value.fetched_at_ms,
+            data_preparing,
         })
     }
 
     async fn load_basic(
         self: Arc<Self>,
         name: &CharacterName,
+        priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
-        let ocid = match self.ocid(name, false).await {
+        skip_if_refused(&self.nexon, priority)?;
+        let ocid = match self.ocid_for(name, false, priority).await {
             Ok(o) => o,
             Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
             Err(e) => return Err(e),
         };
         let now = self.now_ms();
-        let b = match self.nexon.basic(&ocid, None).await {
+        let b = match self.nexon.basic(&ocid, None, priority).await {
             Ok(b) => b,
             Err(NexonError::NotFound) => return Ok(negative(now)),
             Err(e) => return Err(e.into()),
@@ -601,6 +730,7 @@ impl CharacterService {
             stale_until_ms: w.stale_until_ms,
             load_ms: 0,
             negative: false,
+            stale: false,
         })
     }
 }
@@ -617,8 +747,30 @@ fn fallback_allowed(e: &CharacterError) -> bool {
                 | NexonError::RateLimited { .. }
                 | NexonError::DataPreparing
                 | NexonError::Auth(_)
+                | NexonError::CircuitOpen { .. }
+                | NexonError::Held { .. }
         ),
         _ => false,
+    }
+}
+
+fn is_data_preparing(e: &CharacterError) -> bool {
+    matches!(e, CharacterError::Upstream(NexonError::DataPreparing))
+}
+
+/// A load on behalf of the cache's `mode`, inside work of priority `outer`: background if either is.
+fn combine(outer: Priority, mode: LoadMode) -> Priority {
+    match (outer, mode) {
+        (Priority::Interactive, LoadMode::Interactive) => Priority::Interactive,
+        _ => Priority::Background,
+    }
+}
+
+/// Background work that the client would refuse anyway fails at once (no database reads, no rendering).
+fn skip_if_refused(nexon: &NexonClient, priority: Priority) -> Result<(), CharacterError> {
+    match (priority, nexon.refusal()) {
+        (Priority::Background, Some(e)) => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -630,6 +782,7 @@ fn negative(now: i64) -> CachedValue {
         stale_until_ms: now + NEGATIVE_TTL.as_millis() as i64,
         load_ms: 0,
         negative: true,
+        stale: false,
     }
 }
 
@@ -650,11 +803,14 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Rewrites a cached expectation body with `"stale": true` (only on the degraded path).
-fn mark_stale(body_gz: &[u8]) -> Result<Bytes, CharacterError> {
+fn mark_stale(body_gz: &[u8], data_preparing: bool) -> Result<Bytes, CharacterError> {
     let raw = codec::decompress(body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
     let mut v: serde_json::Value =
         serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
     v["stale"] = true.into();
+    if data_preparing {
+        v["data_preparing"] = true.into();
+    }
     Ok(Bytes::from(codec::compress(
         &serde_json::to_vec(&v).expect("json"),
     )))

@@ -20,11 +20,11 @@
 use serde::Serialize;
 
 use super::model::{ItemEquipment, ItemOption};
-use super::option_line::{OptionLine, Stat, Unit};
+use super::option_line::{LineValue, Stat, Unit};
 use super::types::{AttackType, MainStat};
 
 /// Who the targets are for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Profile {
     pub main_stat: Option<MainStat>,
     pub sub_stat: Option<MainStat>,
@@ -80,7 +80,7 @@ pub fn infer(eq: &ItemEquipment) -> (Profile, Evidence) {
             .chain(item.additional_lines())
             .flatten()
         {
-            let line = OptionLine::parse(text);
+            let line = LineValue::read(text);
             if line.unit != Unit::Percent {
                 continue;
             }

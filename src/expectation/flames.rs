@@ -10,11 +10,16 @@
 //! - The score distribution is exact: a subset-size dynamic programme over the pool types that score (at most 9
 //!   for any character), with the non-scoring types accounted for combinatorially (`C(zero, k − j) / C(19, k)`).
 //!   `p = P(score ≥ current)`, expected flames `1/p`; `p = 0` → that flame kind is `unreachable`.
-//! - A distribution depends only on (⌊L/20⌋, ⌊L/40⌋, boss, kind) for a character, so [`FlameMemo`] computes it
-//!   once per compute call and answers every other item of that shape from a suffix-sum table.
+//! - A distribution depends only on (⌊L/20⌋, ⌊L/40⌋, boss, kind, profile), so [`FlameMemo`] computes each once and
+//!   answers every item of that shape from a suffix-sum table. Distributions are also kept in a bounded
+//!   process-wide memo ([`SHARED_MEMO_CAPACITY`]): memoising a pure function, it changes no result, and it removes
+//!   the dominant cost of `compute` for every character after the first with the same level brackets.
 //!
-//! Why exact and memoised: a character has ~20 flammable items × 3 presets × 2 kinds; with the memo the whole
-//! character costs a handful of distributions of a few thousand cells each.
+//! Why exact and memoised: a character has ~20 flammable items × 3 presets × 2 kinds; a distribution takes tens of
+//! microseconds, a lookup nanoseconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 
@@ -155,73 +160,86 @@ fn choose(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
+/// The exact PMF of one flame's score (in tenths) for an item of this level and boss status; see the module
+/// contract for the model. Index = score.
+pub fn score_pmf(level: i64, boss: bool, kind: FlameKind, p: &Profile) -> Vec<f64> {
+    let mut weights: Vec<u32> = ARMOR_POOL
+        .iter()
+        .map(|&l| line_weight(l, level, p))
+        .filter(|&w| w > 0)
+        .collect();
+    // Small weights first keeps the occupied prefix of every row short for as long as possible.
+    weights.sort_unstable();
+    let zero = ARMOR_POOL.len() - weights.len();
+    let st = stages(kind, boss);
+    let max_stage = st.iter().map(|s| s.0).max().unwrap_or(0);
+    let mut top = weights.clone();
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    let size = top.iter().take(4).sum::<u32>() as usize * max_stage as usize + 1;
+
+    // g[j][score]: Σ over j-subsets of scoring types of the convolution of their stage PMFs.
+    // `used[j]`: every non-zero cell of g[j] lies below it.
+    let mut g = vec![vec![0.0f64; size]; 5];
+    let mut used = [1usize, 0, 0, 0, 0];
+    g[0][0] = 1.0;
+    for &w in &weights {
+        for j in (0..4).rev() {
+            if used[j] == 0 {
+                continue;
+            }
+            let (lo, hi) = g.split_at_mut(j + 1);
+            let (src, dst) = (&lo[j][..used[j]], &mut hi[0]);
+            for (idx, &m) in src.iter().enumerate() {
+                if m == 0.0 {
+                    continue;
+                }
+                for &(stage, q) in st {
+                    dst[idx + (w * stage) as usize] += m * q;
+                }
+            }
+            used[j + 1] = used[j + 1].max(used[j] + (w * max_stage) as usize);
+        }
+    }
+    let counts: &[(usize, f64)] = if boss {
+        &[(4, 1.0)]
+    } else {
+        &[(1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)]
+    };
+    let mut pmf = vec![0.0f64; size];
+    for &(k, pk) in counts {
+        let all = choose(ARMOR_POOL.len(), k);
+        for (j, row) in g.iter().enumerate().take(k + 1) {
+            let coef = pk * choose(zero, k - j) / all;
+            if coef == 0.0 {
+                continue;
+            }
+            for (cell, &m) in pmf.iter_mut().zip(&row[..used[j].min(size)]) {
+                *cell += coef * m;
+            }
+        }
+    }
+    pmf
+}
+
 /// The score distribution of one flame, as `P(score ≥ t)` for every `t`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlameDistribution {
     /// `tail[t] = P(score ≥ t)`; `P(score ≥ t) = 0` beyond the end.
     tail: Vec<f64>,
-    /// The PMF, kept for checks.
-    pmf: Vec<f64>,
 }
 
 impl FlameDistribution {
     /// Computes the exact distribution for an item of this level and boss status.
     pub fn new(level: i64, boss: bool, kind: FlameKind, p: &Profile) -> FlameDistribution {
-        let weights: Vec<u32> = ARMOR_POOL
-            .iter()
-            .map(|&l| line_weight(l, level, p))
-            .filter(|&w| w > 0)
-            .collect();
-        let zero = ARMOR_POOL.len() - weights.len();
-        let st = stages(kind, boss);
-        let max_stage = st.iter().map(|s| s.0).max().unwrap_or(0);
-        let mut top = weights.clone();
-        top.sort_unstable_by(|a, b| b.cmp(a));
-        let size = top.iter().take(4).sum::<u32>() as usize * max_stage as usize + 1;
-
-        // g[j][score]: Σ over j-subsets of scoring types of the convolution of their stage PMFs.
-        let mut g = vec![vec![0.0f64; size]; 5];
-        g[0][0] = 1.0;
-        for &w in &weights {
-            for j in (0..4).rev() {
-                let (lo, hi) = g.split_at_mut(j + 1);
-                let (src, dst) = (&lo[j], &mut hi[0]);
-                for (idx, &m) in src.iter().enumerate() {
-                    if m == 0.0 {
-                        continue;
-                    }
-                    for &(stage, q) in st {
-                        dst[idx + (w * stage) as usize] += m * q;
-                    }
-                }
-            }
-        }
-        let counts: &[(usize, f64)] = if boss {
-            &[(4, 1.0)]
-        } else {
-            &[(1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)]
-        };
-        let mut pmf = vec![0.0f64; size];
-        for &(k, pk) in counts {
-            let all = choose(ARMOR_POOL.len(), k);
-            for (j, row) in g.iter().enumerate().take(k + 1) {
-                let coef = pk * choose(zero, k - j) / all;
-                if coef == 0.0 {
-                    continue;
-                }
-                for (cell, &m) in pmf.iter_mut().zip(row) {
-                    *cell += coef * m;
-                }
-            }
-        }
-        let mut tail = vec![0.0f64; size + 1];
-        for t in (0..size).rev() {
+        let pmf = score_pmf(level, boss, kind, p);
+        let mut tail = vec![0.0f64; pmf.len() + 1];
+        for t in (0..pmf.len()).rev() {
             tail[t] = tail[t + 1] + pmf[t];
         }
         for x in &mut tail {
             *x = x.clamp(0.0, 1.0);
         }
-        FlameDistribution { tail, pmf }
+        FlameDistribution { tail }
     }
 
     /// `P(score ≥ t)` (t in tenths).
@@ -231,18 +249,27 @@ impl FlameDistribution {
             .and_then(|t| self.tail.get(t).copied())
             .unwrap_or(0.0)
     }
-
-    pub fn pmf(&self) -> &[f64] {
-        &self.pmf
-    }
 }
 
-type MemoKey = (i64, i64, bool, FlameKind);
+/// What a distribution depends on: the per-stage values (through ⌊L/20⌋ and ⌊L/40⌋), boss status, kind, profile.
+type MemoKey = (i64, i64, bool, FlameKind, Profile);
 
-/// Distributions computed during one compute call (the profile is fixed for the call).
+/// Most distributions the process-wide memo keeps (each is a few thousand `f64`s, ≤ ~25 KB).
+pub const SHARED_MEMO_CAPACITY: usize = 512;
+
+fn shared_memo() -> &'static Mutex<HashMap<MemoKey, Arc<FlameDistribution>>> {
+    static MEMO: OnceLock<Mutex<HashMap<MemoKey, Arc<FlameDistribution>>>> = OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
+/// Distributions used during one compute call, backed by a process-wide memo.
+///
+/// A distribution is a pure function of its key (level brackets, boss, kind, profile), so sharing it across calls and threads changes no
+/// result; the process-wide memo stops growing at [`SHARED_MEMO_CAPACITY`] entries (further shapes are computed
+/// per call). Keys in practice: a handful of level brackets × boss status × 2 kinds × the profiles seen.
 #[derive(Default)]
 pub struct FlameMemo {
-    entries: Vec<(MemoKey, FlameDistribution)>,
+    entries: Vec<(MemoKey, Arc<FlameDistribution>)>,
 }
 
 impl FlameMemo {
@@ -253,12 +280,21 @@ impl FlameMemo {
         kind: FlameKind,
         p: &Profile,
     ) -> &FlameDistribution {
-        let key = (level.max(0) / 20, level.max(0) / 40, boss, kind);
+        let key = (level.max(0) / 20, level.max(0) / 40, boss, kind, *p);
         let pos = match self.entries.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                self.entries
-                    .push((key, FlameDistribution::new(level, boss, kind, p)));
+                let lock = || shared_memo().lock().unwrap_or_else(PoisonError::into_inner);
+                let known = lock().get(&key).cloned();
+                let dist = known.unwrap_or_else(|| {
+                    let d = Arc::new(FlameDistribution::new(level, boss, kind, p));
+                    let mut memo = lock();
+                    if memo.len() < SHARED_MEMO_CAPACITY {
+                        memo.entry(key).or_insert_with(|| Arc::clone(&d));
+                    }
+                    d
+                });
+                self.entries.push((key, dist));
                 self.entries.len() - 1
             }
         };
@@ -405,11 +441,13 @@ mod tests {
         for boss in [false, true] {
             for kind in [FlameKind::Powerful, FlameKind::Eternal] {
                 for level in [0, 75, 140, 200, 250] {
-                    let d = FlameDistribution::new(level, boss, kind, &mage());
-                    let total: f64 = d.pmf().iter().sum();
+                    let pmf = score_pmf(level, boss, kind, &mage());
+                    let total: f64 = pmf.iter().sum();
                     assert!((total - 1.0).abs() < 1e-12, "{total}");
-                    assert!(d.pmf().iter().all(|&m| m >= 0.0));
+                    assert!(pmf.iter().all(|&m| m >= 0.0));
+                    let d = FlameDistribution::new(level, boss, kind, &mage());
                     assert!((d.at_least(0) - 1.0).abs() < 1e-12);
+                    assert_eq!(d.at_least(pmf.len() as u64), 0.0);
                 }
             }
         }
@@ -461,6 +499,31 @@ mod tests {
                 "sim {freq} exact {exact} se {se}"
             );
         }
+    }
+
+    #[test]
+    fn the_memo_answers_like_a_fresh_computation() {
+        let p = mage();
+        let mut memo = FlameMemo::default();
+        for (level, boss, kind) in [
+            (200, true, FlameKind::Eternal),
+            (219, true, FlameKind::Eternal),
+            (220, true, FlameKind::Eternal),
+            (200, false, FlameKind::Eternal),
+            (200, true, FlameKind::Powerful),
+        ] {
+            let fresh = FlameDistribution::new(level, boss, kind, &p);
+            for t in [0, 500, 1000, 1500, 2000] {
+                assert_eq!(
+                    memo.get(level, boss, kind, &p).at_least(t),
+                    fresh.at_least(t)
+                );
+            }
+        }
+        // 200 and 220 are different brackets: the distributions differ.
+        let a = FlameDistribution::new(200, true, FlameKind::Eternal, &p);
+        let b = FlameDistribution::new(220, true, FlameKind::Eternal, &p);
+        assert!((0..2000).any(|t| a.at_least(t) != b.at_least(t)));
     }
 
     fn item(slot: &str, name: &str, level: i64, add: ItemOption) -> Item {

@@ -1,8 +1,8 @@
 //! The expectation engine: what it costs, in expectation, to reproduce a character's gear.
 //!
 //! Contract: pure domain code. No I/O except [`CubeTables::load`] (which reads one file and hands the bytes to
-//! the pure [`CubeTables::parse`]), no async, no imports from the infrastructure modules. Entry point:
-//! [`compute`]`(&ItemEquipment, Option<&CubeTables>, &StarforceOptions) -> Expectation`, total and deterministic:
+//! the pure parser, [`CubeTables::parse_bytes`]; [`CubeTables::parse`] takes any reader), no async, no imports from the infrastructure modules. Entry point:
+//! [`compute()`]`(&ItemEquipment, Option<&CubeTables>, &StarforceOptions) -> Expectation`, total and deterministic:
 //! for every item of presets 1–3 it returns potential-cube, additional-cube, starforce and flame blocks, each a
 //! result or `{"unavailable": "<reason>"}`, plus item, preset and headline totals (integer meso with Korean text).
 //! Failure modes are confined to the edges: an unreadable or malformed table and invalid starforce options are
@@ -51,7 +51,7 @@ pub use error::ExpectationError;
 pub use flames::{FlameOdds, FlameResult};
 pub use meso::meso_text;
 pub use model::{Item, ItemEquipment, ItemOption, StrNum};
-pub use option_line::{OptionLine, Stat, Unit};
+pub use option_line::{LineValue, OptionLine, Stat, Unit};
 pub use starforce::{StarforceKind, StarforceOptions, StarforceResult};
 pub use table::{CubeTables, GroupKey, OverOneGroup, TableReport};
 pub use types::{AttackType, CubeType, Grade, MainStat, PartName, Stars};

@@ -101,30 +101,37 @@ pub enum LineKind {
     Other,
 }
 
-impl OptionLine {
-    /// Parses one line; see the module contract.
-    pub fn parse(raw: &str) -> OptionLine {
-        let other = || OptionLine {
-            stat: Stat::Other,
-            value: 0,
-            unit: Unit::None,
-            raw: raw.to_owned(),
-        };
+/// The interpreted part of a line, without the text (cheap to copy; what the engine computes with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineValue {
+    pub stat: Stat,
+    pub value: i64,
+    pub unit: Unit,
+}
+
+impl LineValue {
+    const OTHER: LineValue = LineValue {
+        stat: Stat::Other,
+        value: 0,
+        unit: Unit::None,
+    };
+
+    /// Interprets one line without copying it; [`OptionLine::parse`] is this plus the raw text.
+    pub fn read(raw: &str) -> LineValue {
         let decoded = decode_entities(raw);
         let text = decoded.trim();
 
         if let Some(rest) = text.strip_prefix("캐릭터 기준") {
             return parse_per_level(rest.trim_start())
-                .map(|(stat, value, levels)| OptionLine {
+                .map(|(stat, value, levels)| LineValue {
                     stat,
                     value,
                     unit: Unit::PerLevels(levels),
-                    raw: raw.to_owned(),
                 })
-                .unwrap_or_else(other);
+                .unwrap_or(Self::OTHER);
         }
         let Some((name, value, suffix)) = split_value(text) else {
-            return other();
+            return Self::OTHER;
         };
         let unit = match suffix {
             Suffix::Percent => Unit::Percent,
@@ -132,22 +139,13 @@ impl OptionLine {
             Suffix::None => Unit::Flat,
         };
         let Some(stat) = stat_from_name(name) else {
-            return other();
+            return Self::OTHER;
         };
         // Seconds only make sense for the cooldown line and the cooldown line only in seconds.
         if (stat == Stat::Cooldown) != (unit == Unit::Seconds) {
-            return other();
+            return Self::OTHER;
         }
-        OptionLine {
-            stat,
-            value,
-            unit,
-            raw: raw.to_owned(),
-        }
-    }
-
-    pub fn is_other(&self) -> bool {
-        self.stat == Stat::Other
+        LineValue { stat, value, unit }
     }
 
     /// The cube-target class of this line and its non-negative amount (the cooldown line's amount is the
@@ -180,6 +178,37 @@ impl OptionLine {
             }
             _ => (LineKind::Other, 0),
         }
+    }
+}
+
+impl OptionLine {
+    /// Parses one line; see the module contract.
+    pub fn parse(raw: &str) -> OptionLine {
+        let LineValue { stat, value, unit } = LineValue::read(raw);
+        OptionLine {
+            stat,
+            value,
+            unit,
+            raw: raw.to_owned(),
+        }
+    }
+
+    pub fn is_other(&self) -> bool {
+        self.stat == Stat::Other
+    }
+
+    /// The interpreted part of the line.
+    pub fn value(&self) -> LineValue {
+        LineValue {
+            stat: self.stat,
+            value: self.value,
+            unit: self.unit,
+        }
+    }
+
+    /// See [`LineValue::kind_and_amount`].
+    pub fn kind_and_amount(&self) -> (LineKind, u32) {
+        self.value().kind_and_amount()
     }
 }
 
@@ -240,12 +269,19 @@ fn split_value(text: &str) -> Option<(&str, i64, Suffix)> {
 }
 
 fn stat_from_name(name: &str) -> Option<Stat> {
-    let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect();
-    let stat = match compact.to_ascii_uppercase().as_str() {
-        "STR" => Stat::Str,
-        "DEX" => Stat::Dex,
-        "INT" => Stat::Int,
-        "LUK" => Stat::Luk,
+    // Compare without the spaces, in a stack buffer: no allocation per line.
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for c in name.chars().filter(|c| !c.is_whitespace()) {
+        let n = c.len_utf8();
+        if len + n > buf.len() {
+            return None;
+        }
+        c.encode_utf8(&mut buf[len..len + n]);
+        len += n;
+    }
+    let compact = std::str::from_utf8(&buf[..len]).ok()?;
+    let stat = match compact {
         "올스탯" => Stat::AllStat,
         "최대HP" => Stat::MaxHp,
         "최대MP" => Stat::MaxMp,
@@ -262,6 +298,12 @@ fn stat_from_name(name: &str) -> Option<Stat> {
         "방어력" => Stat::Defence,
         "이동속도" => Stat::Speed,
         "점프력" => Stat::Jump,
+        s if s.eq_ignore_ascii_case("STR") => Stat::Str,
+        s if s.eq_ignore_ascii_case("DEX") => Stat::Dex,
+        s if s.eq_ignore_ascii_case("INT") => Stat::Int,
+        s if s.eq_ignore_ascii_case("LUK") => Stat::Luk,
+        s if s.eq_ignore_ascii_case("최대hp") => Stat::MaxHp,
+        s if s.eq_ignore_ascii_case("최대mp") => Stat::MaxMp,
         _ => return None,
     };
     Some(stat)

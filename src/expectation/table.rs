@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::block::Unavailable;
 use super::error::ExpectationError;
-use super::option_line::{LineKind, OptionLine};
+use super::option_line::{LineKind, LineValue, Stat};
 use super::types::{CubeType, Grade, PartName};
 
 /// Tolerance on a group's total rate.
@@ -252,9 +252,9 @@ impl CubeTables {
             let (kind, amount, interpreted) = match line_cache.get(text) {
                 Some(v) => *v,
                 None => {
-                    let parsed = OptionLine::parse(text);
+                    let parsed = LineValue::read(text);
                     let (kind, amount) = parsed.kind_and_amount();
-                    let v = (kind, amount, !parsed.is_other());
+                    let v = (kind, amount, parsed.stat != Stat::Other);
                     line_cache.insert(text.to_owned(), v);
                     v
                 }

@@ -48,8 +48,11 @@
 //! on detached in the background, which is the opposite of what an outer timeout wants. The cost of
 //! the guard: on cancellation the `after` hooks run shortly *after* the drop returns rather than
 //! before it, they need a Tokio runtime (a future dropped outside any runtime logs an error naming
-//! the skipped policies), and completion hooks do not run for a cancelled task. Tasks therefore do
-//! not need to be `'static` or `Send`; the execution future is `Send` whenever the task future is.
+//! the skipped policies), completion hooks do not run for a cancelled task, and a runtime that is
+//! shutting down drops such a detached run without polling it — so the shutdown coordinator must
+//! let in-flight executions finish before it stops the runtime. Because nothing is spawned per
+//! execution, tasks need not be `'static` or `Send`; the execution future is `Send` whenever the
+//! task future is.
 //!
 //! Panic safety uses `catch_unwind` around the task and every hook call and poll
 //! (`AssertUnwindSafe`: after a panic nothing observes the task's state except `after` hooks that

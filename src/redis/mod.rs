@@ -8,9 +8,13 @@
 //! and treats `READONLY` / `LOADING` replies as reconnect triggers (a demoted master is left at once).
 //! Every Redis failure is a [`RedisError`], classified upstream-kind and retryable.
 //!
-//! Known limit (see CRATES.md): in Sentinel mode fred does not follow `+switch-master` by itself; a watcher
-//! that forces a reconnection on that event belongs here (issue: Sentinel HA).
+//! In Sentinel mode fred does not follow `+switch-master` by itself (CRATES.md): [`sentinel`] runs a watcher
+//! that forces every registered client to reconnect on a switch; the command client and every pub/sub client
+//! built by [`RedisHandle::subscriber`] are registered automatically.
 
+pub mod sentinel;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -68,6 +72,9 @@ pub struct RedisHandle {
     client: Client,
     mode: RedisMode,
     config: Config,
+    master: Arc<sentinel::MasterState>,
+    /// Sentinel mode: the Sentinels, the master name and the password.
+    sentinel: Option<sentinel::SentinelSettings>,
 }
 
 impl std::fmt::Debug for RedisHandle {
@@ -81,6 +88,7 @@ impl std::fmt::Debug for RedisHandle {
 impl RedisHandle {
     /// Builds the client and starts connecting; `Ok(None)` when Redis is disabled.
     pub async fn connect(settings: &RedisSettings) -> Result<Option<RedisHandle>, RedisError> {
+        let mut sentinel_info = None;
         let (config, mode) = match settings {
             RedisSettings::Disabled => return Ok(None),
             RedisSettings::Standalone { url } => (
@@ -102,6 +110,11 @@ impl RedisHandle {
                         .map_err(|_| RedisError::Config(format!("bad sentinel port in {s}")))?;
                     hosts.push(Server::new(h, port));
                 }
+                sentinel_info = Some(sentinel::SentinelSettings {
+                    sentinels: hosts.iter().map(|s| (s.host.to_string(), s.port)).collect(),
+                    master: master.clone(),
+                    password: password.as_ref().map(|p| p.expose().to_string()),
+                });
                 let config = Config {
                     server: ServerConfig::Sentinel {
                         service_name: master.clone(),
@@ -126,10 +139,16 @@ impl RedisHandle {
                 "redis not reachable at start-up: running degraded (L1 only) and reconnecting"
             );
         }
+        let master = Arc::new(sentinel::MasterState::default());
+        if mode == RedisMode::Sentinel {
+            master.follow(sentinel::Follower::Client(client.clone()));
+        }
         Ok(Some(RedisHandle {
             client,
             mode,
             config,
+            master,
+            sentinel: sentinel_info,
         }))
     }
 
@@ -149,13 +168,43 @@ impl RedisHandle {
     /// A pub/sub client with the same configuration; it resubscribes after reconnecting
     /// (call `manage_subscriptions`).
     pub fn subscriber(&self) -> Result<fred::clients::SubscriberClient, RedisError> {
-        Builder::from_config(self.config.clone())
+        let sub = Builder::from_config(self.config.clone())
             .with_performance_config(|p| {
                 p.default_command_timeout = COMMAND_TIMEOUT;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()
-            .map_err(|e| RedisError::Config(e.to_string()))
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        if self.mode == RedisMode::Sentinel {
+            self.master
+                .follow(sentinel::Follower::Subscriber(sub.clone()));
+        }
+        Ok(sub)
+    }
+
+    /// What the Sentinel watcher knows about the master (empty in standalone mode).
+    pub fn master(&self) -> &Arc<sentinel::MasterState> {
+        &self.master
+    }
+
+    /// The Sentinels, the master name and the password, in Sentinel mode.
+    pub fn sentinel_settings(&self) -> Option<&sentinel::SentinelSettings> {
+        self.sentinel.as_ref()
+    }
+
+    /// The watcher to run in the background (Sentinel mode only).
+    pub fn watcher(
+        &self,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let s = self.sentinel.clone()?;
+        Some(sentinel::run_watcher(
+            s.sentinels,
+            s.master,
+            s.password,
+            self.master.clone(),
+            cancel,
+        ))
     }
 
     /// `PING` within the command timeout.

@@ -48,7 +48,7 @@ impl MysqlRepository {
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/mysql").run(&pool).await?;
+        migrate_exclusively(&pool).await?;
         Ok(MysqlRepository { pool })
     }
 
@@ -355,4 +355,33 @@ impl Repository for MysqlRepository {
         }
         .boxed()
     }
+}
+
+/// Applies the migrations while holding a named lock on one pinned connection, so instances starting
+/// together on a fresh database take turns (MySQL DDL is not transactional: two instances running the same
+/// migration at once leave it "partially applied").
+async fn migrate_exclusively(pool: &MySqlPool) -> Result<(), StoreError> {
+    const LOCK: &str = "maple_gateway_migrations";
+    let mut conn = pool.acquire().await?;
+    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")
+        .bind(LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if got != Some(1) {
+        conn.close_on_drop();
+        return Err(StoreError::Setup(
+            "another instance held the migration lock for over 60 s".into(),
+        ));
+    }
+    let result = sqlx::migrate!("./migrations/mysql").run(&mut *conn).await;
+    let released: Result<Option<i64>, _> = sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
+        .bind(LOCK)
+        .fetch_one(&mut *conn)
+        .await;
+    if released.is_err() {
+        // Closing the session releases the lock for certain.
+        conn.close_on_drop();
+    }
+    result?;
+    Ok(())
 }

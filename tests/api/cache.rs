@@ -38,6 +38,7 @@ fn value(clock: &Clock, fresh_ms: i64) -> CachedValue {
         stale_until_ms: now + 30 * 24 * 60 * MIN,
         load_ms: 0,
         negative: false,
+        stale: false,
     }
 }
 
@@ -63,7 +64,7 @@ async fn get(
 ) -> Result<CacheStatus, bool> {
     let l = loads.clone();
     let clock = c.clock().clone();
-    c.get_or_load("k", false, move || async move {
+    c.get_or_load("k", false, move |_| async move {
         l.fetch_add(1, Ordering::SeqCst);
         if ok {
             Ok(value(&clock, 15 * MIN))
@@ -124,7 +125,7 @@ async fn xfetch_refreshes_hot_keys_before_expiry() {
     let l = loads.clone();
     let clock = c.clock().clone();
     // A value whose load took 60 s (δ), fresh for 15 min.
-    c.get_or_load("k", false, move || async move {
+    c.get_or_load("k", false, move |_| async move {
         l.fetch_add(1, Ordering::SeqCst);
         let mut v = value(&clock, 15 * MIN);
         v.load_ms = 60_000;
@@ -208,7 +209,7 @@ async fn a_leader_whose_load_panics_releases_the_lease_and_one_follower_takes_ov
 
     let la = loads.clone();
     let leader = tokio::spawn(async move {
-        a.get_or_load("k", false, move || async move {
+        a.get_or_load("k", false, move |_| async move {
             la.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(300)).await;
             panic!("leader dies mid-load");

@@ -97,3 +97,63 @@ async fn metrics_are_prometheus_text() {
     let text = r.text().await.unwrap();
     assert!(text.contains("maple_http_requests_total"), "{text}");
 }
+
+#[tokio::test]
+async fn openapi_documents_the_data_routes() {
+    let app = spawn_app().await;
+    let (s, doc) = app.get_json("/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/api/v4/characters/{name}/expectation", "get"),
+        ("/api/v4/characters/{name}/expectation/preset/{n}", "get"),
+        ("/api/v4/characters/{name}/expectation/recalculate", "post"),
+        ("/api/v4/characters/{name}/equipment", "get"),
+        ("/api/v1/characters/{name}", "get"),
+        ("/api/v2/characters/{name}/like", "post"),
+        ("/api/v2/characters/{name}/like", "get"),
+        ("/health/ready", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn per_client_rate_limit_answers_429_with_retry_after() {
+    let app = crate::helpers::spawn_app_with(|s| s.client_rps = 2).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = app
+            .http
+            .get(app.url("/api/v4/characters/ghost1/expectation"))
+            .header("x-api-client", "load-test-a")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 {
+            assert!(r.headers().get("retry-after").is_some());
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "RATE_LIMITED");
+        }
+    }
+    assert_eq!(
+        &statuses[..4],
+        &[404, 404, 404, 404],
+        "burst of 2 x rps passes"
+    );
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another client is not affected; health routes are never limited.
+    let r = app
+        .http
+        .get(app.url("/api/v4/characters/ghost1/expectation"))
+        .header("x-api-client", "b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
+}

@@ -24,6 +24,25 @@ pub struct CutRelay {
     accept: tokio::task::JoinHandle<()>,
 }
 
+impl Workload {
+    /// The expected totals of a list of likes (a liker counts once per character).
+    pub(crate) fn of(likes: Vec<(String, String)>) -> Workload {
+        let pairs: BTreeSet<(String, String)> = likes
+            .iter()
+            .map(|(c, l)| (c.to_ascii_lowercase(), l.clone()))
+            .collect();
+        let mut expected = BTreeMap::new();
+        for (c, _) in &pairs {
+            *expected.entry(c.clone()).or_insert(0) += 1;
+        }
+        Workload {
+            likes,
+            expected,
+            distinct: pairs.len(),
+        }
+    }
+}
+
 impl CutRelay {
     pub async fn start(target: u16) -> CutRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -83,11 +102,11 @@ impl Drop for CutRelay {
 
 /// 15,000 random (character, liker) likes over 500 characters and 2,000 likers, plus 5,000 repeats of
 /// earlier ones, shuffled.
-struct Workload {
-    likes: Vec<(String, String)>,
+pub(crate) struct Workload {
+    pub(crate) likes: Vec<(String, String)>,
     /// Distinct likers per character key.
-    expected: BTreeMap<String, i64>,
-    distinct: usize,
+    pub(crate) expected: BTreeMap<String, i64>,
+    pub(crate) distinct: usize,
 }
 
 fn workload(seed: u64) -> Workload {
@@ -114,22 +133,10 @@ fn workload(seed: u64) -> Workload {
         let j = (next() % (i as u64 + 1)) as usize;
         likes.swap(i, j);
     }
-    let pairs: BTreeSet<(String, String)> = likes
-        .iter()
-        .map(|(c, l)| (c.to_ascii_lowercase(), l.clone()))
-        .collect();
-    let mut expected = BTreeMap::new();
-    for (c, _) in &pairs {
-        *expected.entry(c.clone()).or_insert(0) += 1;
-    }
-    Workload {
-        likes,
-        expected,
-        distinct: pairs.len(),
-    }
+    Workload::of(likes)
 }
 
-fn fast_likes(s: &mut Settings) {
+pub(crate) fn fast_likes(s: &mut Settings) {
     s.like_flush = Duration::from_millis(100);
     s.like_sync = Duration::from_millis(300);
 }
@@ -163,7 +170,7 @@ async fn post_like(app: &TestApp, character: &str, liker: &str) -> reqwest::Resp
 }
 
 /// Sends likes round-robin over the instances, 64 at a time; returns the statuses.
-async fn send(apps: &[&TestApp], likes: &[(String, String)]) -> Vec<u16> {
+pub(crate) async fn send(apps: &[&TestApp], likes: &[(String, String)]) -> Vec<u16> {
     futures::stream::iter(likes.iter().enumerate())
         .map(|(i, (c, l))| {
             let app = apps[i % apps.len()];
@@ -174,7 +181,7 @@ async fn send(apps: &[&TestApp], likes: &[(String, String)]) -> Vec<u16> {
         .await
 }
 
-fn assert_all_ok(statuses: &[u16], what: &str) {
+pub(crate) fn assert_all_ok(statuses: &[u16], what: &str) {
     let bad: BTreeMap<u16, usize> =
         statuses
             .iter()
@@ -201,7 +208,7 @@ fn db_totals(db: &TestDatabase) -> (BTreeMap<String, i64>, usize) {
 }
 
 /// Waits until MySQL holds exactly the workload's distinct likes and counts.
-async fn wait_for_exact_totals(db: &TestDatabase, w: &Workload, within: Duration) {
+pub(crate) async fn wait_for_exact_totals(db: &TestDatabase, w: &Workload, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let (counts, pairs) = db_totals(db);

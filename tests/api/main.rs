@@ -4,8 +4,13 @@
 mod harness;
 mod helpers;
 
+mod admin;
+mod backends;
 mod cache;
+mod engine;
 mod foundation;
 mod likes;
 mod locks;
+mod resilience;
 mod services;
+mod shutdown;

@@ -1,0 +1,43 @@
+//! The throughput baseline for `loadtest/bench.sh`: a bare axum server that answers every GET with the same
+//! bytes and headers the gateway sends for a warm L1 hit (a stored gzip body), and nothing else — no
+//! middleware, no cache lookup, no pipeline. The gateway's warm-hit throughput is reported as a fraction of
+//! this server's, measured with the same load generator in the same run.
+//!
+//! Usage: `bare_server ADDR BODY_FILE` (BODY_FILE holds the gzip body to serve).
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(addr), Some(file)) = (args.next(), args.next()) else {
+        eprintln!("usage: bare_server ADDR BODY_FILE");
+        std::process::exit(2);
+    };
+    let body = Bytes::from(std::fs::read(&file)?);
+    let app = Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            let mut r = Response::new(axum::body::Body::from(body));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            h.insert(
+                "x-data-source",
+                HeaderValue::from_static("Data based on NEXON Open API"),
+            );
+            h.insert("x-cache", HeaderValue::from_static("HIT"));
+            r
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("bare_server listening on {}", listener.local_addr()?);
+    axum::serve(listener, app).await
+}
