@@ -211,6 +211,8 @@ fn spawn_holder(redis: Option<&str>, db_url: &str, name: &str, lease_ms: u64) ->
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
+    // Owned by the guard before waiting, so a failed wait still kills it.
+    let holder = Holder { child };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -223,7 +225,7 @@ fn spawn_holder(redis: Option<&str>, db_url: &str, name: &str, lease_ms: u64) ->
         .recv_timeout(Duration::from_secs(30))
         .expect("the child process takes the lock");
     assert!(line.starts_with("HELD "), "{line}");
-    Holder { child }
+    holder
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
