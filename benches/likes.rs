@@ -255,6 +255,7 @@ fn slow_redis_calls(redis: &RedisServer) {
         (staging::PEEK, "peek"),
         (staging::FILL, "fill"),
         (staging::SYNCED, "synced"),
+        (staging::RELEASE, "release"),
     ]
     .into_iter()
     .map(|(src, name)| {

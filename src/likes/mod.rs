@@ -17,8 +17,8 @@
 //!    tier, not waiting: the others skip their turn) moves the Redis queue to MySQL in batches of
 //!    `MAPLE_LIKE_SYNC_BATCH`. Each batch is claimed with an id (it stays at the head of the queue,
 //!    recorded as in flight), applied in one fenced transaction that records the id (a batch applied
-//!    twice counts once; pairs already stored are not counted again), then the cached counts are raised
-//!    and the batch is acknowledged (trimmed off the queue). A syncer that dies between claim and
+//!    twice counts once; pairs already stored are not counted again), then the cached counts are raised,
+//!    the batch's pairs leave the pending set and the batch is acknowledged (trimmed off the queue). A syncer that dies between claim and
 //!    acknowledgement leaves the batch in flight; the next syncer applies it again (a no-op in MySQL) and
 //!    acknowledges it.
 //! 4. **Confirm**: the acknowledgement advances per-source watermarks; at its next flush each instance
@@ -93,8 +93,8 @@ pub const LIKE_SYNC_FAILURES_TOTAL: &str = "maple_like_sync_failures_total";
 pub const LIKE_SYNCED_TOTAL: &str = "maple_like_synced_entries_total";
 
 /// Entries per flush script call (Redis serves nobody else while a script runs: keep each one short).
-const FLUSH_CHUNK: usize = 250;
-/// Cached counts per [`staging::SYNCED`] call.
+const FLUSH_CHUNK: usize = 100;
+/// Cached counts per [`staging::SYNCED`] call, pairs per [`staging::RELEASE`] call.
 const SYNCED_CHUNK: usize = 250;
 /// Bound on a Redis call of the request path.
 const REQUEST_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
@@ -306,6 +306,7 @@ struct Scripts {
     fill: Script,
     claim: Script,
     synced: Script,
+    release: Script,
     ack: Script,
 }
 
@@ -385,6 +386,7 @@ impl LikeService {
                     fill: Script::from_lua(staging::FILL),
                     claim: Script::from_lua(staging::CLAIM),
                     synced: Script::from_lua(staging::SYNCED),
+                    release: Script::from_lua(staging::RELEASE),
                     ack: Script::from_lua(staging::ACK),
                 },
                 redis_cooldown: Mutex::new(None),
@@ -895,12 +897,38 @@ impl LikeService {
                 .map_err(|_| timed_out("synced counts"))?
                 .map_err(redis_err)?;
         }
+        // Then the batch's pairs leave the pending set, in short calls.
+        let pairs: Vec<(&str, &str)> = items
+            .iter()
+            .map(|it| (it.character.as_str(), it.liker.as_str()))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in pairs.chunks(SYNCED_CHUNK) {
+            let mut args = Vec::with_capacity(1 + chunk.len() * 2);
+            args.push(id.to_string());
+            for (c, l) in chunk {
+                args.push(c.to_string());
+                args.push(pair_key(c, l));
+            }
+            let call = self.inner.scripts.release.evalsha_with_reload::<i64, _, _>(
+                r.client(),
+                vec![
+                    staging::INFLIGHT.to_string(),
+                    staging::REL.to_string(),
+                    staging::PENDING.to_string(),
+                ],
+                args,
+            );
+            tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+                .await
+                .map_err(|_| timed_out("release"))?
+                .map_err(redis_err)?;
+        }
         let ranges = staging::source_ranges(items);
         let mut keys = vec![
             staging::INFLIGHT.to_string(),
             staging::QUEUE.to_string(),
-            staging::REL.to_string(),
-            staging::PENDING.to_string(),
             staging::ACKED.to_string(),
         ];
         let mut args = vec![
@@ -912,15 +940,6 @@ impl LikeService {
             keys.push(staging::watermark_key(src));
             args.push(first.to_string());
             args.push(last.to_string());
-        }
-        let pairs: std::collections::HashSet<(&str, &str)> = items
-            .iter()
-            .map(|it| (it.character.as_str(), it.liker.as_str()))
-            .collect();
-        args.push(pairs.len().to_string());
-        for (c, l) in pairs {
-            args.push(c.to_string());
-            args.push(pair_key(c, l));
         }
         let call = self
             .inner

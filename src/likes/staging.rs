@@ -20,9 +20,10 @@
 //! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a
 //! character's cached count, pending count and whether a pair is pending; [`CLAIM`] hands the syncer the
 //! in-flight batch if one was left by a syncer that died, else records the head of the queue as a new
-//! batch; [`SYNCED`] raises the cached MySQL counts after the commit; [`ACK`] trims the batch off the
-//! queue, removes its pairs from `rel` and `pending` and advances the watermarks whose range continues
-//! them. An `ACK` for a batch that is no longer the in-flight one does nothing.
+//! batch; after the MySQL commit the syncer raises the cached counts ([`SYNCED`]), takes the batch's
+//! pairs out of `rel` and `pending` ([`RELEASE`]), then [`ACK`] trims the batch off the queue and
+//! advances the watermarks whose range continues them. Scripts for a batch that is no longer the
+//! in-flight one do nothing.
 //!
 //! Redis runs one script at a time and answers nobody meanwhile, so every script is kept short: flushes
 //! go in chunks of a few hundred entries, cached counts in chunks, and no script copies a batch.
@@ -65,14 +66,27 @@ end
 if e ~= ARGV[1] then return {0, e, 0, 0, 0} end
 local src = ARGV[3]
 local n = tonumber(ARGV[4])
-for i = 0, n - 1 do
-  local b = 5 + i * 5
-  local c = ARGV[b + 2]
-  local l = ARGV[b + 3]
-  redis.call('rpush', KEYS[2], src .. '\31' .. ARGV[b] .. '\31' .. ARGV[b + 1] .. '\31' .. c .. '\31' .. l .. '\31' .. ARGV[b + 4])
-  if redis.call('sadd', KEYS[3], c .. '\31' .. l) == 1 then
-    redis.call('hincrby', KEYS[4], c, 1)
+if n > 0 then
+  local entries, members, chars, seen = {}, {}, {}, {}
+  for i = 0, n - 1 do
+    local b = 5 + i * 5
+    local c = ARGV[b + 2]
+    local m = c .. '\31' .. ARGV[b + 3]
+    entries[i + 1] = src .. '\31' .. ARGV[b] .. '\31' .. ARGV[b + 1] .. '\31' .. m .. '\31' .. ARGV[b + 4]
+    if not seen[m] then
+      seen[m] = true
+      members[#members + 1] = m
+      chars[#chars + 1] = c
+    end
   end
+  redis.call('rpush', KEYS[2], unpack(entries))
+  local member = redis.call('smismember', KEYS[3], unpack(members))
+  redis.call('sadd', KEYS[3], unpack(members))
+  local add = {}
+  for k = 1, #members do
+    if member[k] == 0 then add[chars[k]] = (add[chars[k]] or 0) + 1 end
+  end
+  for c, d in pairs(add) do redis.call('hincrby', KEYS[4], c, d) end
 end
 local wm = redis.call('get', KEYS[5]) or '0'
 local last = redis.call('incrby', KEYS[6], n)
@@ -130,42 +144,48 @@ end
 return 1
 "#;
 
-/// KEYS: inflight, queue, rel, pending, acked, then wm:<src> × nsrc. ARGV: batch id, wm ttl ms, nsrc,
-/// (first, last) × nsrc, npairs, (character, pair) × npairs — the batch's distinct pairs.
-/// Returns 1, or 0 when the batch is not the in-flight one.
+/// KEYS: inflight, rel, pending. ARGV: batch id, (character, pair) × n — distinct pairs of the batch.
+/// Removes the pairs from `rel` and, for each one that was there, one from the character's pending
+/// count; idempotent (a pair no longer in `rel` changes nothing), so a resumed batch may run it again.
+/// The syncer calls it in short chunks after raising the cached counts and before [`ACK`]. Returns 0
+/// when the batch is not the in-flight one.
+pub const RELEASE: &str = r#"
+if redis.call('hget', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+local n = (#ARGV - 1) / 2
+local chars, members = {}, {}
+for k = 1, n do
+  chars[k] = ARGV[2 * k]
+  members[k] = ARGV[2 * k + 1]
+end
+if n == 0 then return 1 end
+local member = redis.call('smismember', KEYS[2], unpack(members))
+redis.call('srem', KEYS[2], unpack(members))
+local drop = {}
+for k = 1, n do
+  if member[k] == 1 then drop[chars[k]] = (drop[chars[k]] or 0) + 1 end
+end
+for c, d in pairs(drop) do
+  if redis.call('hincrby', KEYS[3], c, -d) <= 0 then redis.call('hdel', KEYS[3], c) end
+end
+return 1
+"#;
+
+/// KEYS: inflight, queue, acked, then wm:<src> × nsrc. ARGV: batch id, wm ttl ms, nsrc,
+/// (first, last) × nsrc. Trims the batch off the queue, counts it as acknowledged, advances the
+/// watermarks whose range continues them, ends the in-flight record. Returns 1, or 0 when the batch is
+/// not the in-flight one.
 pub const ACK: &str = r#"
 local cur = redis.call('hmget', KEYS[1], 'id', 'n')
 if cur[1] ~= ARGV[1] then return 0 end
 local n = tonumber(cur[2])
 redis.call('ltrim', KEYS[2], n, -1)
-redis.call('incrby', KEYS[5], n)
+redis.call('incrby', KEYS[3], n)
 local nsrc = tonumber(ARGV[3])
 for j = 1, nsrc do
-  local key = KEYS[5 + j]
+  local key = KEYS[3 + j]
   local first = tonumber(ARGV[2 + 2 * j])
   local wm = tonumber(redis.call('get', key) or '0')
   if first == wm + 1 then redis.call('set', key, ARGV[3 + 2 * j], 'PX', ARGV[2]) end
-end
-local pbase = 4 + 2 * nsrc
-local npairs = tonumber(ARGV[pbase])
-local drop = {}
-local i = 0
-while i < npairs do
-  local m = math.min(1000, npairs - i)
-  local chars, members = {}, {}
-  for k = 1, m do
-    chars[k] = ARGV[pbase + 2 * (i + k) - 1]
-    members[k] = ARGV[pbase + 2 * (i + k)]
-  end
-  local member = redis.call('smismember', KEYS[3], unpack(members))
-  redis.call('srem', KEYS[3], unpack(members))
-  for k = 1, m do
-    if member[k] == 1 then drop[chars[k]] = (drop[chars[k]] or 0) + 1 end
-  end
-  i = i + m
-end
-for c, d in pairs(drop) do
-  if redis.call('hincrby', KEYS[4], c, -d) <= 0 then redis.call('hdel', KEYS[4], c) end
 end
 redis.call('del', KEYS[1])
 return 1
