@@ -12,7 +12,8 @@
 //!    sends as soon as its last like answered: the saturation throughput, where latency is
 //!    64 / throughput by Little's law), then open loops at fixed rates (`LIKES_BENCH_RATES`, default
 //!    1,000, 2,000 and 4,000 likes/s, 10 s each), whose latency counts from the scheduled send time so a
-//!    slow answer also charges the requests it delayed. Each open loop is followed by the same loop
+//!    slow answer also charges the requests it delayed; each starts once the Redis queue is empty (the
+//!    previous run's likes synced). Each open loop is followed by the same loop
 //!    against `GET /health/live` (same server and layers, no I/O): the machine's own latency floor. A
 //!    5,000-like warm-up is not measured.
 //! 2. **Store batches** — `Store::apply_likes` alone: 200,000 fresh likes in batches of 2,000, each one
@@ -225,6 +226,13 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize, ra
         let (lat, wall) = closed_loop(&base, 1_000_000, requests).await;
         report("POST like, 64 connections, closed loop", lat, wall);
         for (i, rate) in rates.iter().enumerate() {
+            // Start from steady state: the previous run's likes synced, the Redis queue empty.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while redis_cmd(redis.port, &["LLEN", "maple:v1:likes:queue"]).as_deref() != Some(":0")
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let (lat, wall) = open_loop(&base, 10_000_000 * (i + 2), *rate, 10.0, false).await;
             report(
                 &format!("POST like, 64 connections, open loop at {rate:.0}/s for 10 s"),
