@@ -2,6 +2,9 @@
 //! - parse the 357 KB `item-equipment` sample and compute all three presets: ≤ 2 ms median on one core;
 //! - load (read + hash + parse + precompute) the reference cube table: ≤ 200 ms.
 //!
+//! `gzip/level_N` compresses the same sample at each zlib level (the compressed size of each is printed once):
+//! the cost the cold path pays to store a raw payload, and what the level buys in size.
+//!
 //! `compute` memoises flame distributions process-wide, so after the first iteration the compute benches measure
 //! the warm path; `flame_distribution_cold_*` shows the one-off cost of a new level bracket (a character brings at
 //! most ~12 of them).
@@ -42,6 +45,13 @@ fn benches(c: &mut Criterion) {
     c.bench_function("parse_only_evan", |b| {
         b.iter(|| ItemEquipment::from_json(black_box(&sample)).expect("sample parses"))
     });
+    // The floor for any typed parse: validate and skip every token, build nothing.
+    c.bench_function("scan_only_evan", |b| {
+        b.iter(|| {
+            let text = std::str::from_utf8(black_box(&sample)).expect("UTF-8");
+            serde_json::from_str::<serde::de::IgnoredAny>(text).expect("sample is JSON")
+        })
+    });
     // The flame distributions of a new level bracket are computed once per process (then memoised); this is the
     // cold cost of the largest one (level 250, boss drop, eternal).
     let mage = Profile::fixed(Some(MainStat::Int), AttackType::Magic);
@@ -54,6 +64,28 @@ fn benches(c: &mut Criterion) {
         b.iter(|| CubeTables::load(black_box(Path::new(TABLE))).expect("reference table"))
     });
     group.finish();
+
+    let mut group = c.benchmark_group("gzip");
+    for level in [1u32, 2, 3, 4, 6] {
+        let gz = gzip(&sample, level);
+        eprintln!(
+            "gzip level {level}: {} -> {} bytes ({:.1}x)",
+            sample.len(),
+            gz.len(),
+            sample.len() as f64 / gz.len() as f64
+        );
+        group.bench_function(format!("level_{level}"), |b| {
+            b.iter(|| gzip(black_box(&sample), level))
+        });
+    }
+    group.finish();
+}
+
+fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    enc.write_all(data).expect("in memory");
+    enc.finish().expect("in memory")
 }
 
 criterion_group!(expectation, benches);

@@ -3,12 +3,17 @@
 //! middleware, no cache lookup, no pipeline. The gateway's warm-hit throughput is reported as a fraction of
 //! this server's, measured with the same load generator in the same run.
 //!
-//! Usage: `bare_server ADDR BODY_FILE` (BODY_FILE holds the gzip body to serve).
+//! Usage: `bare_server ADDR BODY_FILE` (BODY_FILE holds the gzip body to serve). Uses the gateway's
+//! allocator (mimalloc).
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
+
+/// The same allocator as the gateway binary, so that the baseline differs from it only by the gateway's work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -17,10 +17,14 @@
 #
 # Target (issue 6): p99 ≤ 10 ms at 64 connections.
 #
-# Usage: loadtest/outage-p99.sh   (env: N=50 C=64 D=10 THREADS=2 BIN=target/release/maple-gateway)
+# Usage: loadtest/outage-p99.sh [--report]   (env: N=50 C=64 D=10 THREADS=2 BIN=target/release/maple-gateway)
+#   --report regenerates the "outage" section of docs/performance.md with this run's figures.
 # Needs: curl, python3 (free ports); installs wrk with apt-get when missing. Builds the release binary if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPORT=0
+if [ "${1:-}" = "--report" ]; then REPORT=1; fi
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 N=${N:-50}
 C=${C:-64}
@@ -187,6 +191,27 @@ if [ -f "$TMP/baseline.out" ]; then
   echo "BASELINE p99 = $(python3 -c "print(f'{$b_us/1000:.2f}')") ms (cache hits, healthy upstream, same machine)"
 fi
 echo "RESULT p99 = ${p99_ms} ms at $C connections during the outage (target <= ${TARGET_MS} ms; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if [ "$REPORT" = 1 ]; then
+  rps=$(awk '/^Requests\/sec/{print $2}' "$TMP/wrk.out")
+  p50_us=$(awk '/^p50_us/{print $2}' "$TMP/wrk.out")
+  python3 - "$TMP/rows.json" "$p99_us" "$p50_us" "$rps" "$TARGET_MS" "$C" "$N" "${b_us:-}" "$breaker" <<'PY'
+import json, sys
+out, p99, p50, rps, target, conns, n, base, breaker = sys.argv[1:10]
+p99, p50 = int(p99) / 1000, int(p50) / 1000
+rows = [
+    {"figure": f"outage p99, {conns} connections, {n} previously seen characters", "value": f"{p99:.2f} ms",
+     "target": f"≤ {target} ms", "met": p99 <= float(target)},
+    {"figure": "outage p50 / throughput", "value": f"{p50:.2f} ms / {float(rps):.0f} req/s", "target": None, "met": None},
+    {"figure": "upstream status after the run", "value": breaker, "target": None, "met": None},
+]
+if base:
+    rows.append({"figure": "same load, healthy upstream (cache hits) p99", "value": f"{int(base) / 1000:.2f} ms",
+                 "target": None, "met": None})
+json.dump(rows, open(out, "w"))
+PY
+  python3 loadtest/report.py outage --title "Upstream outage: stale serving (loadtest/outage-p99.sh)" \
+    --command "loadtest/outage-p99.sh --report" --rows "$TMP/rows.json" --verbatim "$TMP/wrk.out" --load "$LOAD_BEFORE"
+fi
 python3 -c "import sys; sys.exit(0 if $p99_us <= $TARGET_MS * 1000 else 1)" || {
   echo "FAIL: p99 above target" >&2
   exit 1

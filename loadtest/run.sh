@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Locust scenarios against a gateway and the standalone Nexon simulator, on loopback.
 #
-#   loadtest/run.sh [--cluster] [--processes N] [--warm|--cold] SCENARIO [USERS] [DURATION]
+#   loadtest/run.sh [--report] [--cluster] [--processes N] [--warm|--cold] SCENARIO [USERS] [DURATION]
 #
 #   SCENARIO   reader | hotkey | liker | mixed | outage   (user classes of loadtest/locustfile.py)
 #   USERS      concurrent users (default 500)
@@ -11,6 +11,7 @@
 #   --processes N   locust worker processes (default: the number of cores; 0 = one single process)
 #   --warm / --cold load the whole name population before the clock starts (default for reader and mixed,
 #              at most WARM_MAX_S=60 seconds, most popular names first) / do not
+#   --report   regenerate this scenario's section of docs/performance.md from the run's summary
 #
 # Without --cluster: starts `maple-gateway sim` and one `maple-gateway serve` (SQLite, no Redis: the embedded
 # topology, with the simulator out of process so faults and counters are reachable) on free 127.0.0.1 ports,
@@ -25,16 +26,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 CLUSTER=0
+REPORT=0
 WARM=""
 PROCS=$(nproc 2>/dev/null || echo 1)
 ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --cluster) CLUSTER=1 ;;
+    --report) REPORT=1 ;;
     --processes) [ $# -ge 2 ] || usage; PROCS=$2; shift ;;
     --processes=*) PROCS=${1#*=} ;;
     --warm) WARM=1 ;;
@@ -136,7 +140,7 @@ export MAPLE_BIN=$BIN
 
 # Settings of the gateways started here (and by local-cluster.sh, which inherits the environment): no
 # per-client limit, and a shared upstream budget that the simulator cannot exhaust.
-export RUST_LOG=${RUST_LOG:-warn} MAPLE_CLIENT_RPS=0 MAPLE_RATE_PER_SECOND=100000 MAPLE_RATE_PER_DAY=1000000000
+export RUST_LOG=${RUST_LOG:-warn} MAPLE_CLIENT_RPS=0 MAPLE_RATE_PER_S=100000 MAPLE_RATE_PER_DAY=1000000000
 export MAPLE_CUBE_TABLE=${MAPLE_CUBE_TABLE:-data/sim-cube-table.csv}
 
 # --- what to run against -------------------------------------------------------------------------------------
@@ -426,9 +430,34 @@ for r in fails[:4]:
 if lrc not in (0,):
     problems.append(f"locust exited with status {lrc} (see locust.log)")
 print(f"verdict     {'PASS' if not problems else 'FAIL: ' + '; '.join(problems)}")
+report = []
+if agg and num(agg, "Request Count"):
+    report += [
+        {"figure": "requests/s", "value": f"{num(agg, 'Requests/s'):.0f}", "target": None, "met": None},
+        {"figure": "failures", "value": f"{int(num(agg, 'Failure Count'))} of {int(num(agg, 'Request Count'))}",
+         "target": "0", "met": int(num(agg, "Failure Count")) == 0},
+        {"figure": "p50 / p95 / p99", "value": f"{agg['50%']} / {agg['95%']} / {agg['99%']} ms",
+         "target": f"p99 ≤ {p99_max:g} ms", "met": num(agg, "99%") <= p99_max},
+    ]
+report.append({"figure": "upstream calls (/_sim/stats)", "value": up,
+               "target": "exactly 1 item_equipment" if scen == "hotkey" else None,
+               "met": (ie == 1) if scen == "hotkey" else None})
+if roles:
+    report.append({"figure": "CPU, % of one core: gateway / simulator / locust",
+                   "value": f"{pct('gateway'):.0f} / {pct('simulator'):.0f} / {pct('locust'):.0f} "
+                            f"(machine busy {cpu.get('machine_busy_pct', 0):.0f} of {100 * cpu.get('cores', 1)})",
+                   "target": None, "met": None})
+with open(os.path.join(out, "rows.json"), "w") as f:
+    json.dump(report, f)
 sys.exit(0 if not problems else 1)
 PY
 RC=${PIPESTATUS[0]}
+if [ "$REPORT" = 1 ] && [ -f "$OUT/rows.json" ]; then
+  SECTION="locust-$SCENARIO$([ "$CLUSTER" = 1 ] && echo -cluster)"
+  python3 "$ROOT/loadtest/report.py" "$SECTION" --title "Locust: $SCENARIO, $USERS users, $DURATION ($TOPOLOGY)" \
+    --command "loadtest/run.sh --report $([ "$CLUSTER" = 1 ] && echo '--cluster ')$SCENARIO $USERS $DURATION" \
+    --rows "$OUT/rows.json" --verbatim "$OUT/summary.txt" --load "$LOAD_BEFORE"
+fi
 # A log of every run's summary, like bench.sh's results/bench.txt.
 { echo "== $(date -u +%FT%TZ) loadtest/run.sh $([ "$CLUSTER" = 1 ] && echo '--cluster ')$SCENARIO $USERS $DURATION"
   cat "$OUT/summary.txt"; } >>"$ROOT/loadtest/results/locust.txt"

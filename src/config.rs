@@ -1026,8 +1026,46 @@ fn default_instance_id() -> String {
     )
 }
 
+/// The `MAPLE_*` variables in `names` that the gateway does not know (a typo would otherwise be ignored
+/// silently), each with the known variables that share its first word as suggestions.
+pub fn unknown_env_vars<I: IntoIterator<Item = String>>(
+    names: I,
+) -> Vec<(String, Vec<&'static str>)> {
+    let mut out: Vec<(String, Vec<&'static str>)> = names
+        .into_iter()
+        .filter(|n| n.starts_with("MAPLE_") && !ENV_VARS.iter().any(|(k, _, _)| k == n))
+        .map(|n| {
+            let word = n.split('_').take(2).collect::<Vec<_>>().join("_") + "_";
+            let close = ENV_VARS
+                .iter()
+                .map(|(k, _, _)| *k)
+                .filter(|k| k.starts_with(&word))
+                .collect();
+            (n, close)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unknown_maple_variables_are_reported_with_suggestions() {
+        let names = [
+            "MAPLE_RATE_PER_SECOND",
+            "MAPLE_LISTEN",
+            "PATH",
+            "MAPLE_NOPE",
+        ]
+        .map(String::from);
+        let unknown = unknown_env_vars(names);
+        assert_eq!(unknown.len(), 2, "{unknown:?}");
+        assert_eq!(unknown[1].0, "MAPLE_RATE_PER_SECOND");
+        assert!(unknown[1].1.contains(&"MAPLE_RATE_PER_S"), "{unknown:?}");
+        assert_eq!(unknown[0], ("MAPLE_NOPE".to_string(), vec![]));
+    }
     use super::*;
     use std::collections::HashMap;
 

@@ -10,6 +10,12 @@ use maple_gateway::app::Application;
 use maple_gateway::config::{ENV_VARS, Settings};
 use maple_gateway::{sim, telemetry};
 
+/// mimalloc instead of glibc's allocator: under load the gateway's worker threads contended on glibc's arena
+/// locks (futex wake-ups in `malloc`/`free` on the cache-hit path, measured with `perf`), and the cold path
+/// allocates heavily while parsing upstream JSON. See docs/performance.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_help() -> String {
     let mut s = String::from(
         "Environment variables (override the config file, which overrides defaults):\n",
@@ -102,6 +108,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let settings = Settings::from_process(cli.config.as_deref())?;
             telemetry::init_tracing(settings.log_format);
+            for (name, close) in maple_gateway::config::unknown_env_vars(
+                std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+            ) {
+                tracing::warn!(
+                    variable = %name,
+                    did_you_mean = %close.join(", "),
+                    "unknown MAPLE_* environment variable: ignored"
+                );
+            }
             let app = Application::build(settings)
                 .await
                 .context("start-up failed")?;

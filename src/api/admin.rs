@@ -100,6 +100,14 @@ pub async fn status(State(s): State<AppState>) -> impl IntoResponse {
     };
     let (l1_entries, l1_bytes) = s.characters.cache().l1_usage().await;
     let stats = s.characters.cache().stats();
+    let by_kind: serde_json::Map<String, serde_json::Value> = s
+        .characters
+        .cache()
+        .l1_breakdown()
+        .await
+        .into_iter()
+        .map(|(kind, entries, bytes)| (kind, json!({"entries": entries, "bytes": bytes})))
+        .collect();
     Json(json!({
         "instance_id": s.instance_id,
         "version": env!("CARGO_PKG_VERSION"),
@@ -108,7 +116,7 @@ pub async fn status(State(s): State<AppState>) -> impl IntoResponse {
         "upstream_mode": s.upstream_mode,
         "redis": redis,
         "database": {"backend": s.store.backend(), "up": database_up},
-        "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes, "requests": stats},
+        "cache": {"l1_entries": l1_entries, "l1_bytes": l1_bytes, "l1_by_kind": by_kind, "requests": stats},
         "cube_table": s.table_status,
         "upstream": s.nexon.status(),
         "likes": {"buffered": s.likes.buffered()},

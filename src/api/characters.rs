@@ -80,6 +80,21 @@ const EXPECTATION_PARAMS: &[&str] = &[
     "discount",
 ];
 
+/// Whether the client accepts gzip, read from the request head without copying its headers (the
+/// `HeaderMap` extractor clones the whole map on every request).
+pub struct AcceptsGzip(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AcceptsGzip {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(AcceptsGzip(accepts_gzip(&parts.headers)))
+    }
+}
+
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
@@ -175,10 +190,10 @@ pub async fn expectation(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    headers: HeaderMap,
+    AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation").await?;
-    data_response(answer, accepts_gzip(&headers), now)
+    data_response(answer, gzip, now)
 }
 
 /// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
@@ -186,10 +201,10 @@ pub async fn recalculate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    headers: HeaderMap,
+    AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     let (answer, now) = expectation_answer(&s, &raw, &q, true, "recalculate").await?;
-    data_response(answer, accepts_gzip(&headers), now)
+    data_response(answer, gzip, now)
 }
 
 /// `GET /api/v4/characters/{name}/expectation/preset/{n}`
@@ -197,7 +212,7 @@ pub async fn expectation_preset(
     State(s): State<AppState>,
     Path((raw, preset)): Path<(String, String)>,
     Query(q): Params,
-    headers: HeaderMap,
+    AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     let n: usize = match preset.parse::<usize>() {
         Ok(n @ 1..=3) => n,
@@ -240,7 +255,7 @@ pub async fn expectation_preset(
         body_gz: Bytes::from(codec::compress(&body)),
         ..answer
     };
-    data_response(preset_answer, accepts_gzip(&headers), now)
+    data_response(preset_answer, gzip, now)
 }
 
 /// `GET /api/v4/characters/{name}/equipment`
@@ -248,7 +263,7 @@ pub async fn equipment(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    headers: HeaderMap,
+    AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     check_params(&q, &["date", "force"])?;
     let n = name(&raw)?;
@@ -262,7 +277,7 @@ pub async fn equipment(
         .execute(ctx, async move { svc.equipment(&n, d, force).await })
         .await
         .map_err(|e| task_error(&e))?;
-    data_response(answer, accepts_gzip(&headers), now)
+    data_response(answer, gzip, now)
 }
 
 /// `GET /api/v1/characters/{name}`
@@ -270,7 +285,7 @@ pub async fn basic(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    headers: HeaderMap,
+    AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     check_params(&q, &[])?;
     let n = name(&raw)?;
@@ -282,7 +297,7 @@ pub async fn basic(
         .execute(ctx, async move { svc.basic(&n).await })
         .await
         .map_err(|e| task_error(&e))?;
-    data_response(answer, accepts_gzip(&headers), now)
+    data_response(answer, gzip, now)
 }
 
 impl IntoResponse for crate::characters::CharacterError {

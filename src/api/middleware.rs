@@ -25,6 +25,21 @@ fn sane_id(v: &HeaderValue) -> Option<String> {
         .then(|| s.to_string())
 }
 
+/// The method as a `'static` label (no allocation per request); methods the API does not route are `other`.
+fn static_method(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 fn fresh_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -45,9 +60,9 @@ pub async fn request_context(
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+    let method = static_method(req.method());
 
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let span = tracing::info_span!("request", request_id = %id, method = method, route = %route);
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
 
     if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
@@ -70,7 +85,7 @@ pub async fn request_context(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let status = resp.status().as_u16().to_string();
-    metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!(telemetry::HTTP_REQUEST_DURATION, "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());

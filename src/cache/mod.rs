@@ -14,6 +14,11 @@
 //!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
 //!   cluster ([`flight`]). A leader that dies is replaced after its lease; followers wait at most
 //!   lease + wait before loading themselves (at most one extra upstream call).
+//! - Placement ([`Tiers`]): a key read with [`Tiers::L2Only`] is never written to nor promoted into L1 —
+//!   for values that are inputs of other cached values rather than answers (the raw equipment behind an
+//!   expectation): they stay in Redis (and, for the read path, the database) without taking L1 memory from
+//!   the bodies clients are served. Without Redis such a value is not cached at all; its loader decides
+//!   where else to look.
 //! - Redis down: L1 keeps working; entries written while L2 is failing get a short L1 lifetime
 //!   ([`CacheConfig::degraded_l1_ttl`]) and the degradation is counted. Nothing here panics on Redis errors.
 //! - Freshness is judged by the cache's [`Clock`], which follows tokio time (so tests pause and advance it);
@@ -156,6 +161,15 @@ pub enum LoadMode {
     Background,
 }
 
+/// Which tiers hold a key's values (see the module contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiers {
+    /// L1 and L2: the bodies served to clients.
+    All,
+    /// L2 only: values other cached values are derived from.
+    L2Only,
+}
+
 /// A failed load, with the last value still servable as stale (if any).
 #[derive(Debug)]
 pub struct LoadFailure<E> {
@@ -289,10 +303,7 @@ where
     ) -> Self {
         let l1 = moka::future::Cache::builder()
             .max_capacity(config.l1_max_bytes)
-            .weigher(|k: &String, v: &L1Entry| {
-                (k.len() + v.value.body_gz.len() + std::mem::size_of::<CachedValue>() + 64)
-                    .min(u32::MAX as usize) as u32
-            })
+            .weigher(|k: &String, v: &L1Entry| l1_weight(k, v))
             .expire_after(L1Expiry {
                 clock: clock.clone(),
             })
@@ -356,16 +367,42 @@ where
         self.inner.cluster.as_ref().map(|c| c.signals().clone())
     }
 
+    /// Whether this cache has a second tier (Redis) at all.
+    pub fn has_l2(&self) -> bool {
+        self.inner.l2.is_some()
+    }
+
     /// L1 entry count and weighted size in bytes.
     pub async fn l1_usage(&self) -> (u64, u64) {
         self.inner.l1.run_pending_tasks().await;
         (self.inner.l1.entry_count(), self.inner.l1.weighted_size())
     }
 
+    /// L1 usage by entry kind (the key segment after the character name, e.g. `exp`, `eq`, `ocid`; keys of
+    /// another shape count as `other`): `(kind, entries, weighted bytes)`, sorted by kind. Walks every entry:
+    /// for the operator status and benchmarks, not for the request path.
+    pub async fn l1_breakdown(&self) -> Vec<(String, u64, u64)> {
+        self.inner.l1.run_pending_tasks().await;
+        let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for (k, v) in self.inner.l1.iter() {
+            let kind = k.split(':').nth(4).unwrap_or("other").to_string();
+            let e = by.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += u64::from(l1_weight(k.as_str(), &v));
+        }
+        by.into_iter().map(|(k, (n, b))| (k, n, b)).collect()
+    }
+
     /// Looks a key up in L1 then L2 (ignoring values past `stale_until`).
     pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, Tier)> {
+        self.lookup_in(key, Tiers::All).await
+    }
+
+    /// As [`TieredCache::lookup`]; with [`Tiers::L2Only`] an L2 hit is not promoted into L1.
+    async fn lookup_in(&self, key: &str, tiers: Tiers) -> Option<(Arc<CachedValue>, Tier)> {
         let now = self.inner.clock.now_ms();
-        if let Some(e) = self.inner.l1.get(key).await
+        if tiers == Tiers::All
+            && let Some(e) = self.inner.l1.get(key).await
             && e.value.stale_until_ms > now
             && e.l1_until_ms > now
         {
@@ -375,12 +412,15 @@ where
         if v.stale_until_ms <= now {
             return None;
         }
-        Some((self.promote(key, v).await, Tier::L2))
+        Some((self.promote(key, v, tiers).await, Tier::L2))
     }
 
-    /// Copies a value read from L2 into L1 for its whole window.
-    async fn promote(&self, key: &str, v: CachedValue) -> Arc<CachedValue> {
+    /// Copies a value read from L2 into L1 for its whole window (unless the key is [`Tiers::L2Only`]).
+    async fn promote(&self, key: &str, v: CachedValue, tiers: Tiers) -> Arc<CachedValue> {
         let v = Arc::new(v);
+        if tiers == Tiers::L2Only {
+            return v;
+        }
         self.inner
             .l1
             .insert(
@@ -409,6 +449,11 @@ where
 
     /// Stores a value: L2 first (unless Redis is failing), then L1.
     pub async fn put(&self, key: &str, value: Arc<CachedValue>) {
+        self.put_in(key, value, Tiers::All).await
+    }
+
+    /// As [`TieredCache::put`], into the given tiers.
+    async fn put_in(&self, key: &str, value: Arc<CachedValue>, tiers: Tiers) {
         let now = self.inner.clock.now_ms();
         let mut l1_until = value.stale_until_ms;
         if let Some(redis) = &self.inner.l2 {
@@ -423,6 +468,9 @@ where
                 tracing::debug!(error = %e, "L2 write failed: keeping the value in L1 only, briefly");
                 l1_until = l1_until.min(now + self.inner.config.degraded_l1_ttl.as_millis() as i64);
             }
+        }
+        if tiers == Tiers::L2Only {
+            return;
         }
         self.inner
             .l1
@@ -495,8 +543,23 @@ where
         F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
+        self.get_or_load_in(key, force, Tiers::All, load).await
+    }
+
+    /// As [`TieredCache::get_or_load`], keeping the key's values in the given tiers.
+    pub async fn get_or_load_in<F, Fut>(
+        &self,
+        key: &str,
+        force: bool,
+        tiers: Tiers,
+        load: F,
+    ) -> Result<Served, LoadFailure<E>>
+    where
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
         let now = self.inner.clock.now_ms();
-        let existing = self.lookup(key).await;
+        let existing = self.lookup_in(key, tiers).await;
         if !force && let Some((v, tier)) = &existing {
             if v.fresh_until_ms > now {
                 let early = freshness::xfetch_should_refresh(
@@ -508,7 +571,7 @@ where
                 );
                 if early {
                     metrics::counter!("maple_cache_early_refresh_total").increment(1);
-                    self.refresh_in_background(key, load);
+                    self.refresh_in_background(key, tiers, load);
                 }
                 record(*tier, "hit");
                 self.count(CacheStatus::Hit(*tier));
@@ -518,7 +581,7 @@ where
                 });
             }
             if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
-                self.refresh_in_background(key, load);
+                self.refresh_in_background(key, tiers, load);
                 record(*tier, "hit");
                 self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
@@ -529,7 +592,7 @@ where
         }
         let min_fetched = if force { now } else { i64::MIN };
         match self
-            .flight(key, min_fetched, move || load(LoadMode::Interactive))
+            .flight(key, min_fetched, tiers, move || load(LoadMode::Interactive))
             .await
         {
             Ok(value) => {
@@ -548,7 +611,7 @@ where
     }
 
     /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
-    fn refresh_in_background<F, Fut>(&self, key: &str, load: F)
+    fn refresh_in_background<F, Fut>(&self, key: &str, tiers: Tiers, load: F)
     where
         F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
@@ -558,7 +621,7 @@ where
         let min = self.inner.clock.now_ms();
         tokio::spawn(async move {
             if let Err(e) = this
-                .flight(&key, min, move || load(LoadMode::Background))
+                .flight(&key, min, tiers, move || load(LoadMode::Background))
                 .await
             {
                 metrics::counter!("maple_cache_refresh_failures_total").increment(1);
@@ -572,6 +635,7 @@ where
         &self,
         key: &str,
         min_fetched_ms: i64,
+        tiers: Tiers,
         load: F,
     ) -> Result<Arc<CachedValue>, E>
     where
@@ -587,7 +651,9 @@ where
                 let this = self.clone();
                 let k = key.to_string();
                 let handle = tokio::spawn(async move {
-                    let r = this.load_through_cluster(&k, min_fetched_ms, load).await;
+                    let r = this
+                        .load_through_cluster(&k, min_fetched_ms, tiers, load)
+                        .await;
                     this.inner.flights.lock().expect("poisoned").remove(&k);
                     r
                 });
@@ -609,6 +675,7 @@ where
         &self,
         key: &str,
         min_fetched_ms: i64,
+        tiers: Tiers,
         load: F,
     ) -> Result<Arc<CachedValue>, E>
     where
@@ -616,14 +683,14 @@ where
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let Some(cluster) = self.inner.cluster.clone() else {
-            return self.load_and_store(key, load).await;
+            return self.load_and_store(key, tiers, load).await;
         };
         let cfg = &self.inner.config;
         let deadline = tokio::time::Instant::now() + cfg.flight_lease + cfg.flight_wait;
         loop {
             match cluster.join(key).await {
                 Ok(FlightRole::Leader(permit)) => {
-                    let r = self.load_and_store(key, load).await;
+                    let r = self.load_and_store(key, tiers, load).await;
                     permit.complete().await;
                     return r;
                 }
@@ -643,19 +710,19 @@ where
                         })
                         .await;
                     if let Some(v) = self.l2_fetched_after(key, min_fetched_ms).await {
-                        return Ok(self.promote(key, v).await);
+                        return Ok(self.promote(key, v, tiers).await);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         metrics::counter!("maple_flight_takeovers_total", "reason" => "deadline")
                             .increment(1);
-                        return self.load_and_store(key, load).await;
+                        return self.load_and_store(key, tiers, load).await;
                     }
                     // The leader failed or died: try to take over (its lease is gone or about to be).
                 }
                 Err(e) => {
                     metrics::counter!("maple_flight_degraded_total").increment(1);
                     tracing::debug!(error = %e, "cluster flight unavailable: loading locally");
-                    return self.load_and_store(key, load).await;
+                    return self.load_and_store(key, tiers, load).await;
                 }
             }
         }
@@ -667,7 +734,12 @@ where
             .then_some(v)
     }
 
-    async fn load_and_store<F, Fut>(&self, key: &str, load: F) -> Result<Arc<CachedValue>, E>
+    async fn load_and_store<F, Fut>(
+        &self,
+        key: &str,
+        tiers: Tiers,
+        load: F,
+    ) -> Result<Arc<CachedValue>, E>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
@@ -676,9 +748,16 @@ where
         let mut v = load().await?;
         v.load_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         let v = Arc::new(v);
-        self.put(key, v.clone()).await;
+        self.put_in(key, v.clone(), tiers).await;
         Ok(v)
     }
+}
+
+/// What an L1 entry counts against `l1_max_bytes`: key, body, metadata and a fixed allowance for moka's
+/// own bookkeeping.
+fn l1_weight(k: &str, v: &L1Entry) -> u32 {
+    (k.len() + v.value.body_gz.len() + std::mem::size_of::<CachedValue>() + 64)
+        .min(u32::MAX as usize) as u32
 }
 
 fn record(tier: Tier, result: &'static str) {

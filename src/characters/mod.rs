@@ -21,6 +21,12 @@
 //!   value in place.
 //! - Every raw equipment payload fetched is also written (gzip) to the database as the source of last resort;
 //!   those writes run in the background and are counted, and their failure never fails the request.
+//! - Raw equipment loaded on behalf of an expectation is kept in L2 only ([`Tiers::L2Only`]): L1 holds
+//!   what clients are served (expectations, and raw equipment only when `/equipment` itself was asked).
+//!   An interactive load of raw equipment that is still fresh in the database (the snapshot written by an
+//!   earlier load) is taken from there instead of the upstream — without Redis that is where a new option
+//!   set or table version finds it, so there a load waits (up to [`SNAPSHOT_WAIT`]) for its snapshot write
+//!   before it completes. A snapshot that does not parse is counted, logged and ignored.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +36,12 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, Tiers,
+    freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
+use crate::nexon::client::parse_item_equipment;
 use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid, Priority};
 use crate::store::{CharacterRow, Store, codec};
 
@@ -41,6 +49,8 @@ use crate::store::{CharacterRow, Store, codec};
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
 /// How long an expectation derived from a stale copy is served before the next attempt to refresh it.
 pub const STALE_RECHECK: Duration = Duration::from_secs(30);
+/// How long a load waits for its snapshot write when the database is the only second tier (no Redis).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 /// Parsed payloads kept for the expectation computed right after a load (saves a second inflate + parse).
 const RECENT_MODELS: u64 = 32;
 /// The earliest date the upstream serves.
@@ -149,8 +159,47 @@ pub struct Answer {
     pub data_preparing: bool,
 }
 
+/// Runs the CPU-heavy steps of the read path (parsing ~350 KB of upstream JSON, gzip, computing and
+/// rendering an expectation) on the blocking pool, at most one per core at a time. More at once would only
+/// make the kernel time-slice between them (on the cold path context switches were a tenth of the CPU time)
+/// and take the cores from the async workers that serve cached reads; queued work waits for a permit.
+#[derive(Clone)]
+struct CpuLane {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl CpuLane {
+    fn new() -> Self {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        CpuLane {
+            permits: Arc::new(tokio::sync::Semaphore::new(n)),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CharacterError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CharacterError::Internal("CPU lane closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| CharacterError::Internal(e.to_string()))
+    }
+}
+
 /// The service.
 pub struct CharacterService {
+    cpu: CpuLane,
     nexon: NexonClient,
     store: Store,
     tables: Option<Arc<CubeTables>>,
@@ -179,6 +228,7 @@ impl CharacterService {
         cache: TieredCache<CharacterError>,
     ) -> Arc<Self> {
         Arc::new(CharacterService {
+            cpu: CpuLane::new(),
             nexon,
             store,
             tables,
@@ -249,6 +299,17 @@ impl CharacterService {
         force: bool,
         outer: Priority,
     ) -> Result<Ocid, CharacterError> {
+        self.ocid_served(name, force, outer).await.map(|(o, _)| o)
+    }
+
+    /// As [`CharacterService::ocid_for`], with how the ocid was served (`Miss`: resolved by the upstream just
+    /// now, so nothing can have been stored under it yet).
+    async fn ocid_served(
+        self: &Arc<Self>,
+        name: &CharacterName,
+        force: bool,
+        outer: Priority,
+    ) -> Result<(Ocid, CacheStatus), CharacterError> {
         let key = format!("{}ocid", Self::prefix(name));
         let this = self.clone();
         let n = name.clone();
@@ -273,7 +334,9 @@ impl CharacterService {
             },
             Err(f) => match (&f.error, self.store.get_character(&name.key()).await) {
                 (e, Ok(Some(CharacterRow { ocid: Some(o), .. }))) if fallback_allowed(e) => {
-                    return Ocid::parse(&o).map_err(|_| f.error.clone());
+                    return Ocid::parse(&o)
+                        .map(|o| (o, CacheStatus::Stale))
+                        .map_err(|_| f.error.clone());
                 }
                 _ => return Err(f.error),
             },
@@ -284,7 +347,9 @@ impl CharacterService {
         let raw = codec::decompress(&served.value.body_gz)
             .map_err(|e| CharacterError::Internal(e.to_string()))?;
         let s = String::from_utf8(raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
-        Ocid::parse(&s).map_err(|e| CharacterError::Internal(e.to_string()))
+        Ocid::parse(&s)
+            .map(|o| (o, served.status))
+            .map_err(|e| CharacterError::Internal(e.to_string()))
     }
 
     async fn load_ocid(
@@ -345,24 +410,25 @@ impl CharacterService {
         date: DataDate,
         force: bool,
     ) -> Result<Answer, CharacterError> {
-        self.equipment_for(name, date, force, Priority::Interactive)
+        self.equipment_for(name, date, force, Priority::Interactive, Tiers::All)
             .await
     }
 
-    /// As [`CharacterService::equipment`], on behalf of a load of the given priority.
+    /// As [`CharacterService::equipment`], on behalf of a load of the given priority, cached in `tiers`.
     async fn equipment_for(
         self: &Arc<Self>,
         name: &CharacterName,
         date: DataDate,
         force: bool,
         outer: Priority,
+        tiers: Tiers,
     ) -> Result<Answer, CharacterError> {
         let key = Self::eq_key(name, date);
         let this = self.clone();
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, force, move |mode| async move {
+            .get_or_load_in(&key, force, tiers, move |mode| async move {
                 this.load_equipment(&n, date, force, combine(outer, mode))
                     .await
             })
@@ -410,7 +476,7 @@ impl CharacterService {
             self.cache.record_stale();
             metrics::counter!("maple_stale_from_database_total").increment(1);
             return Ok(Answer {
-                body_gz: Bytes::from(codec::compress(&snap.payload)),
+                body_gz: Bytes::from(codec::compress_raw(&snap.payload)),
                 status: CacheStatus::Stale,
                 fetched_at_ms: snap.fetched_at_ms,
                 data_preparing,
@@ -427,15 +493,23 @@ impl CharacterService {
         priority: Priority,
     ) -> Result<CachedValue, CharacterError> {
         skip_if_refused(&self.nexon, priority)?;
-        let ocid = match self.ocid_for(name, force, priority).await {
+        let (ocid, ocid_status) = match self.ocid_served(name, force, priority).await {
             Ok(o) => o,
             Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
             Err(e) => return Err(e),
         };
+        // A character whose ocid was only just resolved has no snapshot to look for.
+        if !force
+            && priority == Priority::Interactive
+            && ocid_status != CacheStatus::Miss
+            && let Some(v) = self.fresh_snapshot(name, &ocid, date).await
+        {
+            return Ok(v);
+        }
         let now = self.now_ms();
-        let (raw, parsed) = match self
+        let raw = match self
             .nexon
-            .item_equipment(&ocid, date.query().as_deref(), priority)
+            .item_equipment_raw(&ocid, date.query().as_deref(), priority)
             .await
         {
             Ok(r) => r,
@@ -452,17 +526,22 @@ impl CharacterService {
             Err(e) => return Err(e.into()),
         };
         let w = freshness::window(date.date(), now);
+        // Validate (parse) and compress in one job: the parsed model goes to the render that follows.
+        let (parsed, gz) = self
+            .cpu
+            .run(move || {
+                let parsed = parse_item_equipment(&raw)?;
+                Ok::<_, NexonError>((parsed, Bytes::from(codec::compress_raw(&raw))))
+            })
+            .await??;
         self.recent_models.insert(
             format!("{}@{now}", Self::eq_key(name, date)),
             Arc::new(parsed),
         );
-        let gz = tokio::task::spawn_blocking(move || Bytes::from(codec::compress(&raw)))
-            .await
-            .map_err(|e| CharacterError::Internal(e.to_string()))?;
         let store = self.store.clone();
         let snap_gz = gz.clone();
         let date_key = date.key();
-        self.snapshot_writes.spawn(async move {
+        let write = self.snapshot_writes.spawn(async move {
             match store
                 .put_snapshot(ocid.as_str(), &date_key, &snap_gz, now)
                 .await
@@ -477,9 +556,68 @@ impl CharacterService {
                 }
             }
         });
+        // Without Redis the database is the only place raw equipment kept out of L1 lives: let the write land
+        // before the load completes (bounded), so the next option set or table version finds it there.
+        if !self.cache.has_l2() {
+            let _ = tokio::time::timeout(SNAPSHOT_WAIT, write).await;
+        }
         Ok(CachedValue {
             body_gz: gz,
             fetched_at_ms: now,
+            fresh_until_ms: w.fresh_until_ms,
+            stale_until_ms: w.stale_until_ms,
+            load_ms: 0,
+            negative: false,
+            stale: false,
+        })
+    }
+
+    /// The database snapshot of (ocid, date) as a cache value, when it is still within its freshness window
+    /// and parses; its parsed model is handed to the render that follows.
+    async fn fresh_snapshot(
+        &self,
+        name: &CharacterName,
+        ocid: &Ocid,
+        date: DataDate,
+    ) -> Option<CachedValue> {
+        let (gz, fetched_at_ms) = match self.store.get_snapshot_gz(ocid.as_str(), &date.key()).await
+        {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                metrics::counter!("maple_snapshot_reads_total", "result" => "error").increment(1);
+                tracing::warn!(error = %e, "equipment snapshot read failed: loading from the upstream");
+                return None;
+            }
+        };
+        let w = freshness::window(date.date(), fetched_at_ms);
+        if w.fresh_until_ms <= self.now_ms() {
+            return None;
+        }
+        let gz = Bytes::from(gz);
+        let body = gz.clone();
+        let parsed = self
+            .cpu
+            .run(move || {
+                let raw = codec::decompress(&body).ok()?;
+                ItemEquipment::from_json(&raw).ok()
+            })
+            .await
+            .ok()
+            .flatten();
+        let Some(model) = parsed else {
+            metrics::counter!("maple_snapshot_reads_total", "result" => "unreadable").increment(1);
+            tracing::warn!(ocid = ocid.as_str(), date = %date.key(), "stored equipment snapshot does not parse: ignored, loading from the upstream");
+            return None;
+        };
+        metrics::counter!("maple_snapshot_reads_total", "result" => "fresh").increment(1);
+        self.recent_models.insert(
+            format!("{}@{fetched_at_ms}", Self::eq_key(name, date)),
+            Arc::new(model),
+        );
+        Some(CachedValue {
+            body_gz: gz,
+            fetched_at_ms,
             fresh_until_ms: w.fresh_until_ms,
             stale_until_ms: w.stale_until_ms,
             load_ms: 0,
@@ -529,7 +667,9 @@ impl CharacterService {
                 let priority = combine(Priority::Interactive, mode);
                 // A refresh that cannot reach the upstream would only re-derive the same stale copy.
                 skip_if_refused(&this.nexon, priority)?;
-                let eq = this.equipment_for(&n, date, force, priority).await?;
+                let eq = this
+                    .equipment_for(&n, date, force, priority, Tiers::L2Only)
+                    .await?;
                 let stale = eq.status == CacheStatus::Stale;
                 let mut v = this.render_expectation(&n, date, opts, eq, stale).await?;
                 if stale {
@@ -592,40 +732,40 @@ impl CharacterService {
         ));
         let tables = self.tables.clone();
         let character = name.as_str().to_string();
-        tokio::task::spawn_blocking(move || {
-            let model = match model {
-                Some(m) => m,
-                None => {
-                    let raw = codec::decompress(&eq.body_gz)
-                        .map_err(|e| CharacterError::Internal(e.to_string()))?;
-                    Arc::new(ItemEquipment::from_json(&raw).map_err(|e| {
-                        CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
-                    })?)
-                }
-            };
-            let exp = expectation::compute(&model, tables.as_deref(), &opts);
-            let env = ExpectationEnvelope {
-                character: &character,
-                data_as_of: rfc3339(eq.fetched_at_ms),
-                stale,
-                data_preparing: eq.data_preparing,
-                expectation: &exp,
-            };
-            let json =
-                serde_json::to_vec(&env).map_err(|e| CharacterError::Internal(e.to_string()))?;
-            let w = freshness::window(date.date(), eq.fetched_at_ms);
-            Ok(CachedValue {
-                body_gz: Bytes::from(codec::compress(&json)),
-                fetched_at_ms: eq.fetched_at_ms,
-                fresh_until_ms: w.fresh_until_ms,
-                stale_until_ms: w.stale_until_ms,
-                load_ms: 0,
-                negative: false,
-                stale: false,
+        self.cpu
+            .run(move || {
+                let model = match model {
+                    Some(m) => m,
+                    None => {
+                        let raw = codec::decompress(&eq.body_gz)
+                            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                        Arc::new(ItemEquipment::from_json(&raw).map_err(|e| {
+                            CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
+                        })?)
+                    }
+                };
+                let exp = expectation::compute(&model, tables.as_deref(), &opts);
+                let env = ExpectationEnvelope {
+                    character: &character,
+                    data_as_of: rfc3339(eq.fetched_at_ms),
+                    stale,
+                    data_preparing: eq.data_preparing,
+                    expectation: &exp,
+                };
+                let json = serde_json::to_vec(&env)
+                    .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                let w = freshness::window(date.date(), eq.fetched_at_ms);
+                Ok(CachedValue {
+                    body_gz: Bytes::from(codec::compress(&json)),
+                    fetched_at_ms: eq.fetched_at_ms,
+                    fresh_until_ms: w.fresh_until_ms,
+                    stale_until_ms: w.stale_until_ms,
+                    load_ms: 0,
+                    negative: false,
+                    stale: false,
+                })
             })
-        })
-        .await
-        .map_err(|e| CharacterError::Internal(e.to_string()))?
+            .await?
     }
 
     /// Basic info (world, class, level, image) plus the like count.

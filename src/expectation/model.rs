@@ -49,7 +49,15 @@ pub struct ItemEquipment {
 impl ItemEquipment {
     /// Parses a payload; see the module contract for what is tolerated.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
-        Ok(serde_json::from_slice(bytes)?)
+        // One UTF-8 check of the whole payload, then a parse that trusts it: `from_slice` would check every
+        // string and key on its own (~20,000 of them per payload), which costs more than the single pass.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            <serde_json::Error as serde::de::Error>::custom(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            ))
+        })?;
+        Ok(serde_json::from_str(text)?)
     }
 
     /// The items of preset `n` (1..=3); `None` for any other `n`.
@@ -265,28 +273,78 @@ impl Serialize for StrNum {
 
 impl<'de> Deserialize<'de> for StrNum {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(StrNum(lenient_i64(serde_json::Value::deserialize(d)?)))
+        d.deserialize_any(LenientI64).map(StrNum)
     }
 }
 
-fn lenient_i64(v: serde_json::Value) -> i64 {
-    match v {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .unwrap_or(0),
-        serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
-        serde_json::Value::Bool(b) => b as i64,
-        _ => 0,
+/// Reads an integer the lenient way (see [`StrNum`]) straight from the parser's tokens: no intermediate
+/// `serde_json::Value` and no allocation per number (a payload carries ~10,000 of them). Strings are trimmed
+/// and parsed (unparsable → 0), floats truncate, integers beyond `i64` saturate, booleans are 0/1, and
+/// null, arrays and objects read as 0 (their contents are skipped).
+struct LenientI64;
+
+impl<'de> serde::de::Visitor<'de> for LenientI64 {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an integer or a string holding one")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<i64, E> {
+        Ok(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<i64, E> {
+        Ok(v as i64)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<i64, E> {
+        Ok(v as i64)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<i64, E> {
+        Ok(v.trim().parse().unwrap_or(0))
+    }
+    fn visit_unit<E>(self) -> Result<i64, E> {
+        Ok(0)
+    }
+    fn visit_none<E>(self) -> Result<i64, E> {
+        Ok(0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<i64, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(0)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<i64, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(0)
+    }
+}
+
+/// As [`LenientI64`], with null (or an absent field, through `#[serde(default)]`) as `None`.
+struct LenientOptI64;
+
+impl<'de> serde::de::Visitor<'de> for LenientOptI64 {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("null, an integer or a string holding one")
+    }
+    fn visit_unit<E>(self) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
+        d.deserialize_any(LenientI64).map(Some)
     }
 }
 
 fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(v.and_then(|v| match v {
-        serde_json::Value::Null => None,
-        other => Some(lenient_i64(other)),
-    }))
+    d.deserialize_option(LenientOptI64)
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -356,9 +414,38 @@ mod tests {
     }
 
     #[test]
+    fn reads_numbers_leniently_without_failing_the_payload() {
+        let odd = br#"{"preset_no":" 2 ","item_equipment":[{"item_base_option":{"base_equipment_level":200.9},
+            "item_add_option":{"str":" 7 ","dex":99999999999999999999,"int":true,"luk":[1,2],"max_hp":{"a":1},
+            "max_mp":"-3","attack_power":"x1"},"special_ring_level":null,"growth_level":"4"}]}"#;
+        let eq = ItemEquipment::from_json(odd).unwrap();
+        assert_eq!(eq.preset_no, Some(2));
+        let it = &eq.item_equipment[0];
+        assert_eq!(it.base_level(), 200);
+        assert_eq!(it.special_ring_level, None);
+        assert_eq!(it.growth_level, Some(4));
+        let add = it.item_add_option.as_ref().unwrap();
+        let got: Vec<i64> = [
+            &add.str,
+            &add.dex,
+            &add.int,
+            &add.luk,
+            &add.max_hp,
+            &add.max_mp,
+        ]
+        .into_iter()
+        .map(ItemOption::get)
+        .collect();
+        assert_eq!(got, vec![7, i64::MAX, 1, 0, 0, -3]);
+        assert_eq!(ItemOption::get(&add.attack_power), 0);
+    }
+
+    #[test]
     fn rejects_what_is_not_an_object() {
         assert!(ItemEquipment::from_json(b"[1,2]").is_err());
         assert!(ItemEquipment::from_json(b"{\"item_equipment\":{").is_err());
         assert!(ItemEquipment::from_json(b"{\"item_equipment\":3}").is_err());
+        let e = ItemEquipment::from_json(b"{\"date\":\"\xff\"}").unwrap_err();
+        assert!(e.to_string().contains("UTF-8"), "{e}");
     }
 }

@@ -142,6 +142,21 @@ impl NexonClient {
         serde_json::from_slice(&body).map_err(|e| NexonError::BadResponse(format!("basic: {e}")))
     }
 
+    /// `/character/item-equipment`: the raw bytes, not yet validated — the caller parses them with
+    /// [`parse_item_equipment`] (CPU work it schedules itself) before using or storing them.
+    pub async fn item_equipment_raw(
+        &self,
+        ocid: &Ocid,
+        date: Option<&str>,
+        priority: Priority,
+    ) -> Result<Bytes, NexonError> {
+        let mut q = vec![("ocid", ocid.as_str())];
+        if let Some(d) = date {
+            q.push(("date", d));
+        }
+        self.get(Endpoint::ItemEquipment, priority, &q).await
+    }
+
     /// `/character/item-equipment`: the raw bytes (validated by parsing) and the parsed model.
     pub async fn item_equipment(
         &self,
@@ -149,13 +164,15 @@ impl NexonClient {
         date: Option<&str>,
         priority: Priority,
     ) -> Result<(Bytes, ItemEquipment), NexonError> {
-        let mut q = vec![("ocid", ocid.as_str())];
-        if let Some(d) = date {
-            q.push(("date", d));
-        }
-        let body = self.get(Endpoint::ItemEquipment, priority, &q).await?;
-        let parsed = ItemEquipment::from_json(&body)
-            .map_err(|e| NexonError::BadResponse(format!("item-equipment: {e}")))?;
+        let body = self.item_equipment_raw(ocid, date, priority).await?;
+        let parsed = parse_item_equipment(&body)?;
         Ok((body, parsed))
     }
+}
+
+/// Validates an `item-equipment` body into the model; a body that does not parse is the upstream's fault
+/// ([`NexonError::BadResponse`], 502 `UPSTREAM_BAD_RESPONSE`, never cached).
+pub fn parse_item_equipment(body: &[u8]) -> Result<ItemEquipment, NexonError> {
+    ItemEquipment::from_json(body)
+        .map_err(|e| NexonError::BadResponse(format!("item-equipment: {e}")))
 }

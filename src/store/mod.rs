@@ -269,11 +269,31 @@ impl Store {
         let gz = if codec::is_gzip(payload) {
             payload.to_vec()
         } else {
-            codec::compress(payload)
+            codec::compress_raw(payload)
         };
         self.repo
             .put_snapshot_gz(ocid, data_date, gz, fetched_at_ms)
             .await
+    }
+
+    /// The stored snapshot for (ocid, date) as gzip bytes with its fetch time, without inflating it (rows
+    /// written uncompressed are compressed here). The caller validates the payload when it parses it.
+    pub async fn get_snapshot_gz(
+        &self,
+        ocid: &str,
+        data_date: &str,
+    ) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        Ok(self
+            .repo
+            .get_snapshot_raw(ocid, data_date)
+            .await?
+            .map(|(payload, fetched_at_ms)| {
+                if codec::is_gzip(&payload) {
+                    (payload, fetched_at_ms)
+                } else {
+                    (codec::compress_raw(&payload), fetched_at_ms)
+                }
+            }))
     }
 
     /// The stored snapshot for (ocid, date), inflated.

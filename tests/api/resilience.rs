@@ -602,10 +602,16 @@ async fn previously_seen_is_stale_fast_and_never_seen_is_503_fast_during_a_full_
             path: dir.join("maple.db"),
         };
     };
-    // Yesterday's instance saw the character.
+    // Yesterday's instance saw the character: its snapshot is then past the 15-minute freshness window (a
+    // fresher snapshot would rightly be served as fresh data, not as a stale fallback).
     let before = gateway(&sim_url, on_disk.clone()).await;
     assert_eq!(expectation(&before, "Veteran1").await.0, 200);
     before.stop().await;
+    age_snapshots(
+        &data.path().join("maple.db"),
+        Duration::from_secs(24 * 3600),
+    )
+    .await;
 
     faults(
         &reqwest::Client::new(),
@@ -756,4 +762,19 @@ impl From<CacheError> for TestError {
     fn from(e: CacheError) -> Self {
         TestError::Cache(e.to_string())
     }
+}
+
+/// Moves every stored equipment snapshot of a SQLite database `by` into the past (as if fetched earlier).
+pub(crate) async fn age_snapshots(db: &std::path::Path, by: Duration) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let n = sqlx::query("UPDATE equipment_snapshots SET fetched_at = fetched_at - ?")
+        .bind(by.as_millis() as i64)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert!(n >= 1, "no snapshot to age in {}", db.display());
+    pool.close().await;
 }

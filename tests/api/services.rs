@@ -200,6 +200,41 @@ async fn starforce_options_change_the_result_and_its_key() {
     );
 }
 
+/// Raw equipment loaded for an expectation is not kept in L1; it is still found — in Redis, or without Redis
+/// in the database snapshot — by the next option set and by `/equipment`, without another upstream call.
+#[tokio::test]
+async fn raw_equipment_behind_an_expectation_is_reused_from_the_second_tier() {
+    let redis = RedisServer::start();
+    let sim = start_sim().await;
+    let sim_url = sim.base_url();
+    for (app, name) in [
+        (app_on(&sim_url, None).await, "Tier1"),
+        (app_on(&sim_url, Some(redis.url())).await, "Tier2"),
+    ] {
+        let before = sim_calls(&app.http, &sim_url).await["item_equipment"]
+            .as_u64()
+            .unwrap();
+        let path = format!("/api/v4/characters/{name}/expectation");
+        assert_eq!(app.get(&path).await.status(), 200);
+        let r = app.get(&format!("{path}?sunday=true")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-cache"], "MISS");
+        let r = app
+            .get(&format!("/api/v4/characters/{name}/equipment"))
+            .await;
+        assert_eq!(r.status(), 200);
+        let after = sim_calls(&app.http, &sim_url).await["item_equipment"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            after - before,
+            1,
+            "{name}: one upstream fetch for all three"
+        );
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn force_and_recalculate_go_upstream_again() {
     let app = spawn_app().await;
