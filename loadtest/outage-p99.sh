@@ -5,8 +5,9 @@
 # exit, also on failure or Ctrl-C; every wait has a deadline):
 #   1. starts the Nexon simulator (`maple-gateway sim`) and a gateway pointed at it;
 #   2. warms N characters (their equipment snapshots land in the gateway's SQLite database);
-#   3. stops that gateway, switches the simulator to a full outage (every call: 500 OPENAPI00001), and starts
-#      a fresh gateway on the same database — an instance that has never cached these characters in memory;
+#   3. stops that gateway, moves the snapshots an hour into the past (fresh ones would be served as fresh
+#      data), switches the simulator to a full outage (every call: 500 OPENAPI00001), and starts a fresh
+#      gateway on the same database — an instance that has never cached these characters in memory;
 #   4. asks for each character once (that instance derives its stale copy from the database snapshot: a
 #      one-time cost per character, printed), then runs wrk for D seconds at C connections over the N
 #      characters (clients accept gzip), checks that every answer was 200 with `x-cache: STALE`, and prints
@@ -145,6 +146,16 @@ if [ "${BASELINE:-1}" = 1 ]; then
   timeout $((D + 30)) wrk -t"$THREADS" -c"$C" -d"${D}s" --latency -s "$TMP/paths.lua" "$GW" | tee "$TMP/baseline.out"
 fi
 stop_gateway
+# The snapshots were written seconds ago, so they are still fresh (15 minutes for the latest data) and a new
+# instance would rightly serve them as fresh. Move them an hour into the past, as for characters seen
+# earlier in the day: the outage must then be bridged by stale serving.
+python3 - "$TMP/data/maple.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE equipment_snapshots SET fetched_at = fetched_at - 3600000").rowcount
+db.commit()
+print(f"== {n} equipment snapshots moved one hour into the past")
+PY
 
 echo "== full upstream outage; a fresh gateway on the same database"
 curl -sf --max-time 5 -X POST -H 'content-type: application/json' \
