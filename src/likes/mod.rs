@@ -328,6 +328,10 @@ struct Inner {
     db_cooldown: Mutex<Option<Instant>>,
     last_counts: Mutex<HashMap<String, i64>>,
     flushing: tokio::sync::Mutex<()>,
+    /// Readers of a count (the local buffer plus Redis or the database) hold it shared; the moves of entries
+    /// from one place to the other (push to Redis, apply to the database) hold it exclusively, so a count
+    /// never sees an entry in both places (counted twice) — which would make it go down afterwards.
+    count_view: tokio::sync::RwLock<()>,
     syncing: tokio::sync::Mutex<()>,
     observer: OnceLock<Arc<dyn LikeObserver>>,
 }
@@ -393,6 +397,7 @@ impl LikeService {
                 db_cooldown: Mutex::new(None),
                 last_counts: Mutex::new(HashMap::new()),
                 flushing: tokio::sync::Mutex::new(()),
+                count_view: tokio::sync::RwLock::new(()),
                 syncing: tokio::sync::Mutex::new(()),
                 observer: OnceLock::new(),
             }),
@@ -444,6 +449,7 @@ impl LikeService {
     ) -> Result<LikeAnswer, LikeError> {
         let c = character.key();
         let l = liker.as_str();
+        let _view = self.count_view().await;
         let peek = self.peek(&c, &pair_key(&c, l)).await;
         let (accepted, local) = {
             let mut b = self.inner.buf.lock().expect("poisoned");
@@ -489,6 +495,7 @@ impl LikeService {
     ) -> Result<LikeStatus, LikeError> {
         let c = character.key();
         let pair = liker.map(|l| pair_key(&c, l.as_str())).unwrap_or_default();
+        let _view = self.count_view().await;
         let peek = self.peek(&c, &pair).await;
         let (local_has, local) = {
             let b = self.inner.buf.lock().expect("poisoned");
@@ -510,6 +517,18 @@ impl LikeService {
             liked,
             like_count: base + i64::from(local),
         })
+    }
+
+    /// A shared hold on the count view (see `count_view`), waited for at most [`REQUEST_REDIS_TIMEOUT`]:
+    /// a move stuck on a slow Redis or database must not stall requests, which then count without it.
+    async fn count_view(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        match tokio::time::timeout(REQUEST_REDIS_TIMEOUT, self.inner.count_view.read()).await {
+            Ok(g) => Some(g),
+            Err(_) => {
+                metrics::counter!("maple_like_count_view_timeouts_total").increment(1);
+                None
+            }
+        }
     }
 
     /// Redis for the request path: configured, connected, not failing in the last second.
@@ -706,6 +725,7 @@ impl LikeService {
                 args.push(it.entry.liker.clone());
                 args.push(it.entry.at_ms.to_string());
             }
+            let move_guard = self.inner.count_view.write().await;
             let call = self.inner.scripts.flush.evalsha_with_reload::<Value, _, _>(
                 r.client(),
                 vec![
@@ -745,6 +765,7 @@ impl LikeService {
             }
             b.mark_pushed(generation, &items, last_position, Instant::now());
             b.confirm(generation, watermark);
+            drop(move_guard);
             if b.has_lost_push(acked, last_position) {
                 b.new_generation();
                 metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "lost").increment(1);
@@ -978,10 +999,12 @@ impl LikeService {
             let started = Instant::now();
             let seqs: Vec<u64> = items.iter().map(|(s, _)| *s).collect();
             let entries_only: Vec<LikeEntry> = items.into_iter().map(|(_, e)| e).collect();
+            let move_guard = self.inner.count_view.write().await;
             let applied = self
                 .apply_with_fence(&direct_batch_id(&entries_only), &entries_only, guard)
                 .await?;
             self.inner.buf.lock().expect("poisoned").remove(&seqs);
+            drop(move_guard);
             metrics::histogram!(LIKE_SYNC_SECONDS, "path" => "direct")
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!(LIKE_SYNCED_TOTAL, "path" => "direct").increment(seqs.len() as u64);

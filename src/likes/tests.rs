@@ -278,3 +278,56 @@ async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     svc.sync_once().await.unwrap();
     assert_eq!(store.like_count("evan").await.unwrap(), 3);
 }
+
+/// A count read while a sync moves entries from the buffer to the database never sees them in both places:
+/// with likes, reads and syncs running at once, the counts every reader sees never go down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_never_go_down_while_entries_move_to_the_database() {
+    let (svc, _store, _dir) = embedded(100_000).await;
+    let svc = Arc::new(svc);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                svc.like(&n("Hot"), &l(&format!("w{i}"))).await.unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let syncer = {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                svc.sync_once().await.unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                for _ in 0..2_000 {
+                    let c = svc.status(&n("Hot"), None).await.unwrap().like_count;
+                    assert!(c >= last, "the count went down from {last} to {c}");
+                    last = c;
+                }
+                last
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    syncer.await.unwrap();
+    svc.sync_once().await.unwrap();
+    assert_eq!(
+        svc.status(&n("Hot"), None).await.unwrap().like_count,
+        written as i64
+    );
+}
