@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Raw throughput of the gateway against the bare-server limit, on this machine, over loopback.
 #
-#   loadtest/bench.sh [--report] [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
+#   loadtest/bench.sh [--report] [--strict] [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
 #
 # 1. warm L1 hit: the expectation endpoint with gzip, vs `examples/bare_server.rs` answering the same bytes;
 #    both driven by wrk with the same threads/connections/duration in the same run;
@@ -13,13 +13,22 @@
 # 4. outage: `loadtest/outage-p99.sh` (full upstream outage, breaker open, stale serving) at the same
 #    connections and duration.
 # Prints a summary with each figure against its target, appends it to loadtest/results/bench.txt, and with
-# --report regenerates the "bench" section of docs/performance.md. Exits 1 when a target is missed, 2 when
-# the run could not be made. Starts everything it needs on free loopback ports and stops it by PID on exit.
+# --report regenerates the "bench" section of docs/performance.md. Exits 0 when the measurements were made
+# (each target's verdict is in the summary and the report), 2 when the run could not be made or a
+# measurement is invalid (non-2xx answers); with --strict also 1 when a target is missed. Starts everything it needs on free loopback ports and stops it by PID on exit.
 # Installs wrk with apt-get when missing; builds the release binaries with cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPORT=0
-if [ "${1:-}" = "--report" ]; then REPORT=1; shift; fi
+STRICT=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --report) REPORT=1 ;;
+    --strict) STRICT=1 ;;
+    *) break ;;
+  esac
+  shift
+done
 DURATION="${1:-10}"
 CONNS="${2:-64}"
 THREADS=2
@@ -175,6 +184,9 @@ rows = [
     row("outage p99 (stale serving, breaker open)", f"{outage_p99} ms" if outage_p99 is not None else "run failed", "≤ 10 ms", outage_p99 is not None and outage_p99 <= 10 and outage_rc == 0),
 ]
 json.dump(rows, open(f"{work}/rows.json", "w"))
+if b[2] or w[2] or c[2] or fill["non_200"]:
+    print("invalid run: some answers were not 2xx", file=sys.stderr)
+    sys.exit(2)
 sys.exit(0 if all(r["met"] is not False for r in rows) else 1)
 PY
 VERDICT=$?
@@ -186,5 +198,9 @@ if [ "$REPORT" = 1 ]; then
   python3 loadtest/report.py bench --title "Read path throughput, memory and outage (loadtest/bench.sh)" \
     --command "loadtest/bench.sh --report $DURATION $CONNS" --rows "$WORK/rows.json" \
     --verbatim "$WORK/summary.txt" --load "$LOAD_BEFORE"
+fi
+if [ "$VERDICT" = 1 ] && [ "$STRICT" = 0 ]; then
+  echo "some targets are not met (see the summary); exit 0 without --strict" >&2
+  VERDICT=0
 fi
 exit "$VERDICT"
