@@ -94,7 +94,8 @@ pub const LIKE_SYNCED_TOTAL: &str = "maple_like_synced_entries_total";
 
 /// Entries per flush script call (Redis serves nobody else while a script runs: keep each one short).
 const FLUSH_CHUNK: usize = 100;
-/// Cached counts per [`staging::SYNCED`] call, pairs per [`staging::RELEASE`] call.
+/// About how many pairs (and cached counts) one [`staging::SETTLE`] call carries; a character is never
+/// split, so a call may carry more when one character has more pairs in a batch.
 const SYNCED_CHUNK: usize = 250;
 /// Bound on a Redis call of the request path.
 const REQUEST_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
@@ -305,8 +306,7 @@ struct Scripts {
     peek: Script,
     fill: Script,
     claim: Script,
-    synced: Script,
-    release: Script,
+    settle: Script,
     ack: Script,
 }
 
@@ -389,8 +389,7 @@ impl LikeService {
                     peek: Script::from_lua(staging::PEEK),
                     fill: Script::from_lua(staging::FILL),
                     claim: Script::from_lua(staging::CLAIM),
-                    synced: Script::from_lua(staging::SYNCED),
-                    release: Script::from_lua(staging::RELEASE),
+                    settle: Script::from_lua(staging::SETTLE),
                     ack: Script::from_lua(staging::ACK),
                 },
                 redis_cooldown: Mutex::new(None),
@@ -893,6 +892,49 @@ impl LikeService {
         })
     }
 
+    /// One [`staging::SETTLE`] call: the cached counts and the pairs of whole characters.
+    async fn settle(
+        &self,
+        r: &RedisHandle,
+        id: &str,
+        chunk: &[(&str, Option<i64>, Vec<String>)],
+    ) -> Result<(), LikeError> {
+        let mut keys = vec![
+            staging::INFLIGHT.to_string(),
+            staging::REL.to_string(),
+            staging::PENDING.to_string(),
+        ];
+        let counted: Vec<_> = chunk
+            .iter()
+            .filter_map(|(c, n, _)| n.map(|n| (*c, n)))
+            .collect();
+        let mut args = vec![
+            id.to_string(),
+            staging::SYNCED_TTL_MS.to_string(),
+            counted.len().to_string(),
+        ];
+        for (c, n) in &counted {
+            keys.push(staging::synced_key(c));
+            args.push(n.to_string());
+        }
+        for (c, _, pairs) in chunk {
+            for p in pairs {
+                args.push(c.to_string());
+                args.push(p.clone());
+            }
+        }
+        let call =
+            self.inner
+                .scripts
+                .settle
+                .evalsha_with_reload::<i64, _, _>(r.client(), keys, args);
+        tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+            .await
+            .map_err(|_| timed_out("settle"))?
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
     async fn ack(
         &self,
         r: &RedisHandle,
@@ -900,51 +942,37 @@ impl LikeService {
         items: &[QueueItem],
         applied: &AppliedBatch,
     ) -> Result<(), LikeError> {
-        // The exact MySQL counts first (raise-only, in short calls), then the acknowledgement.
-        for chunk in applied.counts.chunks(SYNCED_CHUNK) {
-            let keys: Vec<String> = chunk.iter().map(|(c, _)| staging::synced_key(c)).collect();
-            let mut args = vec![staging::SYNCED_TTL_MS.to_string()];
-            for (c, n) in chunk {
-                args.push(n.to_string());
-                self.remember_count(c, *n);
+        // Each character's exact MySQL count and the release of its pairs in one step (in chunks that
+        // never split a character), then the acknowledgement.
+        let mut by_char: std::collections::BTreeMap<&str, (Option<i64>, Vec<String>)> =
+            std::collections::BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for it in items {
+            if seen.insert((it.character.as_str(), it.liker.as_str())) {
+                by_char
+                    .entry(it.character.as_str())
+                    .or_default()
+                    .1
+                    .push(pair_key(&it.character, &it.liker));
             }
-            let call =
-                self.inner
-                    .scripts
-                    .synced
-                    .evalsha_with_reload::<i64, _, _>(r.client(), keys, args);
-            tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
-                .await
-                .map_err(|_| timed_out("synced counts"))?
-                .map_err(redis_err)?;
         }
-        // Then the batch's pairs leave the pending set, in short calls.
-        let pairs: Vec<(&str, &str)> = items
-            .iter()
-            .map(|it| (it.character.as_str(), it.liker.as_str()))
-            .collect::<std::collections::HashSet<_>>()
-            .into_iter()
-            .collect();
-        for chunk in pairs.chunks(SYNCED_CHUNK) {
-            let mut args = Vec::with_capacity(1 + chunk.len() * 2);
-            args.push(id.to_string());
-            for (c, l) in chunk {
-                args.push(c.to_string());
-                args.push(pair_key(c, l));
+        for (c, n) in &applied.counts {
+            self.remember_count(c, *n);
+            by_char.entry(c.as_str()).or_default().0 = Some(*n);
+        }
+        let mut chunk: Vec<(&str, Option<i64>, Vec<String>)> = Vec::new();
+        let mut size = 0;
+        for (c, (count, pairs)) in by_char {
+            size += pairs.len() + 1;
+            chunk.push((c, count, pairs));
+            if size >= SYNCED_CHUNK {
+                self.settle(r, id, &chunk).await?;
+                chunk.clear();
+                size = 0;
             }
-            let call = self.inner.scripts.release.evalsha_with_reload::<i64, _, _>(
-                r.client(),
-                vec![
-                    staging::INFLIGHT.to_string(),
-                    staging::REL.to_string(),
-                    staging::PENDING.to_string(),
-                ],
-                args,
-            );
-            tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
-                .await
-                .map_err(|_| timed_out("release"))?
-                .map_err(redis_err)?;
+        }
+        if !chunk.is_empty() {
+            self.settle(r, id, &chunk).await?;
         }
         let ranges = staging::source_ranges(items);
         let mut keys = vec![

@@ -20,8 +20,8 @@
 //! to a replica that missed the queue's tail, and the source pushes it again); [`PEEK`] reads a
 //! character's cached count, pending count and whether a pair is pending; [`CLAIM`] hands the syncer the
 //! in-flight batch if one was left by a syncer that died, else records the head of the queue as a new
-//! batch; after the MySQL commit the syncer raises the cached counts ([`SYNCED`]), takes the batch's
-//! pairs out of `rel` and `pending` ([`RELEASE`]), then [`ACK`] trims the batch off the queue and
+//! batch; after the MySQL commit the syncer raises each character's cached count and takes its pairs out
+//! of `rel` and `pending` in the same step ([`SETTLE`]), then [`ACK`] trims the batch off the queue and
 //! advances the watermarks whose range continues them. Scripts for a batch that is no longer the
 //! in-flight one do nothing.
 //!
@@ -132,32 +132,29 @@ end
 return {id, table.concat(items, '\30')}
 "#;
 
-/// KEYS: synced:<character> × n. ARGV: ttl ms, total × n. Raises cached counts (never lowers them); the
-/// syncer calls it in small chunks after the MySQL commit and before [`ACK`] (so a reader may briefly see
-/// a batch counted twice, never a dip).
-pub const SYNCED: &str = r#"
-for j = 1, #KEYS do
-  local cur = tonumber(redis.call('get', KEYS[j]) or '-1')
-  local total = tonumber(ARGV[j + 1])
-  if total >= cur then redis.call('set', KEYS[j], ARGV[j + 1], 'PX', ARGV[1]) end
-end
-return 1
-"#;
-
-/// KEYS: inflight, rel, pending. ARGV: batch id, (character, pair) × n — distinct pairs of the batch.
-/// Removes the pairs from `rel` and, for each one that was there, one from the character's pending
-/// count; idempotent (a pair no longer in `rel` changes nothing), so a resumed batch may run it again.
-/// The syncer calls it in short chunks after raising the cached counts and before [`ACK`]. Returns 0
-/// when the batch is not the in-flight one.
-pub const RELEASE: &str = r#"
+/// KEYS: inflight, rel, pending, then synced:<character> × m. ARGV: batch id, ttl ms, m, MySQL count × m
+/// (for those characters), then (character, pair) × n — the batch's distinct pairs *of those characters*.
+/// In one step, so that no read sees a pair both in a character's cached count and in its pending count:
+/// raises the cached counts (never lowers them), removes the pairs from `rel` and, for each one that was
+/// there, one from the character's pending count. Idempotent (a resumed batch may run it again). The
+/// syncer calls it after the MySQL commit, in chunks that never split a character, before [`ACK`].
+/// Returns 0 (and does nothing) when the batch is not the in-flight one.
+pub const SETTLE: &str = r#"
 if redis.call('hget', KEYS[1], 'id') ~= ARGV[1] then return 0 end
-local n = (#ARGV - 1) / 2
+local m = tonumber(ARGV[3])
+for j = 1, m do
+  local cur = tonumber(redis.call('get', KEYS[3 + j]) or '-1')
+  local total = tonumber(ARGV[3 + j])
+  if total >= cur then redis.call('set', KEYS[3 + j], ARGV[3 + j], 'PX', ARGV[2]) end
+end
+local base = 3 + m
+local n = (#ARGV - base) / 2
+if n == 0 then return 1 end
 local chars, members = {}, {}
 for k = 1, n do
-  chars[k] = ARGV[2 * k]
-  members[k] = ARGV[2 * k + 1]
+  chars[k] = ARGV[base + 2 * k - 1]
+  members[k] = ARGV[base + 2 * k]
 end
-if n == 0 then return 1 end
 local member = redis.call('smismember', KEYS[2], unpack(members))
 redis.call('srem', KEYS[2], unpack(members))
 local drop = {}
