@@ -262,8 +262,7 @@ fn slow_redis_calls(redis: &RedisServer) {
         (staging::ACK, "ack"),
         (staging::PEEK, "peek"),
         (staging::FILL, "fill"),
-        (staging::SYNCED, "synced"),
-        (staging::RELEASE, "release"),
+        (staging::SETTLE, "settle"),
     ]
     .into_iter()
     .map(|(src, name)| {
