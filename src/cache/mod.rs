@@ -487,16 +487,7 @@ where
     /// Drops every key starting with `prefix` from L1 here, from L2, and (via pub/sub) from other instances.
     pub async fn invalidate_prefix(&self, prefix: &str) {
         self.invalidate_local(prefix);
-        if let Some(redis) = &self.inner.l2 {
-            let msg = format!("{}\n{}", self.inner.instance_id, prefix);
-            if let Err(e) = redis
-                .client()
-                .publish::<i64, _, _>(INVALIDATE_CHANNEL, msg)
-                .await
-            {
-                tracing::warn!(error = %e, "invalidation publish failed");
-            }
-        }
+        self.publish_invalidation(prefix).await;
     }
 
     /// Tells the other instances (not this one) to drop their L1 entries under `prefix`: after a forced

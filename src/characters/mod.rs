@@ -271,6 +271,11 @@ impl CharacterService {
         format!("{}eq:{}", Self::prefix(name), date.key())
     }
 
+    /// The `recent_models` key of the raw equipment of (name, date) fetched at `fetched_at_ms`.
+    fn model_key(name: &CharacterName, date: DataDate, fetched_at_ms: i64) -> String {
+        format!("{}@{fetched_at_ms}", Self::eq_key(name, date))
+    }
+
     /// After a forced refresh: other instances drop their L1 copies of the character (they read the new
     /// values from L2); this instance keeps the values it just loaded.
     pub async fn announce_refresh(&self, name: &CharacterName) {
@@ -534,10 +539,8 @@ impl CharacterService {
                 Ok::<_, NexonError>((parsed, Bytes::from(codec::compress_raw(&raw))))
             })
             .await??;
-        self.recent_models.insert(
-            format!("{}@{now}", Self::eq_key(name, date)),
-            Arc::new(parsed),
-        );
+        self.recent_models
+            .insert(Self::model_key(name, date, now), Arc::new(parsed));
         let store = self.store.clone();
         let snap_gz = gz.clone();
         let date_key = date.key();
@@ -561,15 +564,7 @@ impl CharacterService {
         if !self.cache.has_l2() {
             let _ = tokio::time::timeout(SNAPSHOT_WAIT, write).await;
         }
-        Ok(CachedValue {
-            body_gz: gz,
-            fetched_at_ms: now,
-            fresh_until_ms: w.fresh_until_ms,
-            stale_until_ms: w.stale_until_ms,
-            load_ms: 0,
-            negative: false,
-            stale: false,
-        })
+        Ok(fresh_value(gz, now, w))
     }
 
     /// The database snapshot of (ocid, date) as a cache value, when it is still within its freshness window
@@ -611,19 +606,9 @@ impl CharacterService {
             return None;
         };
         metrics::counter!("maple_snapshot_reads_total", "result" => "fresh").increment(1);
-        self.recent_models.insert(
-            format!("{}@{fetched_at_ms}", Self::eq_key(name, date)),
-            Arc::new(model),
-        );
-        Some(CachedValue {
-            body_gz: gz,
-            fetched_at_ms,
-            fresh_until_ms: w.fresh_until_ms,
-            stale_until_ms: w.stale_until_ms,
-            load_ms: 0,
-            negative: false,
-            stale: false,
-        })
+        self.recent_models
+            .insert(Self::model_key(name, date, fetched_at_ms), Arc::new(model));
+        Some(fresh_value(gz, fetched_at_ms, w))
     }
 
     /// The expectation JSON (gzip), derived from the cached raw equipment.
@@ -725,11 +710,9 @@ impl CharacterService {
         eq: Answer,
         stale: bool,
     ) -> Result<CachedValue, CharacterError> {
-        let model = self.recent_models.get(&format!(
-            "{}@{}",
-            Self::eq_key(name, date),
-            eq.fetched_at_ms
-        ));
+        let model = self
+            .recent_models
+            .get(&Self::model_key(name, date, eq.fetched_at_ms));
         let tables = self.tables.clone();
         let character = name.as_str().to_string();
         self.cpu
@@ -755,15 +738,11 @@ impl CharacterService {
                 let json = serde_json::to_vec(&env)
                     .map_err(|e| CharacterError::Internal(e.to_string()))?;
                 let w = freshness::window(date.date(), eq.fetched_at_ms);
-                Ok(CachedValue {
-                    body_gz: Bytes::from(codec::compress(&json)),
-                    fetched_at_ms: eq.fetched_at_ms,
-                    fresh_until_ms: w.fresh_until_ms,
-                    stale_until_ms: w.stale_until_ms,
-                    load_ms: 0,
-                    negative: false,
-                    stale: false,
-                })
+                Ok(fresh_value(
+                    Bytes::from(codec::compress(&json)),
+                    eq.fetched_at_ms,
+                    w,
+                ))
             })
             .await?
     }
@@ -863,15 +842,24 @@ impl CharacterService {
             "data_as_of": rfc3339(now),
         });
         let w = freshness::window(None, now);
-        Ok(CachedValue {
-            body_gz: Bytes::from(codec::compress(&serde_json::to_vec(&body).expect("json"))),
-            fetched_at_ms: now,
-            fresh_until_ms: w.fresh_until_ms,
-            stale_until_ms: w.stale_until_ms,
-            load_ms: 0,
-            negative: false,
-            stale: false,
-        })
+        Ok(fresh_value(
+            Bytes::from(codec::compress(&serde_json::to_vec(&body).expect("json"))),
+            now,
+            w,
+        ))
+    }
+}
+
+/// A value fetched at `fetched_at_ms`, with the freshness window `w`.
+fn fresh_value(body_gz: Bytes, fetched_at_ms: i64, w: freshness::Window) -> CachedValue {
+    CachedValue {
+        body_gz,
+        fetched_at_ms,
+        fresh_until_ms: w.fresh_until_ms,
+        stale_until_ms: w.stale_until_ms,
+        load_ms: 0,
+        negative: false,
+        stale: false,
     }
 }
 

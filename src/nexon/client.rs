@@ -156,18 +156,6 @@ impl NexonClient {
         }
         self.get(Endpoint::ItemEquipment, priority, &q).await
     }
-
-    /// `/character/item-equipment`: the raw bytes (validated by parsing) and the parsed model.
-    pub async fn item_equipment(
-        &self,
-        ocid: &Ocid,
-        date: Option<&str>,
-        priority: Priority,
-    ) -> Result<(Bytes, ItemEquipment), NexonError> {
-        let body = self.item_equipment_raw(ocid, date, priority).await?;
-        let parsed = parse_item_equipment(&body)?;
-        Ok((body, parsed))
-    }
 }
 
 /// Validates an `item-equipment` body into the model; a body that does not parse is the upstream's fault
