@@ -149,6 +149,19 @@ fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) ->
     }
 }
 
+/// The API with its inbound layers, behind the shutdown gate.
+fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> axum::Router {
+    let limits = HttpLimits {
+        max_concurrency: settings.max_concurrency,
+        client_rps: settings.client_rps,
+        request_timeout: settings.request_timeout,
+    };
+    api::router(state.clone(), &limits).layer(axum::middleware::from_fn_with_state(
+        gate.clone(),
+        shutdown::gate,
+    ))
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
@@ -263,6 +276,10 @@ impl Application {
             }
         }
         let journal = Journal::start(&dirs.journal, likes.clone(), settings.journal_fsync)?;
+        background.spawn(telemetry::run_upkeep(
+            metrics_handle.clone(),
+            cancel.clone(),
+        ));
         background.spawn(likes.clone().run_flush_loop(cancel.clone()));
         background.spawn(likes.clone().run_sync_loop(cancel.clone()));
         let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
@@ -290,6 +307,7 @@ impl Application {
             characters,
             admin_token: settings.admin_token.clone(),
             server_errors: Default::default(),
+            http_metrics: Default::default(),
             likes,
         });
 
@@ -329,6 +347,12 @@ impl Application {
         &self.state
     }
 
+    /// The router [`Application::run_until`] serves, behind the request gate `gate`: for in-process
+    /// callers (the `http` benchmark drives it without a socket).
+    pub fn router(&self, gate: &RequestGate) -> axum::Router {
+        served_router(&self.state, &self.settings, gate)
+    }
+
     /// Serves until `shutdown` resolves, then runs the shutdown sequence of [`crate::shutdown`].
     pub async fn run_until(
         self,
@@ -345,15 +369,8 @@ impl Application {
             mut journal,
             dirs,
         } = self;
-        let limits = HttpLimits {
-            max_concurrency: settings.max_concurrency,
-            client_rps: settings.client_rps,
-            request_timeout: settings.request_timeout,
-        };
         let gate = RequestGate::default();
-        let router = api::router(state.clone(), &limits).layer(
-            axum::middleware::from_fn_with_state(gate.clone(), shutdown::gate),
-        );
+        let router = served_router(&state, &settings, &gate);
         state.readiness.mark_started();
         tracing::info!(%addr, instance = %state.instance_id, "maple-gateway listening");
 

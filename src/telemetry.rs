@@ -68,6 +68,156 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// How often [`run_upkeep`] drains the recorder's histogram buffers.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Drains the Prometheus recorder's histogram sample buffers every [`UPKEEP_EVERY`] until `cancel` fires.
+/// The recorder is installed without its own upkeep task, and between two scrapes (or forever, when nobody
+/// scrapes `/metrics`) each histogram would otherwise keep every sample it was given.
+pub async fn run_upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// Locks of the handle caches, one per shard; a thread always uses the same shard, so the two workers of a
+/// small machine do not bounce one lock's reader count between their cores on every request.
+const HANDLE_SHARDS: usize = 8;
+
+/// The shard of the current thread (threads are numbered round-robin on first use).
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % HANDLE_SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// A lock on a cache line of its own.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One lock per shard.
+type Shards<T> = Box<[Padded<std::sync::RwLock<T>>]>;
+
+fn sharded<T: Default>() -> Shards<T> {
+    (0..HANDLE_SHARDS)
+        .map(|_| Padded(std::sync::RwLock::default()))
+        .collect()
+}
+
+/// Metric handles looked up by a small `Copy` key (label values that are `&'static str`s or numbers).
+///
+/// `metrics::counter!` with labels builds the key and its labels and looks them up in the recorder's
+/// registry on every call; on the hot path that costs more than the rest of a cache hit. A cache holds the
+/// handle registered on first use (with the recorder current at that moment) and hands out clones: one
+/// uncontended read lock (the map is sharded by thread) and one hash lookup. Keep one cache per owner (a
+/// policy, an application), not a global one, so that code running under a thread-local test recorder
+/// registers with that recorder.
+pub struct HandleCache<K, H> {
+    shards: Shards<std::collections::HashMap<K, H>>,
+}
+
+impl<K, H> Default for HandleCache<K, H> {
+    fn default() -> Self {
+        HandleCache { shards: sharded() }
+    }
+}
+
+impl<K, H> std::fmt::Debug for HandleCache<K, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandleCache").finish_non_exhaustive()
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
+    /// The handle of `key`, registering it with `register` the first time (per shard: registering
+    /// the same name and labels again returns a handle to the same metric).
+    pub fn get(&self, key: K, register: impl FnOnce() -> H) -> H {
+        let shard = &self.shards[shard_index()].0;
+        if let Some(h) = shard
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return h.clone();
+        }
+        let h = register();
+        shard
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_insert(h)
+            .clone()
+    }
+}
+
+/// The handles of the HTTP metrics ([`HTTP_REQUESTS_TOTAL`], [`HTTP_REQUEST_DURATION`]) by route template,
+/// method and status (sharded by thread like [`HandleCache`]). Route templates come from the router, so
+/// the set is bounded.
+pub struct HttpMetrics {
+    shards: Shards<std::collections::HashMap<Box<str>, RouteMetrics>>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics { shards: sharded() }
+    }
+}
+
+impl std::fmt::Debug for HttpMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpMetrics").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct RouteMetrics {
+    requests: std::collections::HashMap<(&'static str, u16), metrics::Counter>,
+    duration: std::collections::HashMap<&'static str, metrics::Histogram>,
+}
+
+impl HttpMetrics {
+    /// Counts one request of `route` answered with `status` and records its duration.
+    pub fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        let shard = &self.shards[shard_index()].0;
+        {
+            let routes = shard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(r) = routes.get(route)
+                && let (Some(requests), Some(duration)) =
+                    (r.requests.get(&(method, status)), r.duration.get(method))
+            {
+                requests.increment(1);
+                duration.record(seconds);
+                return;
+            }
+        }
+        let mut routes = shard
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = routes.entry(route.into()).or_default();
+        r.requests
+            .entry((method, status))
+            .or_insert_with(|| {
+                metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "method" => method, "status" => status.to_string())
+            })
+            .increment(1);
+        r.duration
+            .entry(method)
+            .or_insert_with(|| {
+                metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_string(), "method" => method)
+            })
+            .record(seconds);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +230,73 @@ mod tests {
         let text = h2.render();
         assert!(text.contains("maple_telemetry_selftest_total 3"), "{text}");
         assert!(h1.render().contains("maple_telemetry_selftest_total"));
+    }
+
+    #[test]
+    fn cached_http_handles_count_into_the_recorder_current_at_first_use() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let http = HttpMetrics::default();
+        for _ in 0..3 {
+            http.record("/api/v4/characters/{name}/expectation", "GET", 200, 0.001);
+        }
+        http.record("/api/v4/characters/{name}/expectation", "GET", 404, 0.002);
+        http.record("/health/live", "GET", 200, 0.0001);
+        let text = handle.render();
+        for line in [
+            r#"maple_http_requests_total{route="/api/v4/characters/{name}/expectation",method="GET",status="200"} 3"#,
+            r#"maple_http_requests_total{route="/api/v4/characters/{name}/expectation",method="GET",status="404"} 1"#,
+            r#"maple_http_requests_total{route="/health/live",method="GET",status="200"} 1"#,
+            r#"maple_http_request_duration_seconds_count{route="/api/v4/characters/{name}/expectation",method="GET"} 4"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn handles_cached_on_several_threads_count_into_one_metric() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let http = HttpMetrics::default();
+        let tasks: HandleCache<&'static str, metrics::Counter> = HandleCache::default();
+        std::thread::scope(|scope| {
+            for _ in 0..(2 * HANDLE_SHARDS) {
+                scope.spawn(|| {
+                    let _local = metrics::set_default_local_recorder(&recorder);
+                    for _ in 0..10 {
+                        http.record("/health/live", "GET", 200, 0.0001);
+                        tasks
+                            .get("x", || metrics::counter!("maple_telemetry_sharded_total"))
+                            .increment(1);
+                    }
+                });
+            }
+        });
+        let text = handle.render();
+        let n = 2 * HANDLE_SHARDS * 10;
+        for line in [
+            format!(
+                r#"maple_http_requests_total{{route="/health/live",method="GET",status="200"}} {n}"#
+            ),
+            format!("maple_telemetry_sharded_total {n}"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upkeep_drains_histograms_until_cancelled() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run_upkeep(handle, cancel.clone()));
+        tokio::time::sleep(UPKEEP_EVERY * 3).await;
+        assert!(!task.is_finished(), "upkeep runs until cancelled");
+        cancel.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(1), task)
+            .await
+            .expect("upkeep stops when cancelled")
+            .expect("no panic");
     }
 }

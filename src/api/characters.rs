@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{AppState, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
+use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::expectation::StarforceOptions;
@@ -140,9 +140,12 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
         DATA_SOURCE_HEADER,
         HeaderValue::from_static(DATA_SOURCE_VALUE),
     );
-    h.insert("x-cache", HeaderValue::from_static(answer.status.header()));
+    h.insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(answer.status.header()),
+    );
     if let CacheStatus::Hit(tier) = answer.status {
-        h.insert("x-cache-tier", HeaderValue::from_static(tier.as_str()));
+        h.insert(CACHE_TIER_HEADER, HeaderValue::from_static(tier.as_str()));
     }
     let age = ((now_ms - answer.fetched_at_ms).max(0) / 1000) as u64;
     h.insert(header::AGE, HeaderValue::from(age));

@@ -40,8 +40,14 @@ fn static_method(m: &axum::http::Method) -> &'static str {
     }
 }
 
+/// 16 random lowercase hex digits.
 fn fresh_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = rand::random::<u64>();
+    (0..16)
+        .rev()
+        .map(|i| HEX[((v >> (i * 4)) & 0xf) as usize] as char)
+        .collect()
 }
 
 pub async fn request_context(
@@ -55,11 +61,8 @@ pub async fn request_context(
         .get(REQUEST_ID_HEADER)
         .and_then(sane_id)
         .unwrap_or_else(fresh_id);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
     let method = static_method(req.method());
 
     let span = tracing::info_span!("request", request_id = %id, method = method, route = %route);
@@ -84,11 +87,12 @@ pub async fn request_context(
             .server_errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(telemetry::HTTP_REQUEST_DURATION, "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    state.http_metrics.record(
+        route,
+        method,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 

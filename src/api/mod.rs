@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -43,7 +43,11 @@ use crate::redis::RedisHandle;
 use crate::store::Store;
 
 /// The header every data response carries.
-pub const DATA_SOURCE_HEADER: &str = "x-data-source";
+pub const DATA_SOURCE_HEADER: HeaderName = HeaderName::from_static("x-data-source");
+/// `HIT`, `MISS` or `STALE` on data responses.
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-cache");
+/// `L1` or `L2` on hits.
+pub const CACHE_TIER_HEADER: HeaderName = HeaderName::from_static("x-cache-tier");
 pub const DATA_SOURCE_VALUE: &str = "Data based on NEXON Open API";
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -96,6 +100,8 @@ pub struct Services {
     pub pipeline: Arc<Pipeline>,
     /// Responses with a 5xx status since start (drills report the difference).
     pub server_errors: std::sync::atomic::AtomicU64,
+    /// Handles of the per-request HTTP metrics (the request middleware records into them).
+    pub http_metrics: crate::telemetry::HttpMetrics,
     /// The operator API's bearer token; `None` = no admin routes.
     pub admin_token: Option<crate::config::Secret>,
     pub characters: Arc<CharacterService>,

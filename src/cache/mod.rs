@@ -246,13 +246,33 @@ impl Expiry<String, L1Entry> for L1Expiry {
 
 type FlightFuture<E> = Shared<BoxFuture<'static, Result<Arc<CachedValue>, E>>>;
 
-/// Request counts of one cache (since start), for the operator status.
-#[derive(Debug, Default)]
+/// Request counts of one cache (since start), for the operator status, and the handles of the same
+/// counts in `maple_cache_requests_total` (registered once, when the cache is built).
 struct Counters {
     hit_l1: std::sync::atomic::AtomicU64,
     hit_l2: std::sync::atomic::AtomicU64,
     miss: std::sync::atomic::AtomicU64,
     stale: std::sync::atomic::AtomicU64,
+    metric_hit_l1: metrics::Counter,
+    metric_hit_l2: metrics::Counter,
+    metric_miss: metrics::Counter,
+    metric_stale: metrics::Counter,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        let requests = |tier: &'static str, result: &'static str| metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => tier, "result" => result);
+        Counters {
+            hit_l1: Default::default(),
+            hit_l2: Default::default(),
+            miss: Default::default(),
+            stale: Default::default(),
+            metric_hit_l1: requests(Tier::L1.as_str(), "hit"),
+            metric_hit_l2: requests(Tier::L2.as_str(), "hit"),
+            metric_miss: requests("none", "miss"),
+            metric_stale: requests("fallback", "stale"),
+        }
+    }
 }
 
 /// A snapshot of [`TieredCache::stats`].
@@ -314,7 +334,7 @@ where
         });
         TieredCache {
             inner: Arc::new(Inner {
-                counters: Counters::default(),
+                counters: Counters::new(),
                 l1,
                 l2,
                 cluster,
@@ -340,22 +360,21 @@ where
 
     /// Counts a stale serve (the read path calls it when it falls back on a stale value).
     pub fn record_stale(&self) {
-        self.inner
-            .counters
-            .stale
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        record_stale();
+        self.count(CacheStatus::Stale);
     }
 
+    /// Counts one answer in the operator counters and in `maple_cache_requests_total`.
     fn count(&self, status: CacheStatus) {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.inner.counters;
-        match status {
-            CacheStatus::Hit(Tier::L1) => c.hit_l1.fetch_add(1, Relaxed),
-            CacheStatus::Hit(Tier::L2) => c.hit_l2.fetch_add(1, Relaxed),
-            CacheStatus::Miss => c.miss.fetch_add(1, Relaxed),
-            CacheStatus::Stale => c.stale.fetch_add(1, Relaxed),
+        let (count, metric) = match status {
+            CacheStatus::Hit(Tier::L1) => (&c.hit_l1, &c.metric_hit_l1),
+            CacheStatus::Hit(Tier::L2) => (&c.hit_l2, &c.metric_hit_l2),
+            CacheStatus::Miss => (&c.miss, &c.metric_miss),
+            CacheStatus::Stale => (&c.stale, &c.metric_stale),
         };
+        count.fetch_add(1, Relaxed);
+        metric.increment(1);
     }
 
     pub fn clock(&self) -> &Clock {
@@ -408,6 +427,18 @@ where
         {
             return Some((e.value, Tier::L1));
         }
+        // Boxed: the L2 read (a Redis call) would otherwise make every lookup's future, and so the
+        // future of every L1 hit, kilobytes larger (moved on each await and into axum's box).
+        Box::pin(self.lookup_l2(key, now, tiers)).await
+    }
+
+    /// The L2 half of [`TieredCache::lookup_in`]: read, check the window, promote.
+    async fn lookup_l2(
+        &self,
+        key: &str,
+        now: i64,
+        tiers: Tiers,
+    ) -> Option<(Arc<CachedValue>, Tier)> {
         let v = self.l2_get(key).await?;
         if v.stale_until_ms <= now {
             return None;
@@ -564,7 +595,6 @@ where
                     metrics::counter!("maple_cache_early_refresh_total").increment(1);
                     self.refresh_in_background(key, tiers, load);
                 }
-                record(*tier, "hit");
                 self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
@@ -573,7 +603,6 @@ where
             }
             if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
                 self.refresh_in_background(key, tiers, load);
-                record(*tier, "hit");
                 self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
@@ -582,12 +611,11 @@ where
             }
         }
         let min_fetched = if force { now } else { i64::MIN };
-        match self
-            .flight(key, min_fetched, tiers, move || load(LoadMode::Interactive))
+        // Boxed for the same reason as the L2 read: the hit path above must not carry the flight's state.
+        match Box::pin(self.flight(key, min_fetched, tiers, move || load(LoadMode::Interactive)))
             .await
         {
             Ok(value) => {
-                record_miss();
                 self.count(CacheStatus::Miss);
                 Ok(Served {
                     value,
@@ -749,22 +777,6 @@ where
 fn l1_weight(k: &str, v: &L1Entry) -> u32 {
     (k.len() + v.value.body_gz.len() + std::mem::size_of::<CachedValue>() + 64)
         .min(u32::MAX as usize) as u32
-}
-
-fn record(tier: Tier, result: &'static str) {
-    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => tier.as_str(), "result" => result)
-        .increment(1);
-}
-
-fn record_miss() {
-    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => "none", "result" => "miss")
-        .increment(1);
-}
-
-/// Records a stale serve (the read path calls it when it falls back on a stale value).
-pub fn record_stale() {
-    metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => "fallback", "result" => "stale")
-        .increment(1);
 }
 
 /// Runs the pub/sub listener: flight completion signals and invalidation messages. Returns when the

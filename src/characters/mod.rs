@@ -621,13 +621,7 @@ impl CharacterService {
     ) -> Result<Answer, CharacterError> {
         opts.validate()
             .map_err(|e| CharacterError::BadRequest(e.to_string()))?;
-        let key = format!(
-            "{}exp:{}:{}:{}",
-            Self::prefix(name),
-            date.key(),
-            options_key(&opts),
-            self.table_version().unwrap_or("none")
-        );
+        let key = expectation_key(name, date, &opts, self.table_version().unwrap_or("none"));
         // While the upstream refuses calls (open breaker, hold), a copy already derived from stale data is
         // served as it is: asking the cache would only spawn a refresh that cannot succeed.
         if !force
@@ -914,14 +908,33 @@ fn negative(now: i64) -> CachedValue {
     }
 }
 
-fn options_key(o: &StarforceOptions) -> String {
-    format!(
-        "sc{}su{}pr{}d{}",
-        o.starcatch as u8,
-        o.sunday as u8,
-        o.prevention as u8,
-        (o.discount * 10_000.0).round() as i64
-    )
+/// `maple:v1:c:<name>:exp:<date>:<options>:<table>`, built in one buffer (every request builds it).
+fn expectation_key(
+    name: &CharacterName,
+    date: DataDate,
+    opts: &StarforceOptions,
+    table_version: &str,
+) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(64 + table_version.len());
+    key.push_str("maple:v1:c:");
+    key.extend(name.as_str().chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(":exp:");
+    match date.0 {
+        Some(d) => {
+            let _ = write!(key, "{d}");
+        }
+        None => key.push_str("latest"),
+    }
+    let _ = write!(
+        key,
+        ":sc{}su{}pr{}d{}:{table_version}",
+        opts.starcatch as u8,
+        opts.sunday as u8,
+        opts.prevention as u8,
+        (opts.discount * 10_000.0).round() as i64
+    );
+    key
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -956,4 +969,25 @@ async fn upsert_keep_details(
         row.image = existing.image;
     }
     store.upsert_character(&row).await
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn expectation_keys_name_character_date_options_and_table_under_the_character_prefix() {
+        let name = CharacterName::parse("BenchHot").unwrap();
+        let plain = StarforceOptions::new(false, false, false, 0.0).unwrap();
+        let key = expectation_key(&name, DataDate::LATEST, &plain, "v7");
+        assert_eq!(key, "maple:v1:c:benchhot:exp:latest:sc0su0pr0d0:v7");
+        assert!(key.starts_with(&CharacterService::prefix(&name)));
+
+        let date = DataDate(Some(NaiveDate::from_ymd_opt(2025, 1, 2).unwrap()));
+        let opts = StarforceOptions::new(true, false, true, 0.3).unwrap();
+        assert_eq!(
+            expectation_key(&name, date, &opts, "none"),
+            "maple:v1:c:benchhot:exp:2025-01-02:sc1su0pr1d3000:none"
+        );
+    }
 }

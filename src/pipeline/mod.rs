@@ -85,6 +85,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,7 +146,7 @@ impl Pipeline {
     pub fn standard(config: StandardConfig) -> Pipeline {
         Pipeline::builder()
             .policy(TracingPolicy::new(config.slow_threshold))
-            .policy(MetricsPolicy)
+            .policy(MetricsPolicy::default())
             .build()
     }
 
@@ -156,33 +157,48 @@ impl Pipeline {
 
     /// Runs `task` between the policies' hooks. See the module documentation for the order and
     /// the error precedence. Panics of the task or of a hook are resumed after the AFTER hooks.
-    pub async fn execute<T, E, F>(&self, ctx: TaskContext, task: F) -> Result<T, TaskError>
+    ///
+    /// The task is boxed before anything else: the execution future then holds a pointer, not the
+    /// task's state, so callers' futures stay small (a large future is copied on every move, and
+    /// axum boxes each handler's future).
+    pub fn execute<T, E, F>(
+        &self,
+        ctx: TaskContext,
+        task: F,
+    ) -> impl Future<Output = Result<T, TaskError>>
     where
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,
     {
-        self.run(ctx, task).await
+        self.run(ctx, Box::pin(task))
     }
 
     /// Like [`Pipeline::execute`], but yields `T::default()` when the execution fails (the
     /// failure has already been logged and counted by the policies). Panics still propagate.
-    pub async fn execute_or_default<T, E, F>(&self, ctx: TaskContext, task: F) -> T
+    pub fn execute_or_default<T, E, F>(&self, ctx: TaskContext, task: F) -> impl Future<Output = T>
     where
         T: Default,
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,
     {
-        self.run(ctx, task).await.unwrap_or_default()
+        let run = self.run(ctx, Box::pin(task));
+        async move { run.await.unwrap_or_default() }
     }
 
     /// Like [`Pipeline::execute`], but turns a failure into a value with `recover`.
-    pub async fn execute_or_else<T, E, F, R>(&self, ctx: TaskContext, task: F, recover: R) -> T
+    pub fn execute_or_else<T, E, F, R>(
+        &self,
+        ctx: TaskContext,
+        task: F,
+        recover: R,
+    ) -> impl Future<Output = T>
     where
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,
         R: FnOnce(TaskError) -> T,
     {
-        self.run(ctx, task).await.unwrap_or_else(recover)
+        let run = self.run(ctx, Box::pin(task));
+        async move { run.await.unwrap_or_else(recover) }
     }
 
     /// Like [`Pipeline::execute`], and then runs `cleanup` exactly once: after the AFTER hooks on
@@ -190,37 +206,42 @@ impl Pipeline {
     /// hook panicked, and when the execution future is dropped (cancellation; the AFTER hooks then
     /// run on the runtime shortly afterwards). A panic in `cleanup` while a panic is already
     /// unwinding is logged instead of aborting the process.
-    pub async fn execute_with_finally<T, E, F, C>(
+    pub fn execute_with_finally<T, E, F, C>(
         &self,
         ctx: TaskContext,
         task: F,
         cleanup: C,
-    ) -> Result<T, TaskError>
+    ) -> impl Future<Output = Result<T, TaskError>>
     where
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,
         C: FnOnce(),
     {
-        let _finally = Finally(Some(cleanup));
-        self.run(ctx, task).await
+        let finally = Finally(Some(cleanup));
+        let run = self.run(ctx, Box::pin(task));
+        async move {
+            let _finally = finally;
+            run.await
+        }
     }
 
     /// Like [`Pipeline::execute`], but maps the error into the caller's type.
-    pub async fn execute_with_translation<T, E, F, E2, M>(
+    pub fn execute_with_translation<T, E, F, E2, M>(
         &self,
         ctx: TaskContext,
         task: F,
         map_err: M,
-    ) -> Result<T, E2>
+    ) -> impl Future<Output = Result<T, E2>>
     where
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,
         M: FnOnce(TaskError) -> E2,
     {
-        self.run(ctx, task).await.map_err(map_err)
+        let run = self.run(ctx, Box::pin(task));
+        async move { run.await.map_err(map_err) }
     }
 
-    async fn run<T, E, F>(&self, ctx: TaskContext, task: F) -> Result<T, TaskError>
+    async fn run<T, E, F>(&self, ctx: TaskContext, task: Pin<Box<F>>) -> Result<T, TaskError>
     where
         F: Future<Output = Result<T, E>>,
         E: std::error::Error + Classify + Send + Sync + 'static,

@@ -28,6 +28,7 @@
 use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
+use crate::telemetry::HandleCache;
 
 use super::context::TaskContext;
 use super::error::TaskError;
@@ -155,9 +156,16 @@ impl Policy for TracingPolicy {
     }
 }
 
-/// Per-task counter and duration histogram.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MetricsPolicy;
+/// Per-task counter and duration histogram. Handles are registered on first use of each
+/// (component, operation, outcome) and reused (see [`crate::telemetry::HandleCache`]).
+#[derive(Debug, Default)]
+pub struct MetricsPolicy {
+    totals: HandleCache<TaskLabels, metrics::Counter>,
+    durations: HandleCache<TaskLabels, metrics::Histogram>,
+}
+
+/// (component, operation, outcome)
+type TaskLabels = (&'static str, &'static str, &'static str);
 
 impl Policy for MetricsPolicy {
     fn name(&self) -> &'static str {
@@ -174,23 +182,29 @@ impl Policy for MetricsPolicy {
         outcome: Outcome,
         elapsed: Duration,
     ) -> HookFuture<'a> {
-        let (component, operation, outcome_label) =
+        let labels @ (component, operation, outcome_label) =
             (ctx.component(), ctx.operation(), outcome.as_str());
-        metrics::counter!(
-            TASK_TOTAL,
-            "component" => component,
-            "operation" => operation,
-            "outcome" => outcome_label,
-        )
-        .increment(1);
+        self.totals
+            .get(labels, || {
+                metrics::counter!(
+                    TASK_TOTAL,
+                    "component" => component,
+                    "operation" => operation,
+                    "outcome" => outcome_label,
+                )
+            })
+            .increment(1);
         if outcome != Outcome::Rejected {
-            metrics::histogram!(
-                TASK_DURATION_SECONDS,
-                "component" => component,
-                "operation" => operation,
-                "outcome" => outcome_label,
-            )
-            .record(elapsed.as_secs_f64());
+            self.durations
+                .get(labels, || {
+                    metrics::histogram!(
+                        TASK_DURATION_SECONDS,
+                        "component" => component,
+                        "operation" => operation,
+                        "outcome" => outcome_label,
+                    )
+                })
+                .record(elapsed.as_secs_f64());
         }
         done()
     }

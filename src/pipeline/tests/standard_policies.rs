@@ -25,7 +25,7 @@ async fn metrics_policy_counts_and_times_tasks_by_outcome_without_the_key() {
     let log = new_log();
     let standard = Pipeline::standard(StandardConfig::default());
     let with_flaky_before = Pipeline::builder()
-        .policy(crate::pipeline::MetricsPolicy)
+        .policy(crate::pipeline::MetricsPolicy::default())
         .policy(Recorder {
             index: 3,
             script: Script::ok().step(Hook::Before, Step::Fail),
@@ -69,7 +69,7 @@ async fn rejected_executions_are_counted_but_not_timed() {
     let _local = metrics::set_default_local_recorder(&recorder);
     let log = new_log();
     let pipeline = Pipeline::builder()
-        .policy(crate::pipeline::MetricsPolicy)
+        .policy(crate::pipeline::MetricsPolicy::default())
         .policy(Recorder {
             index: 0,
             script: Script::ok().propagate().step(Hook::Before, Step::Fail),
