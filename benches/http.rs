@@ -104,30 +104,6 @@ fn bench(c: &mut Criterion) {
             .expect("body")
     });
     let bare = bare_router(body);
-    {
-        use maple_gateway::characters::DataDate;
-        use maple_gateway::expectation::StarforceOptions;
-        use maple_gateway::nexon::CharacterName;
-        let svc = app.state().characters.clone();
-        let n = CharacterName::parse("BenchHot").unwrap();
-        let o = StarforceOptions::new(false, false, false, 0.0).unwrap();
-        let f1 = svc.expectation(&n, DataDate::LATEST, o, false);
-        eprintln!("SIZE characters.expectation {}", std::mem::size_of_val(&f1));
-        drop(f1);
-        let f2 = svc.cache().lookup("k");
-        eprintln!("SIZE cache.lookup {}", std::mem::size_of_val(&f2));
-        drop(f2);
-        let f3 = svc.cache().get_or_load("k", false, |_| async {
-            Err::<maple_gateway::cache::CachedValue, _>(
-                maple_gateway::characters::CharacterError::NotFound,
-            )
-        });
-        eprintln!("SIZE cache.get_or_load {}", std::mem::size_of_val(&f3));
-        drop(f3);
-        let f4 = gateway.clone().oneshot(get(HOT));
-        eprintln!("SIZE router.oneshot {}", std::mem::size_of_val(&f4));
-        drop(f4);
-    }
 
     let mut group = c.benchmark_group("http");
     group
