@@ -3,7 +3,7 @@
 #
 #   loadtest/benches.sh [--report] [--strict]
 #
-# Runs `cargo bench` for pipeline, expectation and nexon (1 s warm-up, 3 s measurement per case) and the
+# Runs `cargo bench` for pipeline, expectation, nexon and http (1 s warm-up, 3 s measurement per case) and the
 # likes bench, reads criterion's medians from target/criterion/**/new/{benchmark,estimates}.json, prints a
 # table and, with --report, regenerates the "benches" section of docs/performance.md. The nexon bench
 # starts its own redis-server and the likes bench its own Redis and database (see their module docs); both
@@ -25,7 +25,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 rm -rf target/criterion
-for b in pipeline expectation nexon; do
+for b in pipeline expectation nexon http; do
   echo "== cargo bench --bench $b" >&2
   cargo bench --locked --bench "$b" -- --warm-up-time 1 --measurement-time 3 >"$WORK/$b.txt" 2>&1 ||
     { tail -20 "$WORK/$b.txt" >&2; echo "bench $b failed" >&2; exit 2; }
@@ -77,6 +77,10 @@ for level in (1, 2, 6):
 row("resilience overhead, local budget (call − direct)", "nexon/call/local-budget", 50e3, "≤ 50 µs median", minus="nexon/direct")
 row("resilience overhead, budget shared through Redis (call − direct)", "nexon/call/shared-budget-redis", 50e3, "≤ 50 µs median", minus="nexon/direct")
 row("one Redis PING through the gateway's client (fred)", "nexon/redis/ping")
+row("in process, bare axum router answering the stored gzip body", "http/bare")
+row("in process, GET /health/live through every layer", "http/health_live")
+row("in process, warm L1 hit of the expectation endpoint (gzip)", "http/expectation_hit")
+row("in process, warm hit − bare: the gateway's own cost per hit", "http/expectation_hit", minus="http/bare")
 floor = open(f"{work}/redis-floor.txt").read().strip()
 if floor:
     rows.append({"figure": "one Redis PING round trip, C client (redis-benchmark -c 1 -t ping, p50): this machine's floor for any shared budget",

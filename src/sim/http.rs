@@ -190,6 +190,9 @@ async fn basic(State(sim): State<Simulator>, headers: HeaderMap, q: Params) -> R
     }
 }
 
+/// The initial capacity of an item-equipment answer's buffer (answers are 300–400 KB pretty-printed).
+const EQUIPMENT_BODY_CAPACITY: usize = 512 * 1024;
+
 async fn item_equipment(State(sim): State<Simulator>, headers: HeaderMap, q: Params) -> Response {
     if let Err(r) = admit(&sim, Endpoint::ItemEquipment, &headers).await {
         return r;
@@ -201,7 +204,9 @@ async fn item_equipment(State(sim): State<Simulator>, headers: HeaderMap, q: Par
     let seed = sim.seed();
     // A few milliseconds of CPU: keep it off the async workers.
     let body = tokio::task::spawn_blocking(move || {
-        serde_json::to_vec_pretty(&generate_equipment(seed, &ocid, date))
+        // Sized for a whole answer (~357 KB): growing the buffer by doubling would copy it several times.
+        let mut buf = Vec::with_capacity(EQUIPMENT_BODY_CAPACITY);
+        serde_json::to_writer_pretty(&mut buf, &generate_equipment(seed, &ocid, date)).map(|()| buf)
     })
     .await;
     match body {
