@@ -5,6 +5,12 @@
 //! recorder at most once per process and returns a handle that renders the text exposition format; every
 //! application in the process shares it. Metric names live here as constants so that dashboards, docs and
 //! code agree; labels are bounded-cardinality (never a character name).
+//!
+//! The recorder is installed without its own upkeep task: the application runs [`run_upkeep`] (histogram
+//! buffers drained every 5 s) until shutdown. Hot paths do not call `metrics::counter!` with labels per
+//! event: they keep handles in a [`HandleCache`] or [`HttpMetrics`] owned by the component, registered
+//! on first use with the recorder current at that moment (a handle registered before any recorder is
+//! installed counts nowhere, so components are built after [`metrics_handle`]).
 
 use std::sync::OnceLock;
 
