@@ -24,14 +24,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use maple_gateway::app::Application;
 use maple_gateway::config::Settings;
 use maple_gateway::shutdown::RequestGate;
 use tower::ServiceExt;
+
+#[path = "../examples/support/bare.rs"]
+mod bare;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,29 +45,6 @@ fn get(uri: &str) -> Request<Body> {
         .header(header::ACCEPT_ENCODING, "gzip")
         .body(Body::empty())
         .expect("valid request")
-}
-
-/// The same answer as `examples/bare_server.rs`.
-fn bare_router(body: Bytes) -> Router {
-    Router::new().fallback(move || {
-        let body = body.clone();
-        async move {
-            let mut r = Response::new(Body::from(body));
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-            h.insert(
-                "x-data-source",
-                HeaderValue::from_static("Data based on NEXON Open API"),
-            );
-            h.insert("x-cache", HeaderValue::from_static("HIT"));
-            r
-        }
-    })
 }
 
 async fn call(router: &Router, uri: &str) -> Response {
@@ -103,7 +82,7 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("body")
     });
-    let bare = bare_router(body);
+    let bare = bare::router(body);
 
     let mut group = c.benchmark_group("http");
     group

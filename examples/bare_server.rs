@@ -6,10 +6,10 @@
 //! Usage: `bare_server ADDR BODY_FILE` (BODY_FILE holds the gzip body to serve). Uses the gateway's
 //! allocator (mimalloc).
 
-use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
 use bytes::Bytes;
+
+#[path = "support/bare.rs"]
+mod bare;
 
 /// The same allocator as the gateway binary, so that the baseline differs from it only by the gateway's work.
 #[global_allocator]
@@ -23,25 +23,7 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let body = Bytes::from(std::fs::read(&file)?);
-    let app = Router::new().fallback(move || {
-        let body = body.clone();
-        async move {
-            let mut r = Response::new(axum::body::Body::from(body));
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-            h.insert(
-                "x-data-source",
-                HeaderValue::from_static("Data based on NEXON Open API"),
-            );
-            h.insert("x-cache", HeaderValue::from_static("HIT"));
-            r
-        }
-    });
+    let app = bare::router(body);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("bare_server listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await

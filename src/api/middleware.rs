@@ -42,12 +42,7 @@ fn static_method(m: &axum::http::Method) -> &'static str {
 
 /// 16 random lowercase hex digits.
 fn fresh_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let v = rand::random::<u64>();
-    (0..16)
-        .rev()
-        .map(|i| HEX[((v >> (i * 4)) & 0xf) as usize] as char)
-        .collect()
+    hex::encode(rand::random::<u64>().to_be_bytes())
 }
 
 pub async fn request_context(

@@ -138,9 +138,20 @@ impl DataDate {
     }
 
     fn key(&self) -> String {
-        self.0
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "latest".into())
+        let mut key = String::new();
+        self.push_key(&mut key);
+        key
+    }
+
+    /// Appends [`DataDate::key`] (`YYYY-MM-DD` or `latest`) to `out`.
+    fn push_key(&self, out: &mut String) {
+        use std::fmt::Write;
+        match self.0 {
+            Some(d) => {
+                let _ = write!(out, "{d}");
+            }
+            None => out.push_str("latest"),
+        }
     }
 
     fn query(&self) -> Option<String> {
@@ -264,7 +275,16 @@ impl CharacterService {
     }
 
     fn prefix(name: &CharacterName) -> String {
-        format!("maple:v1:c:{}:", name.key())
+        let mut prefix = String::new();
+        Self::push_prefix(&mut prefix, name);
+        prefix
+    }
+
+    /// Appends [`CharacterService::prefix`] (`maple:v1:c:<lowercased name>:`) to `out`.
+    fn push_prefix(out: &mut String, name: &CharacterName) {
+        out.push_str("maple:v1:c:");
+        name.push_key(out);
+        out.push(':');
     }
 
     fn eq_key(name: &CharacterName, date: DataDate) -> String {
@@ -917,15 +937,9 @@ fn expectation_key(
 ) -> String {
     use std::fmt::Write;
     let mut key = String::with_capacity(64 + table_version.len());
-    key.push_str("maple:v1:c:");
-    key.extend(name.as_str().chars().map(|c| c.to_ascii_lowercase()));
-    key.push_str(":exp:");
-    match date.0 {
-        Some(d) => {
-            let _ = write!(key, "{d}");
-        }
-        None => key.push_str("latest"),
-    }
+    CharacterService::push_prefix(&mut key, name);
+    key.push_str("exp:");
+    date.push_key(&mut key);
     let _ = write!(
         key,
         ":sc{}su{}pr{}d{}:{table_version}",

@@ -61,7 +61,16 @@ impl CharacterName {
 
     /// Canonical form for keys: ASCII letters lower-cased.
     pub fn key(&self) -> String {
-        self.0.to_ascii_lowercase()
+        let mut key = String::with_capacity(self.0.len());
+        self.push_key(&mut key);
+        key
+    }
+
+    /// Appends [`CharacterName::key`] to `out` (for keys built in one buffer).
+    pub fn push_key(&self, out: &mut String) {
+        let start = out.len();
+        out.push_str(&self.0);
+        out[start..].make_ascii_lowercase();
     }
 }
 
