@@ -21,6 +21,7 @@ use maple_gateway::expectation::{
     AttackType, CubeTables, ItemEquipment, MainStat, Profile, StarforceOptions, compute,
     compute_json,
 };
+use maple_gateway::store::codec;
 
 const SAMPLE: &str = "../shared/data/nexon/item-equipment-evan.json";
 const TABLE: &str = "../shared/data/cube_probability.csv";
@@ -44,6 +45,9 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("parse_only_evan", |b| {
         b.iter(|| ItemEquipment::from_json(black_box(&sample)).expect("sample parses"))
+    });
+    c.bench_function("parse_for_engine_evan", |b| {
+        b.iter(|| ItemEquipment::from_json_for_engine(black_box(&sample)).expect("sample parses"))
     });
     // The floor for any typed parse: validate and skip every token, build nothing.
     c.bench_function("scan_only_evan", |b| {
@@ -78,6 +82,35 @@ fn benches(c: &mut Criterion) {
             b.iter(|| gzip(black_box(&sample), level))
         });
     }
+    // What the gateway calls: the same levels with the thread's deflate state reused (no table allocation).
+    group.bench_function("codec_raw_reused", |b| {
+        b.iter(|| codec::compress_raw(black_box(&sample)))
+    });
+    let small = &sample[..50_000];
+    group.bench_function("level_6_50k_fresh", |b| {
+        b.iter(|| gzip(black_box(small), 6))
+    });
+    group.bench_function("codec_served_50k_reused", |b| {
+        b.iter(|| codec::compress(black_box(small)))
+    });
+    group.finish();
+
+    // The simulator's cost per item-equipment answer (it shares the machine's cores with the gateway in
+    // `loadtest/bench.sh`'s cold step): building a character's gear, and serialising it as the upstream does.
+    let mut group = c.benchmark_group("simulator");
+    let ocid = maple_gateway::sim::ocid_for(1, "BenchSim").expect("a valid name");
+    group.bench_function("generate_equipment", |b| {
+        b.iter(|| maple_gateway::sim::generate_equipment(1, black_box(&ocid), None))
+    });
+    let gear = maple_gateway::sim::generate_equipment(1, &ocid, None);
+    group.bench_function("serialize_pretty", |b| {
+        b.iter(|| serde_json::to_vec_pretty(black_box(&gear)).expect("serialisable"))
+    });
+    group.bench_function("serialize_answer", |b| {
+        b.iter(|| {
+            maple_gateway::sim::pretty_json(black_box(&gear), 512 * 1024).expect("serialisable")
+        })
+    });
     group.finish();
 }
 

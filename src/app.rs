@@ -156,10 +156,7 @@ fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> a
         client_rps: settings.client_rps,
         request_timeout: settings.request_timeout,
     };
-    api::router(state.clone(), &limits).layer(axum::middleware::from_fn_with_state(
-        gate.clone(),
-        shutdown::gate,
-    ))
+    api::router(state.clone(), &limits).layer(gate.clone())
 }
 
 impl Application {

@@ -7,9 +7,10 @@
 //! overload → 503 `OVERLOADED` with `Retry-After` (load-shed, answered without queueing); a request running
 //! longer than the request timeout → 503 `TIMEOUT`-coded error.
 //!
-//! Layer order (outermost first): request id + HTTP metrics + error re-rendering → error handling of the
-//! fallible tower layers → load-shed → concurrency limit → timeout → body limit → routes. There is no
-//! compression layer: data bodies are stored gzip-compressed and sent as stored.
+//! Layer order (outermost first): [`middleware::InboundLayer`] (request id, load-shed at the concurrency
+//! limit, timeout, HTTP metrics, error re-rendering, in one layer) → body limit → routes; the shutdown gate
+//! wraps the whole router outside them (`app.rs`). There is no compression layer: data bodies are stored
+//! gzip-compressed and sent as stored.
 
 mod admin;
 mod characters;
@@ -25,12 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
@@ -175,18 +174,12 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     }
     let routes = routes.fallback(not_found).with_state(state.clone());
 
-    let protection = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(middleware::handle_layer_error))
-        .load_shed()
-        .concurrency_limit(limits.max_concurrency)
-        .timeout(limits.request_timeout)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
-
     routes
-        .layer(protection)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::request_context,
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::InboundLayer::new(
+            state,
+            limits.max_concurrency,
+            limits.request_timeout,
         ))
 }
 

@@ -389,19 +389,10 @@ impl CharacterService {
                 let w = freshness::window(None, now);
                 // The ocid rarely changes: keep it for a day, refresh in the background after that.
                 let fresh = now + 24 * 3600 * 1000;
-                let row = CharacterRow {
-                    name: name.key(),
-                    ocid: Some(ocid.to_string()),
-                    world: None,
-                    class: None,
-                    level: None,
-                    image: None,
-                    fetched_at_ms: now,
-                    like_count: 0,
-                };
                 let store = self.store.clone();
+                let (key, stored_ocid) = (name.key(), ocid.to_string());
                 self.snapshot_writes.spawn(async move {
-                    if let Err(e) = upsert_keep_details(&store, row).await {
+                    if let Err(e) = store.set_ocid(&key, &stored_ocid, now).await {
                         metrics::counter!("maple_store_write_failures_total", "what" => "character").increment(1);
                         tracing::warn!(error = %e, "character row write failed");
                     }
@@ -615,7 +606,7 @@ impl CharacterService {
             .cpu
             .run(move || {
                 let raw = codec::decompress(&body).ok()?;
-                ItemEquipment::from_json(&raw).ok()
+                ItemEquipment::from_json_for_engine(&raw).ok()
             })
             .await
             .ok()
@@ -736,7 +727,7 @@ impl CharacterService {
                     None => {
                         let raw = codec::decompress(&eq.body_gz)
                             .map_err(|e| CharacterError::Internal(e.to_string()))?;
-                        Arc::new(ItemEquipment::from_json(&raw).map_err(|e| {
+                        Arc::new(ItemEquipment::from_json_for_engine(&raw).map_err(|e| {
                             CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
                         })?)
                     }
@@ -969,20 +960,6 @@ fn mark_stale(body_gz: &[u8], data_preparing: bool) -> Result<Bytes, CharacterEr
     Ok(Bytes::from(codec::compress(
         &serde_json::to_vec(&v).expect("json"),
     )))
-}
-
-/// Upserts a character's ocid without wiping details a basic lookup stored before.
-async fn upsert_keep_details(
-    store: &Store,
-    mut row: CharacterRow,
-) -> Result<(), crate::store::StoreError> {
-    if let Some(existing) = store.get_character(&row.name).await? {
-        row.world = existing.world;
-        row.class = existing.class;
-        row.level = existing.level;
-        row.image = existing.image;
-    }
-    store.upsert_character(&row).await
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ pub fn compute_json(
     tables: Option<&CubeTables>,
     opts: &StarforceOptions,
 ) -> Result<Expectation, ExpectationError> {
-    let eq = ItemEquipment::from_json(payload)?;
+    let eq = ItemEquipment::from_json_for_engine(payload)?;
     Ok(compute(&eq, tables, opts))
 }
 

@@ -158,9 +158,10 @@ impl NexonClient {
     }
 }
 
-/// Validates an `item-equipment` body into the model; a body that does not parse is the upstream's fault
-/// ([`NexonError::BadResponse`], 502 `UPSTREAM_BAD_RESPONSE`, never cached).
+/// Validates an `item-equipment` body into the engine's model ([`ItemEquipment::from_json_for_engine`]:
+/// the whole body must be JSON of the payload's shape, only what the engine reads is kept); a body that does
+/// not parse is the upstream's fault ([`NexonError::BadResponse`], 502 `UPSTREAM_BAD_RESPONSE`, never cached).
 pub fn parse_item_equipment(body: &[u8]) -> Result<ItemEquipment, NexonError> {
-    ItemEquipment::from_json(body)
+    ItemEquipment::from_json_for_engine(body)
         .map_err(|e| NexonError::BadResponse(format!("item-equipment: {e}")))
 }

@@ -215,16 +215,21 @@ impl RedisHandle {
 
     /// The address of the server the client is connected to, when connected.
     pub fn connected_server(&self) -> Option<String> {
-        self.client
-            .active_connections()
-            .into_iter()
-            .next()
-            .map(|s| format!("{}:{}", s.host, s.port))
+        server_address(&self.client)
     }
 
     pub async fn quit(&self) {
         let _ = self.client.quit().await;
     }
+}
+
+/// `host:port` of the first server in a client's connection list (fred keeps the last one there while it
+/// reconnects; callers that need a live connection check `is_connected` too).
+fn server_address(client: &impl ClientLike) -> Option<String> {
+    client
+        .active_connections()
+        .first()
+        .map(|s| format!("{}:{}", s.host, s.port))
 }
 
 fn build_client(config: &Config) -> Result<Client, RedisError> {

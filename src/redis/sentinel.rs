@@ -1,12 +1,23 @@
 //! The Sentinel watcher: follows master switches at once instead of waiting for the old master's demotion.
 //!
 //! Contract: [`run_watcher`] keeps connections to every configured Sentinel, subscribed to
-//! `+switch-master` and `+promoted-slave` (the earlier of the two announcements), and also asks `SENTINEL get-master-addr-by-name` every second (so a message missed during
-//! a Sentinel reconnect is caught within a second). When the master address of our master name changes, it
+//! `+switch-master` and `+promoted-slave` (the earlier of the two announcements), and also polls each
+//! Sentinel every second for its configuration epoch and master address (so a message missed during a
+//! Sentinel reconnect is caught within a second). When the master address of our master name changes, it
 //! records the new address and the time in [`MasterState`], broadcasts a [`SwitchEvent`], and forces every
 //! registered client (the command client, the pub/sub client, lock clients) to reconnect — fred, in Sentinel
 //! mode, then asks the Sentinels for the master again. Without this, fred keeps writing to the old master until
 //! Sentinel demotes it (~10 s in a planned failover), and those writes are lost.
+//!
+//! Switches only move forward. For a second or two after a promotion the Sentinels that did not lead it still
+//! name the old master; a polled answer counts only when its configuration epoch is newer than the one the
+//! watcher knows (an announcement raises the known epoch by one), so a stale Sentinel never switches the
+//! gateway back and forth (each flap would reconnect every client).
+//!
+//! Every second the watcher also checks where each registered client is connected: a client that stays
+//! connected to a server other than the known master for [`MISPLACED_CHECKS`] checks in a row (fred asked a
+//! stale Sentinel while something else listened at the old address) is reconnected and counted in
+//! `maple_redis_misplaced_reconnects_total`.
 //!
 //! Failure modes: an unreachable Sentinel is retried by its client's reconnect policy; as long as one Sentinel
 //! answers, switches are detected. The watcher never fails the gateway; it stops when cancelled.
@@ -25,6 +36,9 @@ pub const SWITCH_CHANNEL: &str = "+switch-master";
 /// (which waits for the other replicas' reconfiguration). Acting on it shrinks the window in which writes
 /// still go to the old master and are lost.
 pub const PROMOTED_CHANNEL: &str = "+promoted-slave";
+/// Consecutive once-a-second checks a client may spend connected to a server other than the known master
+/// before it is reconnected (a reconnect in progress gets that long to land).
+pub const MISPLACED_CHECKS: u32 = 3;
 
 /// Where the Sentinels are and which master they watch.
 #[derive(Clone, Debug)]
@@ -51,6 +65,9 @@ pub struct MasterInfo {
     pub changed_at_ms: Option<i64>,
     /// Switches detected since start.
     pub switches: u64,
+    /// The newest Sentinel configuration epoch known (raised by one on an announced switch until a Sentinel
+    /// reports the real one).
+    pub config_epoch: Option<u64>,
 }
 
 /// A client that must follow a switch.
@@ -61,6 +78,15 @@ pub enum Follower {
 }
 
 impl Follower {
+    /// `host:port` of the server the client is connected to, while it is connected.
+    fn connected_to(&self) -> Option<String> {
+        let (connected, server) = match self {
+            Follower::Client(c) => (c.is_connected(), super::server_address(c)),
+            Follower::Subscriber(c) => (c.is_connected(), super::server_address(c)),
+        };
+        server.filter(|_| connected)
+    }
+
     async fn reconnect(&self) {
         let r = match self {
             Follower::Client(c) => c.force_reconnection().await,
@@ -75,7 +101,8 @@ impl Follower {
 /// Shared master state plus the clients to move on a switch.
 pub struct MasterState {
     info: Mutex<MasterInfo>,
-    followers: Mutex<Vec<Follower>>,
+    /// Each registered client and the checks in a row it was found connected elsewhere.
+    followers: Mutex<Vec<(Follower, u32)>>,
     events: broadcast::Sender<SwitchEvent>,
 }
 
@@ -89,6 +116,15 @@ impl Default for MasterState {
     }
 }
 
+/// Where a master address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `+switch-master` / `+promoted-slave`: a Sentinel has just taken the new configuration.
+    Announced,
+    /// A Sentinel's answer to a poll, with the configuration epoch it holds.
+    Polled { epoch: u64 },
+}
+
 impl MasterState {
     pub fn info(&self) -> MasterInfo {
         self.info.lock().expect("poisoned").clone()
@@ -96,7 +132,7 @@ impl MasterState {
 
     /// Registers a client to be reconnected on every switch.
     pub fn follow(&self, f: Follower) {
-        self.followers.lock().expect("poisoned").push(f);
+        self.followers.lock().expect("poisoned").push((f, 0));
     }
 
     /// Switch notifications (for drills and tests).
@@ -104,10 +140,20 @@ impl MasterState {
         self.events.subscribe()
     }
 
-    /// Records what a Sentinel reported; on a change, moves every follower.
-    async fn observe(&self, address: String) {
+    /// Records what a Sentinel reported; on a change, moves every follower. A polled answer older than the
+    /// known configuration is ignored (see the module doc).
+    pub async fn observe(&self, address: String, report: Report) {
         let event = {
             let mut info = self.info.lock().expect("poisoned");
+            let known = info.config_epoch;
+            if let Report::Polled { epoch } = report {
+                let newer =
+                    known.is_none_or(|k| epoch > k || (epoch == k && info.address.is_none()));
+                if !newer {
+                    return;
+                }
+                info.config_epoch = Some(epoch);
+            }
             match &info.address {
                 Some(a) if *a == address => None,
                 None => {
@@ -121,6 +167,9 @@ impl MasterState {
                         new: address.clone(),
                         at_ms: now,
                     };
+                    if report == Report::Announced {
+                        info.config_epoch = known.map(|e| e + 1);
+                    }
                     info.address = Some(address);
                     info.changed_at_ms = Some(now);
                     info.switches += 1;
@@ -131,10 +180,47 @@ impl MasterState {
         if let Some(ev) = event {
             tracing::warn!(old = ?ev.old, new = %ev.new, "redis master switched: reconnecting every client");
             metrics::counter!("maple_redis_master_switches_total").increment(1);
-            let followers = self.followers.lock().expect("poisoned").clone();
+            let followers: Vec<Follower> = self
+                .followers
+                .lock()
+                .expect("poisoned")
+                .iter()
+                .map(|(f, _)| f.clone())
+                .collect();
             futures::future::join_all(followers.iter().map(|f| f.reconnect())).await;
             let _ = self.events.send(ev);
         }
+    }
+
+    /// Reconnects every client found connected to a server other than the known master for
+    /// [`MISPLACED_CHECKS`] checks in a row; returns how many were reconnected.
+    pub async fn check_followers(&self) -> usize {
+        let Some(master) = self.info().address else {
+            return 0;
+        };
+        let misplaced: Vec<(Follower, String)> = {
+            let mut followers = self.followers.lock().expect("poisoned");
+            let mut out = Vec::new();
+            for (f, strikes) in followers.iter_mut() {
+                match f.connected_to() {
+                    Some(server) if server != master => {
+                        *strikes += 1;
+                        if *strikes >= MISPLACED_CHECKS {
+                            *strikes = 0;
+                            out.push((f.clone(), server));
+                        }
+                    }
+                    _ => *strikes = 0,
+                }
+            }
+            out
+        };
+        for (f, server) in &misplaced {
+            tracing::warn!(%server, %master, "a redis client stays connected to a server that is not the master: reconnecting it");
+            metrics::counter!("maple_redis_misplaced_reconnects_total").increment(1);
+            f.reconnect().await;
+        }
+        misplaced.len()
     }
 }
 
@@ -195,7 +281,10 @@ pub async fn run_watcher(
             let mut poll = tokio::time::interval(Duration::from_secs(1));
             loop {
                 if !subscribed {
-                    subscribed = sub.subscribe(vec![SWITCH_CHANNEL, PROMOTED_CHANNEL]).await.is_ok();
+                    subscribed = sub
+                        .subscribe(vec![SWITCH_CHANNEL, PROMOTED_CHANNEL])
+                        .await
+                        .is_ok();
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -208,7 +297,7 @@ pub async fn run_watcher(
                                 parse_switch(&payload, &master)
                             };
                             if let Some(addr) = addr {
-                                state.observe(addr).await;
+                                state.observe(addr, Report::Announced).await;
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -218,10 +307,8 @@ pub async fn run_watcher(
                         }
                     },
                     _ = poll.tick() => {
-                        if let Ok(v) = cmd.get_master_addr_by_name::<Vec<String>, _>(master.as_str()).await
-                            && let Some(addr) = addr_from_reply(v)
-                        {
-                            state.observe(addr).await;
+                        if let Some((addr, epoch)) = poll_master(&cmd, &master).await {
+                            state.observe(addr, Report::Polled { epoch }).await;
                         }
                         // After a reconnect the subscription is gone: subscribe again (idempotent).
                         subscribed = subscribed && sub.is_connected();
@@ -232,7 +319,30 @@ pub async fn run_watcher(
             let _ = cmd.quit().await;
         });
     }
+    {
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let mut check = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = check.tick() => {
+                        state.check_followers().await;
+                    }
+                }
+            }
+        });
+    }
     while tasks.join_next().await.is_some() {}
+}
+
+/// One Sentinel's configuration epoch and master address. The epoch is read first: the address read after
+/// it is at least as new, so an answer is never credited with a newer epoch than its address.
+async fn poll_master(cmd: &SentinelClient, master: &str) -> Option<(String, u64)> {
+    let fields: std::collections::HashMap<String, String> = cmd.master(master).await.ok()?;
+    let epoch = fields.get("config-epoch")?.parse().ok()?;
+    let addr = addr_from_reply(cmd.get_master_addr_by_name(master).await.ok()?)?;
+    Some((addr, epoch))
 }
 
 #[cfg(test)]
@@ -270,16 +380,48 @@ mod tests {
     async fn a_changed_address_is_a_switch_and_the_first_is_not() {
         let s = MasterState::default();
         let mut rx = s.subscribe();
-        s.observe("h:1".into()).await;
+        s.observe("h:1".into(), Report::Polled { epoch: 0 }).await;
         assert_eq!(s.info().switches, 0);
-        s.observe("h:1".into()).await;
-        s.observe("h:2".into()).await;
+        s.observe("h:1".into(), Report::Polled { epoch: 0 }).await;
+        s.observe("h:2".into(), Report::Polled { epoch: 1 }).await;
         let info = s.info();
         assert_eq!(info.address.as_deref(), Some("h:2"));
-        assert_eq!(info.switches, 1);
+        assert_eq!((info.switches, info.config_epoch), (1, Some(1)));
         let ev = rx.recv().await.unwrap();
         assert_eq!(ev.old.as_deref(), Some("h:1"));
         assert_eq!(ev.new, "h:2");
+    }
+
+    #[tokio::test]
+    async fn a_stale_sentinel_never_switches_back_after_an_announcement() {
+        let s = MasterState::default();
+        s.observe("old:1".into(), Report::Polled { epoch: 4 }).await;
+        // The leader announces the promotion; the other Sentinels still hold epoch 4 and the old master.
+        s.observe("new:2".into(), Report::Announced).await;
+        assert_eq!(s.info().config_epoch, Some(5));
+        for _ in 0..3 {
+            s.observe("old:1".into(), Report::Polled { epoch: 4 }).await;
+        }
+        // The same announcement from every Sentinel that takes the new configuration changes nothing.
+        s.observe("new:2".into(), Report::Announced).await;
+        // The leader's real epoch (elections may have skipped some) replaces the estimate.
+        s.observe("new:2".into(), Report::Polled { epoch: 7 }).await;
+        s.observe("old:1".into(), Report::Polled { epoch: 5 }).await;
+        let info = s.info();
+        assert_eq!(info.address.as_deref(), Some("new:2"));
+        assert_eq!((info.switches, info.config_epoch), (1, Some(7)));
+    }
+
+    #[tokio::test]
+    async fn a_missed_announcement_is_caught_by_a_newer_poll_and_an_equal_epoch_never_switches() {
+        let s = MasterState::default();
+        s.observe("old:1".into(), Report::Polled { epoch: 4 }).await;
+        s.observe("new:2".into(), Report::Polled { epoch: 4 }).await;
+        assert_eq!(s.info().address.as_deref(), Some("old:1"));
+        s.observe("new:2".into(), Report::Polled { epoch: 5 }).await;
+        let info = s.info();
+        assert_eq!(info.address.as_deref(), Some("new:2"));
+        assert_eq!(info.switches, 1);
     }
 }
 

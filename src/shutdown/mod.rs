@@ -38,14 +38,14 @@ pub mod backup;
 pub mod journal;
 pub mod recovery;
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
@@ -151,26 +151,79 @@ fn shutting_down() -> Response {
     r
 }
 
-/// The middleware of [`RequestGate`] (install it outermost).
-pub async fn gate(State(g): State<RequestGate>, req: Request, next: Next) -> Response {
-    let inner = &*g.inner;
-    if inner.cut_token.is_cancelled() {
-        return shutting_down();
-    }
-    inner.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _guard = InFlight(inner);
-    tokio::select! {
-        biased;
-        r = next.run(req) => {
-            if inner.draining.load(Ordering::SeqCst) {
-                inner.drained.fetch_add(1, Ordering::SeqCst);
-            }
-            r
+/// [`RequestGate`] is the layer of the gate (install it outermost): `router.layer(gate.clone())`.
+impl<S> tower::Layer<S> for RequestGate {
+    type Service = Gated<S>;
+
+    fn layer(&self, inner: S) -> Gated<S> {
+        Gated {
+            gate: self.clone(),
+            inner,
         }
-        _ = inner.cut_token.cancelled() => {
-            inner.cut.fetch_add(1, Ordering::SeqCst);
-            metrics::counter!(SHUTDOWN_CUT_REQUESTS_TOTAL).increment(1);
-            shutting_down()
+    }
+}
+
+/// A service behind the [`RequestGate`]: counts its requests in flight and answers 503 `SHUTTING_DOWN` once
+/// the gate is cut. Hand-written rather than `from_fn` (which boxes a clone of the inner service and a
+/// future per request): it is on every request's path.
+#[derive(Clone)]
+pub struct Gated<S> {
+    gate: RequestGate,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Gated<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let g = self.gate.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(g.pass(inner, req).await) })
+    }
+}
+
+impl RequestGate {
+    async fn pass<S>(&self, inner: S, req: Request) -> Response
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible>,
+    {
+        use tower::ServiceExt;
+        let inner_state = &*self.inner;
+        if inner_state.cut_token.is_cancelled() {
+            return shutting_down();
+        }
+        inner_state.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _guard = InFlight(inner_state);
+        // Biased: a request that completes on its first poll (a cache hit) never registers with the token.
+        tokio::select! {
+            biased;
+            r = inner.oneshot(req) => {
+                if inner_state.draining.load(Ordering::SeqCst) {
+                    inner_state.drained.fetch_add(1, Ordering::SeqCst);
+                }
+                match r {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            }
+            _ = inner_state.cut_token.cancelled() => {
+                inner_state.cut.fetch_add(1, Ordering::SeqCst);
+                metrics::counter!(SHUTDOWN_CUT_REQUESTS_TOTAL).increment(1);
+                shutting_down()
+            }
         }
     }
 }

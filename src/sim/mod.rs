@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use faults::{FaultPatch, FaultState, Faults};
 pub use generate::{first_date, generate_basic, generate_equipment, parse_date};
-pub use http::{SimHandle, serve, spawn};
+pub use http::{SimHandle, pretty_json, serve, spawn};
 pub use identity::{name_for_ocid, ocid_for};
 pub use table::{SYNTHETIC_TABLE_CSV, synthetic_table_csv};
 

@@ -813,3 +813,77 @@ async fn handles_stop_on_shutdown_and_on_drop() {
     let fresh = reqwest::Client::new();
     assert!(fresh.get(&url).send().await.is_err(), "stopped after drop");
 }
+
+#[test]
+fn pretty_answers_are_byte_for_byte_serde_json_pretty() {
+    let old = chrono::NaiveDate::from_ymd_opt(2023, 12, 21);
+    for name in NAMES {
+        let ocid = ocid_for(1, name).unwrap();
+        for date in [None, old] {
+            let eq = generate_equipment(1, &ocid, date);
+            assert_eq!(
+                pretty_json(&eq, 0).unwrap(),
+                serde_json::to_vec_pretty(&eq).unwrap(),
+                "{name} {date:?}"
+            );
+        }
+    }
+    // Empty containers, scalars, and nesting deeper than the precomputed indentation (32 levels).
+    let mut deep = serde_json::json!({"leaf": [1, "두", null, true, {}, []]});
+    for i in 0..40 {
+        deep = if i % 2 == 0 {
+            serde_json::json!({ "k": deep, "e": {} })
+        } else {
+            serde_json::json!([deep, [], 2.5])
+        };
+    }
+    for v in [
+        deep,
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!("x"),
+    ] {
+        assert_eq!(
+            pretty_json(&v, 0).unwrap(),
+            serde_json::to_vec_pretty(&v).unwrap()
+        );
+    }
+}
+
+/// The engine's parse keeps every field the engine reads: the real sample and 24 generated characters give
+/// the same expectation, for each starforce option set, as the full parse.
+#[test]
+fn the_engine_parse_gives_the_same_expectations_as_the_full_parse() {
+    use crate::expectation::table::tests::reference;
+    use crate::expectation::{StarforceOptions, compute};
+
+    let (tables, _) = reference();
+    let options = [
+        StarforceOptions::default(),
+        StarforceOptions {
+            starcatch: true,
+            sunday: true,
+            prevention: true,
+            discount: 0.3,
+        },
+    ];
+    let mut payloads = vec![std::fs::read(SAMPLE).expect("reference sample")];
+    payloads.extend(
+        NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| payload(i as u64 % 3, n)),
+    );
+    for bytes in &payloads {
+        let full = ItemEquipment::from_json(bytes).unwrap();
+        let lean = ItemEquipment::from_json_for_engine(bytes).unwrap();
+        assert!(lean.item_equipment[0].item_icon.is_none(), "not read");
+        assert_eq!(lean.item_equipment.len(), full.item_equipment.len());
+        for opts in &options {
+            assert_eq!(
+                compute(&lean, Some(&tables), opts),
+                compute(&full, Some(&tables), opts)
+            );
+        }
+    }
+}

@@ -171,6 +171,14 @@ pub trait Repository: Send + Sync + fmt::Debug {
     fn upsert_character<'a>(&'a self, row: &'a CharacterRow) -> StoreFuture<'a, ()>;
     fn get_character<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<CharacterRow>>;
     fn clear_ocid<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
+    /// Records a character's ocid in one statement: a new row, or the ocid and fetch time of an existing
+    /// one (its basic info and like count are kept).
+    fn set_ocid<'a>(
+        &'a self,
+        name: &'a str,
+        ocid: &'a str,
+        fetched_at_ms: i64,
+    ) -> StoreFuture<'a, ()>;
     /// Stores an already gzip-framed payload.
     fn put_snapshot_gz<'a>(
         &'a self,
@@ -251,6 +259,16 @@ impl Store {
 
     pub async fn get_character(&self, name: &str) -> Result<Option<CharacterRow>, StoreError> {
         self.repo.get_character(name).await
+    }
+
+    /// Records a character's ocid, keeping whatever basic info and like count the row already has.
+    pub async fn set_ocid(
+        &self,
+        name: &str,
+        ocid: &str,
+        fetched_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.repo.set_ocid(name, ocid, fetched_at_ms).await
     }
 
     /// Forgets a character's stored ocid (the upstream said it is no longer valid).

@@ -228,6 +228,27 @@ impl Repository for SqliteRepository {
         .boxed()
     }
 
+    fn set_ocid<'a>(
+        &'a self,
+        name: &'a str,
+        ocid: &'a str,
+        fetched_at_ms: i64,
+    ) -> StoreFuture<'a, ()> {
+        async move {
+            sqlx::query(
+                "INSERT INTO characters (name, ocid, fetched_at) VALUES (?, ?, ?) \
+                 ON CONFLICT(name) DO UPDATE SET ocid = excluded.ocid, fetched_at = excluded.fetched_at",
+            )
+            .bind(name)
+            .bind(ocid)
+            .bind(fetched_at_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn clear_ocid<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()> {
         async move {
             sqlx::query("UPDATE characters SET ocid = NULL WHERE name = ?")

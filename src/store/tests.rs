@@ -49,7 +49,21 @@ async fn migrations_are_idempotent_and_rows_round_trip() {
         like_count: 0,
     };
     store.upsert_character(&row).await.unwrap();
-    assert_eq!(store.get_character("evan").await.unwrap(), Some(row));
+    assert_eq!(
+        store.get_character("evan").await.unwrap(),
+        Some(row.clone())
+    );
+    // Recording a new ocid keeps the basic info and the like count; a new name gets a bare row.
+    store.set_ocid("evan", "def", 6).await.unwrap();
+    let kept = store.get_character("evan").await.unwrap().unwrap();
+    assert_eq!((kept.ocid.as_deref(), kept.fetched_at_ms), (Some("def"), 6));
+    assert_eq!((kept.world, kept.level), (row.world.clone(), row.level));
+    store.set_ocid("adele", "ghi", 8).await.unwrap();
+    let fresh = store.get_character("adele").await.unwrap().unwrap();
+    assert_eq!(
+        (fresh.ocid.as_deref(), fresh.world, fresh.like_count),
+        (Some("ghi"), None, 0)
+    );
     store.clear_ocid("evan").await.unwrap();
     assert_eq!(
         store.get_character("evan").await.unwrap().unwrap().ocid,

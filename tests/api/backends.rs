@@ -66,6 +66,14 @@ async fn mysql_mode_migrates_a_fresh_database_and_stores_snapshots_there() {
         app.get("/api/v1/characters/Maria1").await.status().as_u16(),
         200
     );
+    // A character only ever asked for its expectation gets its row from the ocid lookup alone.
+    assert_eq!(
+        app.get("/api/v4/characters/Maria2/expectation")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     app.stop().await; // flushes background snapshot writes
 
     let tables = db.query("SHOW TABLES");
@@ -80,15 +88,17 @@ async fn mysql_mode_migrates_a_fresh_database_and_stores_snapshots_there() {
     }
     assert_eq!(
         db.query("SELECT COUNT(*) FROM equipment_snapshots WHERE data_date = 'latest'"),
-        "1"
+        "2"
     );
     // Stored gzip-compressed: the first two bytes are the gzip magic.
     assert_eq!(
-        db.query("SELECT HEX(LEFT(payload, 2)) FROM equipment_snapshots"),
+        db.query("SELECT DISTINCT HEX(LEFT(payload, 2)) FROM equipment_snapshots"),
         "1F8B"
     );
-    let row = db.query("SELECT name, world IS NOT NULL, like_count FROM characters");
-    assert_eq!(row, "maria1\t1\t0");
+    let rows = db.query(
+        "SELECT name, ocid IS NOT NULL, world IS NOT NULL, like_count FROM characters ORDER BY name",
+    );
+    assert_eq!(rows, "maria1\t1\t1\t0\nmaria2\t1\t0\t0");
 }
 
 #[tokio::test]

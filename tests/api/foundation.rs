@@ -1,6 +1,7 @@
 //! The foundation: health, errors, request ids, limits, bad names.
 
 use crate::helpers::spawn_app;
+use crate::services::{faults, sim_calls};
 
 #[tokio::test]
 async fn live_and_ready_are_200_with_dependencies_listed() {
@@ -156,4 +157,70 @@ async fn per_client_rate_limit_answers_429_with_retry_after() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
+}
+
+/// With every concurrency permit taken, a request is answered 503 `OVERLOADED` at once (nothing queues);
+/// a request that outlives the request timeout is answered 503 `TIMEOUT`; both carry `Retry-After`, the
+/// request id and the JSON error shape, and are counted by reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_at_once_and_a_slow_request_times_out() {
+    use std::time::{Duration, Instant};
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.max_concurrency = 1;
+        s.request_timeout = Duration::from_millis(400);
+        s.upstream_timeout = Duration::from_secs(60);
+        s.upstream_deadline = Duration::from_secs(60);
+    })
+    .await;
+    let sim = app.sim_url.clone().expect("embedded simulator");
+    faults(&app.http, &sim, serde_json::json!({"latency_ms": 30000})).await;
+
+    // The only permit: a request stuck on the slow upstream until the request timeout.
+    let stuck_url = app.url("/api/v1/characters/Evan");
+    let client = app.http.clone();
+    let stuck = tokio::spawn(async move { client.get(stuck_url).send().await.unwrap() });
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if sim_calls(&app.http, &sim).await["id"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the request never reached the simulator"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shed = app
+        .http
+        .get(app.url("/health/live"))
+        .header("x-request-id", "shed-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shed.status().as_u16(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(shed.headers()["x-request-id"], "shed-1");
+    let body: serde_json::Value = shed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
+    assert_eq!(body["error"]["request_id"], "shed-1");
+
+    let timed_out = stuck.await.unwrap();
+    assert_eq!(timed_out.status().as_u16(), 503);
+    assert_eq!(timed_out.headers()["retry-after"], "1");
+    let body: serde_json::Value = timed_out.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TIMEOUT", "{body}");
+
+    // The permit came back with the timed-out request.
+    assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for reason in ["overloaded", "timeout"] {
+        let label = format!("reason=\"{reason}\"");
+        let count: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("maple_http_rejected_total{") && l.contains(&label))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no maple_http_rejected_total for {reason}:\n{metrics}"));
+        assert!(count >= 1.0, "{reason}: {count}");
+    }
+    app.stop().await;
 }

@@ -59,7 +59,22 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
 }
 
 /// Spawns the app with default test settings, modified by `tweak`.
+/// Installs, once per test process, a log subscriber writing through the test harness's capture: a
+/// failing test prints the gateway's warnings (Redis switches, degraded writes, …) beside its panic;
+/// a passing one prints nothing. `MAPLE_TEST_LOG` sets the filter (default `warn`).
+fn capture_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = std::env::var("MAPLE_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    capture_logs();
     let data_dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(data_dir.path());
     tweak(&mut settings);

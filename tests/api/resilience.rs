@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::harness::RedisServer;
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::services::{sim_calls, start_sim};
+use crate::services::{faults, sim_calls, start_sim};
 
 /// A service key (500/s), so the budget does not interfere unless a test sets it.
 const KEY: &str = "live_resilience_key";
@@ -31,16 +31,6 @@ async fn gateway(sim_url: &str, tweak: impl FnOnce(&mut Settings) + Send + 'stat
         tweak(s);
     })
     .await
-}
-
-async fn faults(http: &reqwest::Client, sim_url: &str, body: Value) {
-    let r = http
-        .post(format!("{sim_url}/_sim/faults"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{body}");
 }
 
 async fn clear_faults(http: &reqwest::Client, sim_url: &str) {

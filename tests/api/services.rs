@@ -36,6 +36,17 @@ pub async fn sim_calls(http: &reqwest::Client, sim_url: &str) -> Value {
         .clone()
 }
 
+/// Merges `body` into the simulator's faults (`POST /_sim/faults`).
+pub async fn faults(http: &reqwest::Client, sim_url: &str, body: Value) {
+    let r = http
+        .post(format!("{sim_url}/_sim/faults"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{body}");
+}
+
 async fn app_on(sim_url: &str, redis: Option<String>) -> TestApp {
     let sim_url = sim_url.to_string();
     spawn_app_with(move |s| {
