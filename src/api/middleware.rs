@@ -3,7 +3,8 @@
 //!
 //! Contract: each response gets `x-request-id` — the client's value when it is 1–64 visible ASCII
 //! characters, otherwise a fresh random id. A request that finds all `max_concurrency` permits taken is
-//! answered at once with 503 `OVERLOADED` and `Retry-After: 1` (nothing queues); one that runs longer than
+//! answered at once with 503 `OVERLOADED` and `Retry-After: 1` (nothing queues) — except the probes
+//! ([`PROBE_ROUTES`]: `/health/live`, `/health/ready`, `/metrics`), which take no permit; one that runs longer than
 //! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped. An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
 //! inner tower layer (413 from the body limit, …) is turned into the JSON error shape, so clients only ever
@@ -57,6 +58,10 @@ fn static_method(m: &axum::http::Method) -> &'static str {
 fn fresh_id() -> String {
     hex::encode(rand::random::<u64>().to_be_bytes())
 }
+
+/// Routes answered without a concurrency permit (the timeout still applies): cheap, bounded, and needed most
+/// while the instance is overloaded.
+pub const PROBE_ROUTES: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
 
 /// The layer; see the module documentation. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -137,7 +142,14 @@ impl Inbound {
         let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
         let method = static_method(req.method());
 
-        let mut resp = match self.permits.try_acquire() {
+        // Probes never take a permit: an orchestrator that sees `/health/live` answer 503 under load would
+        // restart the instance exactly when it is busiest, and metrics are wanted most then.
+        let admitted = if PROBE_ROUTES.contains(&route) {
+            Ok(None)
+        } else {
+            self.permits.try_acquire().map(Some)
+        };
+        let mut resp = match admitted {
             Err(_) => rejected(
                 "overloaded",
                 "OVERLOADED",

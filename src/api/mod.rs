@@ -4,7 +4,8 @@
 //! no business logic. Every response carries `x-request-id` (the client's, when it sent a sane one);
 //! every error response has the JSON shape of [`error::ApiError`]; data responses carry
 //! `x-data-source: Data based on NEXON Open API`. Unknown routes → 404 JSON; bodies over 64 KiB → 413;
-//! overload → 503 `OVERLOADED` with `Retry-After` (load-shed, answered without queueing); a request running
+//! overload → 503 `OVERLOADED` with `Retry-After` (load-shed, answered without queueing; the health probes and
+//! `/metrics` are exempt); a request running
 //! longer than the request timeout → 503 `TIMEOUT`-coded error.
 //!
 //! Layer order (outermost first): [`middleware::InboundLayer`] (request id, load-shed at the concurrency

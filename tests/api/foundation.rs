@@ -159,7 +159,8 @@ async fn per_client_rate_limit_answers_429_with_retry_after() {
     assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
 }
 
-/// With every concurrency permit taken, a request is answered 503 `OVERLOADED` at once (nothing queues);
+/// With every concurrency permit taken, a request is answered 503 `OVERLOADED` at once (nothing queues) while
+/// the health probes and `/metrics` still answer;
 /// a request that outlives the request timeout is answered 503 `TIMEOUT`; both carry `Retry-After`, the
 /// request id and the JSON error shape, and are counted by reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +193,7 @@ async fn overload_is_shed_at_once_and_a_slow_request_times_out() {
     }
     let shed = app
         .http
-        .get(app.url("/health/live"))
+        .get(app.url("/openapi.json"))
         .header("x-request-id", "shed-1")
         .send()
         .await
@@ -203,6 +204,10 @@ async fn overload_is_shed_at_once_and_a_slow_request_times_out() {
     let body: serde_json::Value = shed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
     assert_eq!(body["error"]["request_id"], "shed-1");
+    // The probes take no permit: an orchestrator must not see a busy instance as a dead one.
+    for probe in ["/health/live", "/health/ready", "/metrics"] {
+        assert_eq!(app.get(probe).await.status().as_u16(), 200, "{probe}");
+    }
 
     let timed_out = stuck.await.unwrap();
     assert_eq!(timed_out.status().as_u16(), 503);
