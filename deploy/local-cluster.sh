@@ -20,6 +20,8 @@ GW_PORTS=(${GW_PORTS:-18080 18082})
 DB_NAME="${DB_NAME:-maple_cluster}"
 DB_URL="${MAPLE_DATABASE_URL:-mysql://root@127.0.0.1:3306/$DB_NAME}"
 BIN="${MAPLE_BIN:-target/release/maple-gateway}"
+# The binary's path is this script's setting, not the gateway's: keep it out of the gateways' environment.
+unset MAPLE_BIN
 ADMIN_TOKEN="${MAPLE_ADMIN_TOKEN:-local-cluster-admin-token}"
 
 start_bg() { # name, then command...

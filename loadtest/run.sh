@@ -139,7 +139,8 @@ else
   fi
 fi
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-export MAPLE_BIN=$BIN
+# A setting of this script, not of the gateway (which warns about MAPLE_* variables it does not know).
+unset MAPLE_BIN
 
 # Settings of the gateways started here (and by local-cluster.sh, which inherits the environment): no
 # per-client limit, and a shared upstream budget that the simulator cannot exhaust.
@@ -155,7 +156,7 @@ if [ "$CLUSTER" = 1 ]; then
   if [ "$up" = 0 ]; then
     echo "starting deploy/local-cluster.sh (stopped again at exit)" >&2
     STARTED_CLUSTER=1
-    deploy/local-cluster.sh start >"$OUT/cluster-start.log" 2>&1 || { cat "$OUT/cluster-start.log" >&2; die "local-cluster.sh start failed"; }
+    MAPLE_BIN=$BIN deploy/local-cluster.sh start >"$OUT/cluster-start.log" 2>&1 || { cat "$OUT/cluster-start.log" >&2; die "local-cluster.sh start failed"; }
   fi
   SIM_URL="http://127.0.0.1:$SIM_PORT"
   HOSTS=""
