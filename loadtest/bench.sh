@@ -50,15 +50,14 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 2; }
+. loadtest/lib.sh
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 SIM_PORT=$(free_port)
 RUST_LOG=warn "$BIN" sim --listen "127.0.0.1:$SIM_PORT" --seed 1 >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 PIDS+=("$SIM_PID")
-wait_http "http://127.0.0.1:$SIM_PORT/_sim/stats"
+wait_http "http://127.0.0.1:$SIM_PORT/_sim/stats" simulator 10 "$SIM_PID" || exit 2
 
 GW_PORT=$(free_port)
 TOKEN=bench-admin-token-0123456789
@@ -68,7 +67,7 @@ MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=bench 
   "$BIN" serve >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
-wait_http "http://127.0.0.1:$GW_PORT/health/ready"
+wait_http "http://127.0.0.1:$GW_PORT/health/ready" gateway 10 "$GW_PID" || exit 2
 
 # Warm one character and keep its stored gzip body for the baseline.
 URL="http://127.0.0.1:$GW_PORT/api/v4/characters/BenchHot/expectation"
@@ -79,7 +78,7 @@ grep -qi '^x-cache: HIT' "$WORK/headers" || { echo "warm request was not a hit" 
 BARE_PORT=$(free_port)
 "$BARE" "127.0.0.1:$BARE_PORT" "$WORK/body.gz" 2>"$WORK/bare.log" &
 PIDS+=($!)
-wait_http "http://127.0.0.1:$BARE_PORT/"
+wait_http "http://127.0.0.1:$BARE_PORT/" "bare server" 10 || exit 2
 
 run_wrk() { wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept-Encoding: gzip' "$@"; }
 

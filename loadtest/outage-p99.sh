@@ -64,27 +64,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_http URL WHAT SECONDS: polls until URL answers 2xx.
-wait_http() {
-  local deadline=$((SECONDS + $3))
-  until curl -sf --max-time 1 "$1" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      echo "timed out waiting for $2" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-}
+. loadtest/lib.sh
 
 SIM_PORT=$(free_port)
 SIM="http://127.0.0.1:$SIM_PORT"
 "$BIN" sim --listen "127.0.0.1:$SIM_PORT" --seed 1 >"$TMP/sim.log" 2>&1 &
 PIDS+=($!)
-wait_http "$SIM/_sim/stats" "the simulator" 20
+wait_http "$SIM/_sim/stats" "the simulator" 20 || exit 1
 
 # start_gateway: starts a gateway on a fresh port, sets GW and GW_PID.
 start_gateway() {
@@ -101,7 +87,7 @@ start_gateway() {
     "$BIN" serve >"$TMP/gateway-$1.log" 2>&1 &
   GW_PID=$!
   PIDS+=("$GW_PID")
-  wait_http "$GW/health/ready" "gateway $1" 30
+  wait_http "$GW/health/ready" "gateway $1" 30 || exit 1
 }
 
 stop_gateway() {

@@ -105,15 +105,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 die() { echo "run.sh: $*" >&2; exit 2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { # url, what, pid to watch (optional)
-  for _ in $(seq 1 300); do
-    curl -fs -m 2 -o /dev/null "$1" && return 0
-    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then die "$2 exited during start-up (log in $OUT)"; fi
-    sleep 0.1
-  done
-  die "timed out waiting for $2 at $1"
-}
+. loadtest/lib.sh
 
 # --- locust -----------------------------------------------------------------------------------------------
 VENV=loadtest/.venv
@@ -161,10 +153,10 @@ if [ "$CLUSTER" = 1 ]; then
   SIM_URL="http://127.0.0.1:$SIM_PORT"
   HOSTS=""
   for p in "${GW_PORT_LIST[@]}"; do
-    wait_http "http://127.0.0.1:$p/health/ready" "gateway :$p"
+    wait_http "http://127.0.0.1:$p/health/ready" "gateway :$p" 30 || die "gateway :$p did not come up (log in $OUT)"
     HOSTS+="${HOSTS:+,}http://127.0.0.1:$p"
   done
-  wait_http "$SIM_URL/_sim/stats" simulator
+  wait_http "$SIM_URL/_sim/stats" simulator 30 || die "the simulator did not come up (log in $OUT)"
   CDIR=${MAPLE_CLUSTER_DIR:-$ROOT/var/cluster}
   GW_PIDS=$(cat "$CDIR"/gw*.pid 2>/dev/null | paste -sd, || true)
   SIM_PID=$(cat "$CDIR/sim.pid" 2>/dev/null || echo 0)
@@ -180,7 +172,7 @@ else
   "$BIN" sim --listen "127.0.0.1:$SIM_PORT" --seed 1 >"$OUT/sim.log" 2>&1 &
   SIM_PID=$!; PIDS+=("$SIM_PID")
   SIM_URL="http://127.0.0.1:$SIM_PORT"
-  wait_http "$SIM_URL/_sim/stats" simulator "$SIM_PID"
+  wait_http "$SIM_URL/_sim/stats" simulator 30 "$SIM_PID" || die "the simulator did not come up (log in $OUT)"
   GW_PORT=$(free_port)
   MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=locust \
     MAPLE_UPSTREAM_URL="$SIM_URL" NEXON_API_KEY=loadtest-key \
@@ -188,7 +180,7 @@ else
   GW_PIDS=$!; PIDS+=("$GW_PIDS")
   BACKING_PIDS=""
   HOSTS="http://127.0.0.1:$GW_PORT"
-  wait_http "$HOSTS/health/ready" gateway "$GW_PIDS"
+  wait_http "$HOSTS/health/ready" gateway 30 "$GW_PIDS" || die "the gateway did not come up (log in $OUT)"
   TOPOLOGY="single gateway (SQLite, no Redis) + simulator"
 fi
 FIRST_HOST=${HOSTS%%,*}
