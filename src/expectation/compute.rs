@@ -3,7 +3,8 @@
 //! Contract: [`compute`] is a pure, total function. It infers the character profile once, evaluates every item of
 //! presets 1–3 (`item_equipment`, the list currently worn, only feeds the profile inference; `dragon_equipment` and
 //! `mechanic_equipment` are not evaluated) (potential cube, additional cube, starforce, flames — each a result or an `unavailable` reason),
-//! sums each item's meso (available blocks only), each preset's totals, and copies the equipped preset's totals
+//! (an item repeated in several presets is evaluated once and its result copied), sums each item's meso
+//! (available blocks only), each preset's totals, and copies the equipped preset's totals
 //! (`preset_no`; 1 when the payload has none or an out-of-range one) into the headline. Meso amounts are integers
 //! (each block rounded once, sums exact); every amount also has its Korean text. The table version the cube blocks
 //! used is on the result and on every cube block; `null` when no table is loaded (cube blocks then say
@@ -110,22 +111,36 @@ pub fn compute(
     let (profile, evidence) = infer(eq);
     let options_valid = opts.validate().is_ok();
     let mut memo = FlameMemo::default();
-    let presets: Vec<PresetExpectation> = (1..=3u8)
-        .map(|n| {
-            let items: Vec<ItemExpectation> = eq
-                .preset(n)
-                .unwrap_or_default()
+    // Presets mostly hold the same items (about half of the real sample's preset items repeat an item of an
+    // earlier preset): an item equal to one already evaluated gets a copy of that result. `evaluate_item`
+    // depends on nothing but the item and the call's arguments, so the copy is what it would compute.
+    let mut first_seen: Vec<(&Item, usize, usize)> = Vec::new();
+    let mut presets: Vec<PresetExpectation> = Vec::with_capacity(3);
+    for n in 1..=3u8 {
+        let list = eq.preset(n).unwrap_or_default();
+        let mut items: Vec<ItemExpectation> = Vec::with_capacity(list.len());
+        for item in list {
+            let earlier = first_seen
                 .iter()
-                .map(|item| evaluate_item(item, tables, &profile, opts, options_valid, &mut memo))
-                .collect();
-            let totals = totals(&items);
-            PresetExpectation {
-                preset_no: n,
-                items,
-                totals,
-            }
-        })
-        .collect();
+                .find(|(seen, _, _)| *seen == item)
+                .map(|&(_, p, i)| (p, i));
+            let e = match earlier {
+                Some((p, i)) if p == presets.len() => items[i].clone(),
+                Some((p, i)) => presets[p].items[i].clone(),
+                None => {
+                    first_seen.push((item, presets.len(), items.len()));
+                    evaluate_item(item, tables, &profile, opts, options_valid, &mut memo)
+                }
+            };
+            items.push(e);
+        }
+        let totals = totals(&items);
+        presets.push(PresetExpectation {
+            preset_no: n,
+            items,
+            totals,
+        });
+    }
     let equipped = eq.preset_no.filter(|n| (1..=3).contains(n)).unwrap_or(1) as u8;
     let headline = Headline {
         preset_no: equipped,
@@ -241,6 +256,47 @@ mod tests {
 
     fn sample() -> ItemEquipment {
         ItemEquipment::from_json(&std::fs::read(SAMPLE).unwrap()).unwrap()
+    }
+
+    /// Items repeated across presets get a copy of the first result: each must equal the item evaluated on
+    /// its own, and the sample must actually repeat items (else this proves nothing).
+    #[test]
+    fn an_item_repeated_across_presets_gets_the_result_it_gets_alone() {
+        let (tables, _) = reference();
+        let eq = sample();
+        let (profile, _) = infer(&eq);
+        let mut repeated = 0;
+        for opts in [
+            StarforceOptions::default(),
+            StarforceOptions {
+                starcatch: true,
+                ..StarforceOptions::default()
+            },
+        ] {
+            let e = compute(&eq, Some(&tables), &opts);
+            let mut seen: Vec<&Item> = Vec::new();
+            for (n, preset) in e.presets.iter().enumerate() {
+                let list = eq.preset(n as u8 + 1).unwrap();
+                assert_eq!(list.len(), preset.items.len());
+                for (item, got) in list.iter().zip(&preset.items) {
+                    if seen.contains(&item) {
+                        repeated += 1;
+                    } else {
+                        seen.push(item);
+                    }
+                    let alone = evaluate_item(
+                        item,
+                        Some(&tables),
+                        &profile,
+                        &opts,
+                        true,
+                        &mut FlameMemo::default(),
+                    );
+                    assert_eq!(got, &alone, "preset {}: {:?}", n + 1, item.item_name);
+                }
+            }
+        }
+        assert!(repeated >= 60, "the sample repeats items: {repeated}");
     }
 
     #[test]
