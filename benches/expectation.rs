@@ -93,6 +93,20 @@ fn benches(c: &mut Criterion) {
     group.bench_function("codec_served_50k_reused", |b| {
         b.iter(|| codec::compress(black_box(small)))
     });
+    // A served body as it is: the sample's expectation rendered as JSON (~60 KB).
+    let served = serde_json::to_vec(&compute(&parsed, Some(&tables), &opts)).expect("json");
+    for level in [4u32, 5, 6] {
+        let gz = gzip(&served, level);
+        eprintln!(
+            "expectation JSON, gzip level {level}: {} -> {} bytes ({:.1}x)",
+            served.len(),
+            gz.len(),
+            served.len() as f64 / gz.len() as f64
+        );
+        group.bench_function(format!("expectation_level_{level}"), |b| {
+            b.iter(|| gzip(black_box(&served), level))
+        });
+    }
     group.finish();
 
     // The simulator's cost per item-equipment answer (it shares the machine's cores with the gateway in
