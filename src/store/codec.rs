@@ -27,10 +27,11 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// level 6 → 7,264 bytes in 238 µs.
 pub const LEVEL_SERVED: u32 = 5;
 /// Level for raw upstream payloads (~350 KB, compressed once per fetch on the cold path, read rarely). On the
-/// real 357 KB sample (`cargo bench --bench expectation -- gzip`): level 6 → 18.0× in 1.38 ms, level 2 →
-/// 10.5× in 0.43 ms, level 1 → 8.8× in 0.24 ms. Level 2 keeps a raw payload near 34 KB in Redis and the
-/// database and takes a millisecond off every cold character.
-pub const LEVEL_RAW: u32 = 2;
+/// real 357 KB sample (`cargo bench --bench expectation -- gzip`): level 6 → 18.0× in 1.36 ms, level 2 →
+/// 10.5× in 0.46 ms, level 1 → 8.8× in 0.25 ms. Level 1: the raw payload's deflate was the largest single
+/// item of the gateway's cold-path CPU (a fifth of it at level 2, `docs/performance.md`); it keeps a raw
+/// payload near 40 KB in Redis and the database instead of 34 KB.
+pub const LEVEL_RAW: u32 = 1;
 
 /// gzip-compresses a body that is served many times ([`LEVEL_SERVED`]).
 pub fn compress(data: &[u8]) -> Vec<u8> {

@@ -650,6 +650,6 @@ async fn the_mysql_store_applies_like_batches_once_under_the_fence_and_keeps_pay
         "gzip ratio on item-equipment-evan.json: {} -> {stored} bytes = {ratio:.1}x",
         sample.len()
     );
-    assert!(ratio > 10.0, "{ratio}");
+    assert!(ratio > 8.0, "{ratio}");
     assert!(codec::is_gzip(&codec::compress(&sample)));
 }
