@@ -70,18 +70,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("gzip");
-    for level in [1u32, 2, 3, 4, 6] {
-        let gz = gzip(&sample, level);
-        eprintln!(
-            "gzip level {level}: {} -> {} bytes ({:.1}x)",
-            sample.len(),
-            gz.len(),
-            sample.len() as f64 / gz.len() as f64
-        );
-        group.bench_function(format!("level_{level}"), |b| {
-            b.iter(|| gzip(black_box(&sample), level))
-        });
-    }
+    gzip_levels(&mut group, "", &sample, &[1, 2, 3, 4, 6]);
     // What the gateway calls: the same levels with the thread's deflate state reused (no table allocation).
     group.bench_function("codec_raw_reused", |b| {
         b.iter(|| codec::compress_raw(black_box(&sample)))
@@ -95,18 +84,7 @@ fn benches(c: &mut Criterion) {
     });
     // A served body as it is: the sample's expectation rendered as JSON (~60 KB).
     let served = serde_json::to_vec(&compute(&parsed, Some(&tables), &opts)).expect("json");
-    for level in [4u32, 5, 6] {
-        let gz = gzip(&served, level);
-        eprintln!(
-            "expectation JSON, gzip level {level}: {} -> {} bytes ({:.1}x)",
-            served.len(),
-            gz.len(),
-            served.len() as f64 / gz.len() as f64
-        );
-        group.bench_function(format!("expectation_level_{level}"), |b| {
-            b.iter(|| gzip(black_box(&served), level))
-        });
-    }
+    gzip_levels(&mut group, "expectation", &served, &[4, 5, 6]);
     group.finish();
 
     // The simulator's cost per item-equipment answer (it shares the machine's cores with the gateway in
@@ -126,6 +104,33 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Benchmarks a fresh gzip of `data` at each level as `{what}_level_{level}` (`level_{level}` when `what` is
+/// empty), printing the size each level gives.
+fn gzip_levels(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    what: &str,
+    data: &[u8],
+    levels: &[u32],
+) {
+    let (id, label) = if what.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!("{what}_"), format!("{what} JSON, "))
+    };
+    for &level in levels {
+        let gz = gzip(data, level);
+        eprintln!(
+            "{label}gzip level {level}: {} -> {} bytes ({:.1}x)",
+            data.len(),
+            gz.len(),
+            data.len() as f64 / gz.len() as f64
+        );
+        group.bench_function(format!("{id}level_{level}"), |b| {
+            b.iter(|| gzip(black_box(data), level))
+        });
+    }
 }
 
 fn gzip(data: &[u8], level: u32) -> Vec<u8> {
