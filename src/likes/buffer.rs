@@ -70,9 +70,25 @@ pub struct Buffer {
     unflushed: BTreeSet<u64>,
     unflushed_by_char: HashMap<String, u32>,
     retained_by_char: HashMap<String, u32>,
+    /// Entries ever inserted per character (never lowered; see [`AcceptMark`]).
+    accepted_by_char: HashMap<String, u64>,
+    /// Bumped whenever `accepted_by_char` is cleared to stay bounded.
+    accepted_round: u64,
     generation: u32,
     last_index: u64,
     epoch: Option<String>,
+}
+
+/// Characters whose accepted totals the buffer tracks before it starts over (a new round).
+const ACCEPTED_CHARS_MAX: usize = 100_000;
+
+/// How many entries of one character this buffer had taken in at some moment. Two marks of the same
+/// round tell how many likes of the character were accepted between them, wherever those entries are now
+/// (buffer, Redis or the database).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptMark {
+    pub round: u64,
+    pub accepted: u64,
 }
 
 /// The key of a (character, liker) pair; `\x1f` cannot occur in either part.
@@ -107,6 +123,8 @@ impl Buffer {
             unflushed: BTreeSet::new(),
             unflushed_by_char: HashMap::new(),
             retained_by_char: HashMap::new(),
+            accepted_by_char: HashMap::new(),
+            accepted_round: 0,
             generation: 1,
             last_index: 0,
             epoch: None,
@@ -145,6 +163,14 @@ impl Buffer {
     /// Retained entries of `character`, pushed or not.
     pub fn retained_for(&self, character: &str) -> u32 {
         self.retained_by_char.get(character).copied().unwrap_or(0)
+    }
+
+    /// The accepted-entries mark of `character` now.
+    pub fn accept_mark(&self, character: &str) -> AcceptMark {
+        AcceptMark {
+            round: self.accepted_round,
+            accepted: self.accepted_by_char.get(character).copied().unwrap_or(0),
+        }
     }
 
     /// Accepts a like (see [`Accept`]).
@@ -187,6 +213,16 @@ impl Buffer {
     }
 
     fn insert(&mut self, seq: u64, key: String, entry: LikeEntry) {
+        if self.accepted_by_char.len() >= ACCEPTED_CHARS_MAX
+            && !self.accepted_by_char.contains_key(&entry.character)
+        {
+            self.accepted_by_char.clear();
+            self.accepted_round += 1;
+        }
+        *self
+            .accepted_by_char
+            .entry(entry.character.clone())
+            .or_default() += 1;
         bump(&mut self.unflushed_by_char, &entry.character, true);
         bump(&mut self.retained_by_char, &entry.character, true);
         self.pairs.insert(key, seq);

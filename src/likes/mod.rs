@@ -69,7 +69,7 @@ use crate::nexon::CharacterName;
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{AppliedBatch, LikeBatch, LikeRecord, Store, StoreError};
 
-pub use buffer::{Accept, Buffer, Outgoing, pair_key};
+pub use buffer::{Accept, AcceptMark, Buffer, Outgoing, pair_key};
 use staging::QueueItem;
 
 /// The lock one syncer holds at a time.
@@ -81,6 +81,8 @@ pub const LIKE_BUFFER_ENTRIES: &str = "maple_like_buffer_entries";
 pub const LIKE_REQUESTS_TOTAL: &str = "maple_like_requests_total";
 /// Duration of one flush to Redis (seconds).
 pub const LIKE_FLUSH_SECONDS: &str = "maple_like_flush_duration_seconds";
+/// Counts answered as a lower bound (the count view not had in time, or the database count from memory).
+pub const LIKE_COUNT_BOUNDS_TOTAL: &str = "maple_like_count_lower_bounds_total";
 /// Failed flushes.
 pub const LIKE_FLUSH_FAILURES_TOTAL: &str = "maple_like_flush_failures_total";
 /// Pushes started again, by reason (`epoch`, `failure`, `lost`, `unconfirmed`).
@@ -109,6 +111,13 @@ const REQUEST_COOLDOWN: Duration = Duration::from_secs(1);
 pub const RESEND_AFTER: Duration = Duration::from_secs(600);
 /// Last known counts kept for answering while both stores are down.
 const LAST_COUNTS_MAX: usize = 100_000;
+
+/// A count answered with the count view held, and the buffer's accept mark it was read at.
+#[derive(Clone, Copy, Debug)]
+struct ExactCount {
+    count: i64,
+    mark: AcceptMark,
+}
 
 /// One accepted like, with its unique id.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -327,6 +336,9 @@ struct Inner {
     redis_cooldown: Mutex<Option<Instant>>,
     db_cooldown: Mutex<Option<Instant>>,
     last_counts: Mutex<HashMap<String, i64>>,
+    /// The last count answered with the count view held, per character, with the buffer's accept mark
+    /// at its snapshot (see [`LikeService::settle_count`]).
+    exact_counts: Mutex<HashMap<String, ExactCount>>,
     flushing: tokio::sync::Mutex<()>,
     /// Readers of a count (the local buffer plus Redis or the database) hold it shared; the moves of entries
     /// from one place to the other (push to Redis, apply to the database) hold it exclusively, so a count
@@ -395,6 +407,7 @@ impl LikeService {
                 redis_cooldown: Mutex::new(None),
                 db_cooldown: Mutex::new(None),
                 last_counts: Mutex::new(HashMap::new()),
+                exact_counts: Mutex::new(HashMap::new()),
                 flushing: tokio::sync::Mutex::new(()),
                 count_view: tokio::sync::RwLock::new(()),
                 syncing: tokio::sync::Mutex::new(()),
@@ -448,9 +461,9 @@ impl LikeService {
     ) -> Result<LikeAnswer, LikeError> {
         let c = character.key();
         let l = liker.as_str();
-        let _view = self.count_view().await;
+        let view = self.count_view().await;
         let peek = self.peek(&c, &pair_key(&c, l)).await;
-        let (accepted, local) = {
+        let (accepted, local, mark) = {
             let mut b = self.inner.buf.lock().expect("poisoned");
             let a = if peek.as_ref().is_some_and(|p| p.member) {
                 Accept::Duplicate
@@ -462,7 +475,7 @@ impl LikeService {
             } else {
                 b.retained_for(&c)
             };
-            (a, local)
+            (a, local, b.accept_mark(&c))
         };
         match accepted {
             Accept::Full => {
@@ -479,10 +492,12 @@ impl LikeService {
                 metrics::counter!(LIKE_REQUESTS_TOTAL, "result" => "duplicate").increment(1);
             }
         }
-        let base = self.base_count(&c, peek.as_ref()).await;
+        let (base, fresh) = self.base_count(&c, peek.as_ref()).await;
+        let like_count =
+            self.settle_count(&c, view.is_some() && fresh, base + i64::from(local), mark);
         Ok(LikeAnswer {
             liked: true,
-            like_count: base + i64::from(local),
+            like_count,
         })
     }
 
@@ -494,9 +509,9 @@ impl LikeService {
     ) -> Result<LikeStatus, LikeError> {
         let c = character.key();
         let pair = liker.map(|l| pair_key(&c, l.as_str())).unwrap_or_default();
-        let _view = self.count_view().await;
+        let view = self.count_view().await;
         let peek = self.peek(&c, &pair).await;
-        let (local_has, local) = {
+        let (local_has, local, mark) = {
             let b = self.inner.buf.lock().expect("poisoned");
             let has = liker.is_some_and(|l| b.contains_pair(&c, l.as_str()));
             let local = if peek.is_some() {
@@ -504,18 +519,57 @@ impl LikeService {
             } else {
                 b.retained_for(&c)
             };
-            (has, local)
+            (has, local, b.accept_mark(&c))
         };
         let liked = match liker {
             None => None,
             Some(_) if local_has || peek.as_ref().is_some_and(|p| p.member) => Some(true),
             Some(l) => Some(self.inner.store.has_liked(&c, l.as_str()).await?),
         };
-        let base = self.base_count(&c, peek.as_ref()).await;
-        Ok(LikeStatus {
-            liked,
-            like_count: base + i64::from(local),
-        })
+        let (base, fresh) = self.base_count(&c, peek.as_ref()).await;
+        let like_count =
+            self.settle_count(&c, view.is_some() && fresh, base + i64::from(local), mark);
+        Ok(LikeStatus { liked, like_count })
+    }
+
+    /// The count to answer for `character`, given the one just `computed` (the buffer's part read at
+    /// `mark`).
+    ///
+    /// When `exact` (the count view was held and both stores answered), `computed` is exact at `mark` and
+    /// is remembered. Otherwise a move may have been in progress, and `computed` may count an entry both
+    /// in the buffer and where it went — a count that would go down at the next read. The answer is then
+    /// the remembered exact count plus the likes this buffer accepted since its mark: a lower bound that
+    /// is never below an earlier answer. Only with nothing remembered is `computed` answered as it is.
+    fn settle_count(&self, character: &str, exact: bool, computed: i64, mark: AcceptMark) -> i64 {
+        let mut m = self.inner.exact_counts.lock().expect("poisoned");
+        if exact {
+            let newer = match m.get(character) {
+                Some(e) if e.mark.round == mark.round => {
+                    (mark.accepted, computed) > (e.mark.accepted, e.count)
+                }
+                _ => true,
+            };
+            if newer {
+                if m.len() >= LAST_COUNTS_MAX && !m.contains_key(character) {
+                    m.clear();
+                }
+                m.insert(
+                    character.to_string(),
+                    ExactCount {
+                        count: computed,
+                        mark,
+                    },
+                );
+            }
+            return computed;
+        }
+        match m.get(character) {
+            Some(e) if e.mark.round == mark.round => {
+                metrics::counter!(LIKE_COUNT_BOUNDS_TOTAL).increment(1);
+                e.count + mark.accepted.saturating_sub(e.mark.accepted) as i64
+            }
+            _ => computed,
+        }
     }
 
     /// A shared hold on the count view (see `count_view`), waited for at most [`REQUEST_REDIS_TIMEOUT`]:
@@ -578,11 +632,12 @@ impl LikeService {
     }
 
     /// The synced count plus what Redis holds pending (when Redis answered).
-    async fn base_count(&self, character: &str, peek: Option<&Peek>) -> i64 {
+    /// With whether it was read just now (not answered from memory).
+    async fn base_count(&self, character: &str, peek: Option<&Peek>) -> (i64, bool) {
         if let Some(p) = peek
             && let Some(s) = p.synced
         {
-            return s + p.pending;
+            return (s + p.pending, true);
         }
         let cooling = self
             .inner
@@ -605,6 +660,7 @@ impl LikeService {
                 }
             }
         };
+        let fresh = read.is_some();
         let db = match read {
             Some(n) => {
                 self.remember_count(character, n);
@@ -622,7 +678,7 @@ impl LikeService {
                 .copied()
                 .unwrap_or(0),
         };
-        db + peek.map(|p| p.pending).unwrap_or(0)
+        (db + peek.map(|p| p.pending).unwrap_or(0), fresh)
     }
 
     fn remember_count(&self, character: &str, n: i64) {

@@ -331,3 +331,79 @@ async fn counts_never_go_down_while_entries_move_to_the_database() {
         written as i64
     );
 }
+
+/// A read that cannot have the count view in time, because a move holds it (here: the entries are
+/// committed in the database and not yet out of the buffer), answers a lower bound — never a count with
+/// the moving entries in both places.
+#[tokio::test]
+async fn a_read_without_the_count_view_never_counts_a_moving_entry_twice() {
+    let (svc, store, _dir) = embedded(1000).await;
+    for i in 0..5 {
+        svc.like(&n("Hot"), &l(&format!("u{i}"))).await.unwrap();
+    }
+    assert_eq!(svc.status(&n("Hot"), None).await.unwrap().like_count, 5);
+
+    let move_guard = svc.inner.count_view.write().await;
+    let moving = LikeBatch {
+        id: "moving".into(),
+        likes: svc
+            .pending_entries()
+            .into_iter()
+            .map(|e| LikeRecord {
+                character: e.character,
+                liker: e.liker,
+                at_ms: e.at_ms,
+            })
+            .collect(),
+    };
+    let fence = crate::store::Fence {
+        lock: SYNC_LOCK.into(),
+        token: 1,
+    };
+    store.apply_likes(&moving, &fence).await.unwrap();
+    assert_eq!(store.like_count(&n("Hot").key()).await.unwrap(), 5);
+    assert_eq!(svc.pending_entries().len(), 5);
+
+    let read = svc.status(&n("Hot"), None).await.unwrap().like_count;
+    assert_eq!(read, 5, "a read during the move counted entries twice");
+    let liked = svc.like(&n("Hot"), &l("late")).await.unwrap().like_count;
+    assert_eq!(
+        liked, 6,
+        "the like accepted during the move is counted once"
+    );
+    drop(move_guard);
+
+    svc.sync_once().await.unwrap();
+    assert!(svc.pending_entries().is_empty());
+    assert_eq!(svc.status(&n("Hot"), None).await.unwrap().like_count, 6);
+}
+
+#[test]
+fn accept_marks_count_every_entry_taken_in_and_never_go_down() {
+    let mut b = Buffer::new(10, "gw.1".into());
+    assert_eq!(b.accept_mark("evan").accepted, 0);
+    b.accept("evan", "x", 1);
+    b.accept("evan", "x", 2);
+    b.accept("evan", "y", 3);
+    b.accept("luna", "x", 4);
+    assert_eq!(
+        b.accept_mark("evan").accepted,
+        2,
+        "a duplicate is not taken in"
+    );
+    let seqs: Vec<u64> = b.oldest(10).into_iter().map(|(s, _)| s).collect();
+    b.remove(&seqs);
+    assert_eq!(
+        b.accept_mark("evan").accepted,
+        2,
+        "leaving the buffer lowers nothing"
+    );
+    b.restore([LikeEntry {
+        id: "gw.0-1".into(),
+        character: "evan".into(),
+        liker: "z".into(),
+        at_ms: 0,
+    }]);
+    assert_eq!(b.accept_mark("evan").accepted, 3);
+    assert_eq!(b.accept_mark("luna").accepted, 1);
+}
