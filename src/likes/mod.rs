@@ -6,6 +6,9 @@
 //! `{liked: true, like_count}`; [`LikeService::status`] answers whether a liker liked a character and the
 //! count. Counts are eventually exact: the count read may lag the database by at most one sync interval
 //! (it may also briefly count a repeated like of an already synced pair until the next sync corrects it).
+//! A read that cannot see the buffer and the stores consistently in time (a move out of the buffer held
+//! the count view longer than 250 ms, or the database count came from memory) answers a lower bound: the
+//! last consistent count plus the likes accepted here since — never an entry counted in two places.
 //!
 //! Write path:
 //!
@@ -573,7 +576,8 @@ impl LikeService {
     }
 
     /// A shared hold on the count view (see `count_view`), waited for at most [`REQUEST_REDIS_TIMEOUT`]:
-    /// a move stuck on a slow Redis or database must not stall requests, which then count without it.
+    /// a move stuck on a slow Redis or database must not stall requests, which then answer a lower bound
+    /// instead (see [`LikeService::settle_count`]).
     async fn count_view(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
         match tokio::time::timeout(REQUEST_REDIS_TIMEOUT, self.inner.count_view.read()).await {
             Ok(g) => Some(g),
