@@ -112,8 +112,18 @@ const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_COOLDOWN: Duration = Duration::from_secs(1);
 /// Last-resort resend of pushed entries that stay unconfirmed (see [`LikeConfig::resend_after`]).
 pub const RESEND_AFTER: Duration = Duration::from_secs(600);
-/// Last known counts kept for answering while both stores are down.
+/// Characters each per-character count memory (last known database counts, last exact answers) keeps
+/// before it starts over.
 const LAST_COUNTS_MAX: usize = 100_000;
+
+/// Inserts into a per-character memory bounded by [`LAST_COUNTS_MAX`] (cleared when a new character would
+/// exceed it: forgetting only makes later answers fall back, never wrong).
+fn remember<V>(m: &mut HashMap<String, V>, character: &str, v: V) {
+    if m.len() >= LAST_COUNTS_MAX && !m.contains_key(character) {
+        m.clear();
+    }
+    m.insert(character.to_string(), v);
+}
 
 /// A count answered with the count view held, and the buffer's accept mark it was read at.
 #[derive(Clone, Copy, Debug)]
@@ -553,11 +563,9 @@ impl LikeService {
                 _ => true,
             };
             if newer {
-                if m.len() >= LAST_COUNTS_MAX && !m.contains_key(character) {
-                    m.clear();
-                }
-                m.insert(
-                    character.to_string(),
+                remember(
+                    &mut m,
+                    character,
                     ExactCount {
                         count: computed,
                         mark,
@@ -686,11 +694,11 @@ impl LikeService {
     }
 
     fn remember_count(&self, character: &str, n: i64) {
-        let mut m = self.inner.last_counts.lock().expect("poisoned");
-        if m.len() >= LAST_COUNTS_MAX && !m.contains_key(character) {
-            m.clear();
-        }
-        m.insert(character.to_string(), n);
+        remember(
+            &mut self.inner.last_counts.lock().expect("poisoned"),
+            character,
+            n,
+        );
     }
 
     /// Caches a database count in Redis (raise-only), off the request's critical path.
