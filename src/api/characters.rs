@@ -165,11 +165,11 @@ async fn expectation_answer(
     let d = date(q, now)?;
     let opts = options(q)?;
     let force = force_override || flag(q, "force")?;
-    let svc = s.characters.clone();
+    let svc = &s.characters;
     let ctx = TaskContext::new("characters", operation).with_key(n.as_str());
     let answer = s
         .pipeline
-        .execute(ctx, async move {
+        .execute(ctx, async {
             let answer = svc.expectation(&n, d, opts, force).await?;
             if force && answer.status == CacheStatus::Miss {
                 svc.announce_refresh(&n).await;

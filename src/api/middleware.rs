@@ -15,9 +15,17 @@
 //! each clone (a boxed clone per layer, a fresh semaphore future in `ConcurrencyLimit`) and boxed a future
 //! per layer; `cargo bench --bench http` put it at a third of a warm hit. This layer clones one `Arc` and
 //! boxes one future.
+//!
+//! Two more choices for the warm hit, which most requests are: the concurrency limit is one atomic counter
+//! (requests never wait for a permit, so a semaphore's wait queue — and the lock its release takes — buys
+//! nothing), and the timeout's timer is armed only when the request first has to wait: a request answered
+//! on its first poll (a cache hit) never touches the runtime's timer. The timeout therefore counts from that
+//! first wait; the first poll itself runs no blocking work (handlers hand CPU-heavy steps to the blocking
+//! pool).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,7 +33,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
 use super::error::{ApiError, PendingError};
@@ -71,8 +78,43 @@ pub struct InboundLayer {
 
 struct Inbound {
     state: super::AppState,
-    permits: Arc<Semaphore>,
+    admission: Admission,
     timeout: Duration,
+}
+
+/// The concurrency limit: how many requests are being served, against the maximum. Never waits.
+struct Admission {
+    in_use: AtomicUsize,
+    max: usize,
+}
+
+/// One admitted request; gives its place back when dropped.
+struct Admitted<'a>(&'a Admission);
+
+impl Admission {
+    fn new(max: usize) -> Self {
+        Admission {
+            in_use: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A place, or `None` when all `max` are taken. A refused attempt counts for an instant and is taken
+    /// back, so concurrent attempts near the limit may all be refused, but more than `max` are never admitted.
+    fn try_admit(&self) -> Option<Admitted<'_>> {
+        if self.in_use.fetch_add(1, Ordering::AcqRel) < self.max {
+            Some(Admitted(self))
+        } else {
+            self.in_use.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.in_use.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl InboundLayer {
@@ -80,7 +122,7 @@ impl InboundLayer {
         InboundLayer {
             shared: Arc::new(Inbound {
                 state,
-                permits: Arc::new(Semaphore::new(max_concurrency)),
+                admission: Admission::new(max_concurrency),
                 timeout,
             }),
         }
@@ -145,24 +187,24 @@ impl Inbound {
         // Probes never take a permit: an orchestrator that sees `/health/live` answer 503 under load would
         // restart the instance exactly when it is busiest, and metrics are wanted most then.
         let admitted = if PROBE_ROUTES.contains(&route) {
-            Ok(None)
+            Some(None)
         } else {
-            self.permits.try_acquire().map(Some)
+            self.admission.try_admit().map(Some)
         };
         let mut resp = match admitted {
-            Err(_) => rejected(
+            None => rejected(
                 "overloaded",
                 "OVERLOADED",
                 "server is overloaded, retry shortly",
                 &id,
             ),
-            Ok(_permit) => {
+            Some(_admitted) => {
                 let span = tracing::info_span!("request", request_id = %id, method = method, route = %route);
                 let run = tracing::Instrument::instrument(inner.oneshot(req), span);
-                match tokio::time::timeout(self.timeout, run).await {
-                    Ok(Ok(resp)) => resp,
-                    Ok(Err(never)) => match never {},
-                    Err(_elapsed) => rejected("timeout", "TIMEOUT", "request took too long", &id),
+                match within(self.timeout, run).await {
+                    Some(Ok(resp)) => resp,
+                    Some(Err(never)) => match never {},
+                    None => rejected("timeout", "TIMEOUT", "request took too long", &id),
                 }
             }
         };
@@ -196,6 +238,16 @@ impl Inbound {
     }
 }
 
+/// Runs `run` to completion, or `None` when it has waited longer than `timeout`. Polled once before any
+/// timer exists: a future that is ready at once never arms one (see the module documentation).
+async fn within<F: Future>(timeout: Duration, run: F) -> Option<F::Output> {
+    let mut run = std::pin::pin!(run);
+    if let Poll::Ready(out) = futures::poll!(run.as_mut()) {
+        return Some(out);
+    }
+    tokio::time::timeout(timeout, run).await.ok()
+}
+
 /// A request the layer turned away (`reason` is the `maple_http_rejected_total` label): 503 with `Retry-After: 1`.
 fn rejected(reason: &'static str, code: &'static str, message: &str, id: &str) -> Response {
     metrics::counter!(telemetry::HTTP_REJECTED_TOTAL, "reason" => reason).increment(1);
@@ -221,5 +273,69 @@ fn bare_error(status: StatusCode) -> ApiError {
             s.canonical_reason().unwrap_or("bad request"),
         ),
         s => ApiError::new(s, "INTERNAL", s.canonical_reason().unwrap_or("error")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_admits_up_to_the_limit_and_takes_places_back() {
+        let a = Admission::new(2);
+        let first = a.try_admit().expect("first place");
+        let second = a.try_admit().expect("second place");
+        assert!(a.try_admit().is_none(), "the limit is 2");
+        assert!(
+            a.try_admit().is_none(),
+            "a refused attempt leaves no place taken"
+        );
+        drop(first);
+        let third = a.try_admit().expect("a place came back");
+        assert!(a.try_admit().is_none());
+        drop((second, third));
+        assert_eq!(a.in_use.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn admission_never_admits_more_than_the_limit_under_contention() {
+        let a = Admission::new(3);
+        let most = AtomicUsize::new(0);
+        let now = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..20_000 {
+                        if let Some(_p) = a.try_admit() {
+                            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(n, Ordering::SeqCst);
+                            now.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 3, "{most:?}");
+        assert_eq!(a.in_use.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn within_answers_ready_futures_without_a_timer_and_times_out_waiting_ones() {
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(within(Duration::from_secs(1), async { 7 }).await, Some(7));
+        let slow = within(Duration::from_secs(1), async {
+            tokio::time::sleep(Duration::from_millis(999)).await;
+            8
+        });
+        assert_eq!(slow.await, Some(8), "done just inside the timeout");
+        let t1 = tokio::time::Instant::now();
+        let stuck = within(Duration::from_secs(1), std::future::pending::<()>());
+        assert_eq!(stuck.await, None);
+        assert_eq!(
+            t1.elapsed(),
+            Duration::from_secs(1),
+            "timed out at the timeout"
+        );
+        assert_eq!(t0.elapsed(), Duration::from_millis(1999));
     }
 }

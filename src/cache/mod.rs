@@ -414,12 +414,17 @@ where
 
     /// Looks a key up in L1 then L2 (ignoring values past `stale_until`).
     pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, Tier)> {
-        self.lookup_in(key, Tiers::All).await
+        self.lookup_in(key, Tiers::All, self.inner.clock.now_ms())
+            .await
     }
 
-    /// As [`TieredCache::lookup`]; with [`Tiers::L2Only`] an L2 hit is not promoted into L1.
-    async fn lookup_in(&self, key: &str, tiers: Tiers) -> Option<(Arc<CachedValue>, Tier)> {
-        let now = self.inner.clock.now_ms();
+    /// As [`TieredCache::lookup`] at `now`; with [`Tiers::L2Only`] an L2 hit is not promoted into L1.
+    async fn lookup_in(
+        &self,
+        key: &str,
+        tiers: Tiers,
+        now: i64,
+    ) -> Option<(Arc<CachedValue>, Tier)> {
         if tiers == Tiers::All
             && let Some(e) = self.inner.l1.get(key).await
             && e.value.stale_until_ms > now
@@ -580,8 +585,26 @@ where
         F: FnOnce(LoadMode) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
+        self.get_or_load_with(key, force, tiers, move || load).await
+    }
+
+    /// As [`TieredCache::get_or_load_in`], with the loader built by `make_load` only when it is needed: a
+    /// fresh hit never calls it. The loader must own what it uses (it may run in a spawned task); `make_load`
+    /// can borrow, so a hit does not pay for the clones the loader needs.
+    pub async fn get_or_load_with<M, F, Fut>(
+        &self,
+        key: &str,
+        force: bool,
+        tiers: Tiers,
+        make_load: M,
+    ) -> Result<Served, LoadFailure<E>>
+    where
+        M: FnOnce() -> F,
+        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
+    {
         let now = self.inner.clock.now_ms();
-        let existing = self.lookup_in(key, tiers).await;
+        let existing = self.lookup_in(key, tiers, now).await;
         if !force && let Some((v, tier)) = &existing {
             if v.fresh_until_ms > now {
                 let early = freshness::xfetch_should_refresh(
@@ -593,7 +616,7 @@ where
                 );
                 if early {
                     metrics::counter!("maple_cache_early_refresh_total").increment(1);
-                    self.refresh_in_background(key, tiers, load);
+                    self.refresh_in_background(key, tiers, make_load());
                 }
                 self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
@@ -602,7 +625,7 @@ where
                 });
             }
             if now < v.fresh_until_ms + self.inner.config.swr_grace.as_millis() as i64 {
-                self.refresh_in_background(key, tiers, load);
+                self.refresh_in_background(key, tiers, make_load());
                 self.count(CacheStatus::Hit(*tier));
                 return Ok(Served {
                     value: v.clone(),
@@ -611,6 +634,7 @@ where
             }
         }
         let min_fetched = if force { now } else { i64::MIN };
+        let load = make_load();
         // Boxed for the same reason as the L2 read: the hit path above must not carry the flight's state.
         match Box::pin(self.flight(key, min_fetched, tiers, move || load(LoadMode::Interactive)))
             .await

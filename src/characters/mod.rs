@@ -649,11 +649,11 @@ impl CharacterService {
                 data_preparing: false,
             });
         }
-        let this = self.clone();
-        let n = name.clone();
-        let served = self
-            .cache
-            .get_or_load(&key, force, move |mode| async move {
+        // The loader is built only on a miss or a refresh: a hit clones nothing.
+        let make_load = || {
+            let this = self.clone();
+            let n = name.clone();
+            move |mode| async move {
                 let priority = combine(Priority::Interactive, mode);
                 // A refresh that cannot reach the upstream would only re-derive the same stale copy.
                 skip_if_refused(&this.nexon, priority)?;
@@ -669,7 +669,11 @@ impl CharacterService {
                     v.fresh_until_ms = this.now_ms() + STALE_RECHECK.as_millis() as i64;
                 }
                 Ok(v)
-            })
+            }
+        };
+        let served = self
+            .cache
+            .get_or_load_with(&key, force, Tiers::All, make_load)
             .await;
         match served {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),

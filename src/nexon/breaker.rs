@@ -25,6 +25,7 @@
 //! is, fed by a millisecond-resolution doubling backoff ([`OpenBackoff`]) — failsafe's own backoffs count
 //! whole seconds, too coarse for tests and for short open periods.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -209,6 +210,10 @@ type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 struct Inner {
     config: BreakerConfig,
     machine: Mutex<Machine>,
+    /// Whether `machine.state` is `Closed`: written under the mutex at every change of state, read without
+    /// it by [`Breaker::is_rejecting`] (asked on every cached answer), so a closed breaker costs request
+    /// threads one atomic load instead of a shared lock.
+    closed: AtomicBool,
     listener: Option<Listener>,
 }
 
@@ -471,6 +476,7 @@ impl Breaker {
                     rejected_total: 0,
                 }),
                 config,
+                closed: AtomicBool::new(true),
                 listener,
             }),
         }
@@ -505,6 +511,9 @@ impl Breaker {
             if let Some(next) = next {
                 let (from, to) = (state.public(), next.public());
                 m.state = next;
+                self.inner
+                    .closed
+                    .store(matches!(next, State::Closed), Ordering::Release);
                 if from != to {
                     m.epoch += 1;
                     m.since = now;
@@ -586,6 +595,9 @@ impl Breaker {
                 );
             }
             m.state = next;
+            self.inner
+                .closed
+                .store(matches!(next, State::Closed), Ordering::Release);
             m.epoch += 1;
             m.since = now;
             (from != next.public()).then(|| entered(&mut m, from, next))
@@ -608,6 +620,9 @@ impl Breaker {
 
     /// True when a call would be rejected right now (open and not yet due for a probe).
     pub fn is_rejecting(&self) -> bool {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return false;
+        }
         match self
             .inner
             .machine
@@ -818,6 +833,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1000)).await;
         b.try_acquire().unwrap().record(Outcome::Success);
         assert_eq!(seen.load(Ordering::SeqCst), 3, "open, half-open, closed");
+        assert!(!b.is_rejecting(), "closed again after the probe succeeded");
     }
 
     #[tokio::test(start_paused = true)]
@@ -837,8 +853,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn operators_can_force_open_close_and_reset() {
         let b = Breaker::new(BreakerConfig::default());
+        assert!(!b.is_rejecting(), "a new breaker is closed");
         b.force(Force::Open(Duration::from_secs(10)));
         assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.is_rejecting(), "forced open");
         assert!(b.try_acquire().is_err(), "forced open rejects");
         tokio::time::advance(Duration::from_secs(11)).await;
         let probe = b
@@ -848,9 +866,12 @@ mod tests {
         drop(probe);
         b.force(Force::Close);
         assert_eq!(b.state(), BreakerState::Closed);
+        assert!(!b.is_rejecting(), "forced closed");
         assert!(b.try_acquire().is_ok());
         b.force(Force::Open(Duration::from_secs(60)));
+        assert!(b.is_rejecting(), "forced open again after a close");
         b.force(Force::Reset);
+        assert!(!b.is_rejecting(), "reset closes");
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.status().consecutive_failures, 0);
     }

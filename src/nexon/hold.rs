@@ -9,6 +9,8 @@
 //!   still held until that probe resolves. The probe resolves by [`HoldProbe::clear`] (the upstream answered
 //!   something else: the hold is over) or by the caller entering the hold again; a probe dropped unresolved
 //!   (its caller was cancelled) lets the next caller probe.
+//! - [`Holds::is_holding`] is read on every cached answer: without a hold it is one atomic load (the mutex is
+//!   taken only while a hold exists), so request threads never contend on it in normal operation.
 //! - State is reported by [`Holds::status`] (for `/health/ready`) and the `maple_upstream_maintenance` /
 //!   `maple_upstream_key_refused` gauges (1 while held); entering is counted in
 //!   `maple_upstream_holds_total{reason}`.
@@ -17,6 +19,7 @@
 //! delays answers that the stale copy could give at once. A refused key fails every call until an operator
 //! acts: hammering the upstream with it helps nobody ("do not hammer", DESIGN §5).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +58,20 @@ pub struct HoldStatus {
 /// The hold state (cheap to clone; clones share it).
 #[derive(Clone, Default, Debug)]
 pub struct Holds {
-    inner: Arc<Mutex<Option<Active>>>,
+    inner: Arc<HoldState>,
+}
+
+#[derive(Default, Debug)]
+struct HoldState {
+    active: Mutex<Option<Active>>,
+    /// Whether `active` is `Some`; written under the mutex, read without it by [`Holds::is_holding`].
+    present: AtomicBool,
+}
+
+impl HoldState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Active>> {
+        self.active.lock().expect("hold lock poisoned")
+    }
 }
 
 /// The right to make the one call that checks whether a hold is over.
@@ -84,7 +100,7 @@ impl Holds {
     /// Starts or extends a hold.
     pub fn enter(&self, reason: HoldReason, code: &'static str, duration: Duration) {
         let now = Instant::now();
-        let mut g = self.inner.lock().expect("hold lock poisoned");
+        let mut g = self.inner.lock();
         let since = match *g {
             Some(a) if a.reason == reason => a.since,
             Some(a) => {
@@ -101,6 +117,7 @@ impl Holds {
             until: now + duration,
             probing: false,
         });
+        self.inner.present.store(true, Ordering::Release);
         drop(g);
         metrics::gauge!(gauge_for(reason)).set(1.0);
         if fresh {
@@ -111,7 +128,7 @@ impl Holds {
     /// `Ok(None)`: no hold. `Ok(Some(probe))`: a hold ended and this caller checks. `Err`: held.
     pub fn check(&self) -> Result<Option<HoldProbe>, NexonError> {
         let now = Instant::now();
-        let mut g = self.inner.lock().expect("hold lock poisoned");
+        let mut g = self.inner.lock();
         let Some(a) = g.as_mut() else {
             return Ok(None);
         };
@@ -131,7 +148,11 @@ impl Holds {
 
     /// Ends any hold.
     pub fn clear(&self) {
-        let old = self.inner.lock().expect("hold lock poisoned").take();
+        let old = {
+            let mut g = self.inner.lock();
+            self.inner.present.store(false, Ordering::Release);
+            g.take()
+        };
         if let Some(a) = old {
             metrics::gauge!(gauge_for(a.reason)).set(0.0);
             tracing::info!(
@@ -144,7 +165,10 @@ impl Holds {
 
     /// True while no call would be made (held and not due for a check).
     pub fn is_holding(&self) -> bool {
-        match *self.inner.lock().expect("hold lock poisoned") {
+        if !self.inner.present.load(Ordering::Acquire) {
+            return false;
+        }
+        match *self.inner.lock() {
             Some(a) => Instant::now() < a.until || a.probing,
             None => false,
         }
@@ -152,7 +176,7 @@ impl Holds {
 
     pub fn status(&self) -> Option<HoldStatus> {
         let now = Instant::now();
-        let g = self.inner.lock().expect("hold lock poisoned");
+        let g = self.inner.lock();
         g.map(|a| HoldStatus {
             reason: a.reason,
             code: a.code,
@@ -180,13 +204,7 @@ impl Drop for HoldProbe {
         if self.resolved {
             return;
         }
-        if let Some(a) = self
-            .holds
-            .inner
-            .lock()
-            .expect("hold lock poisoned")
-            .as_mut()
-        {
+        if let Some(a) = self.holds.inner.lock().as_mut() {
             a.probing = false;
         }
     }
@@ -223,6 +241,33 @@ mod tests {
         probe.clear();
         assert!(h.check().unwrap().is_none());
         assert!(h.status().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn is_holding_follows_enter_probe_and_clear() {
+        let h = Holds::new();
+        assert!(!h.is_holding(), "no hold yet");
+        h.enter(
+            HoldReason::Maintenance,
+            "OPENAPI00010",
+            Duration::from_secs(10),
+        );
+        assert!(h.is_holding());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(!h.is_holding(), "over and nobody probing");
+        let probe = h.check().unwrap().expect("a probe");
+        assert!(h.is_holding(), "held while the probe runs");
+        drop(probe);
+        assert!(
+            !h.is_holding(),
+            "an unresolved probe lets the next caller probe"
+        );
+        h.enter(HoldReason::Auth, "OPENAPI00005", Duration::from_secs(60));
+        assert!(h.is_holding(), "a new hold after the old one ended");
+        h.clear();
+        assert!(!h.is_holding(), "cleared");
+        h.enter(HoldReason::Auth, "OPENAPI00005", Duration::from_secs(60));
+        assert!(h.is_holding(), "held again after a clear");
     }
 
     #[tokio::test(start_paused = true)]
