@@ -104,6 +104,10 @@ fn shard_index() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// The maps of metric handles, looked up on every request: foldhash instead of SipHash (the keys are label
+/// values the code chooses, not attacker-controlled input; foldhash is still seeded per map).
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A lock on a cache line of its own.
 #[repr(align(128))]
 struct Padded<T>(T);
@@ -126,7 +130,7 @@ fn sharded<T: Default>() -> Shards<T> {
 /// policy, an application), not a global one, so that code running under a thread-local test recorder
 /// registers with that recorder.
 pub struct HandleCache<K, H> {
-    shards: Shards<std::collections::HashMap<K, H>>,
+    shards: Shards<FastMap<K, H>>,
 }
 
 impl<K, H> Default for HandleCache<K, H> {
@@ -167,7 +171,7 @@ impl<K: std::hash::Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
 /// method and status (sharded by thread like [`HandleCache`]). Route templates come from the router, so
 /// the set is bounded.
 pub struct HttpMetrics {
-    shards: Shards<std::collections::HashMap<Box<str>, RouteMetrics>>,
+    shards: Shards<FastMap<Box<str>, RouteMetrics>>,
 }
 
 impl Default for HttpMetrics {
@@ -184,8 +188,8 @@ impl std::fmt::Debug for HttpMetrics {
 
 #[derive(Default)]
 struct RouteMetrics {
-    requests: std::collections::HashMap<(&'static str, u16), metrics::Counter>,
-    duration: std::collections::HashMap<&'static str, metrics::Histogram>,
+    requests: FastMap<(&'static str, u16), metrics::Counter>,
+    duration: FastMap<&'static str, metrics::Histogram>,
 }
 
 impl HttpMetrics {

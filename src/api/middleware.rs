@@ -40,10 +40,10 @@ use crate::telemetry;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-fn sane_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_string())
+/// The client's request id when it is sane (1–64 visible ASCII characters), as it came (a cheap clone).
+fn sane_id(v: &HeaderValue) -> Option<HeaderValue> {
+    let b = v.as_bytes();
+    (!b.is_empty() && b.len() <= 64 && b.iter().all(|b| b.is_ascii_graphic())).then(|| v.clone())
 }
 
 /// The method as a `'static` label (no allocation per request); methods the API does not route are `other`.
@@ -62,8 +62,10 @@ fn static_method(m: &axum::http::Method) -> &'static str {
 }
 
 /// 16 random lowercase hex digits.
-fn fresh_id() -> String {
-    hex::encode(rand::random::<u64>().to_be_bytes())
+fn fresh_id() -> HeaderValue {
+    let mut hex = [0u8; 16];
+    hex::encode_to_slice(rand::random::<u64>().to_be_bytes(), &mut hex).expect("16 hex digits");
+    HeaderValue::from_bytes(&hex).expect("hex digits are a valid header value")
 }
 
 /// Routes answered without a concurrency permit (the timeout still applies): cheap, bounded, and needed most
@@ -175,11 +177,14 @@ impl Inbound {
         S::Future: Send,
     {
         let started = Instant::now();
-        let id = req
+        let id_value = req
             .headers()
             .get(REQUEST_ID_HEADER)
             .and_then(sane_id)
             .unwrap_or_else(fresh_id);
+        let id = id_value
+            .to_str()
+            .expect("visible ASCII, checked or generated above");
         let matched = req.extensions().get::<MatchedPath>().cloned();
         let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
         let method = static_method(req.method());
@@ -196,7 +201,7 @@ impl Inbound {
                 "overloaded",
                 "OVERLOADED",
                 "server is overloaded, retry shortly",
-                &id,
+                id,
             ),
             Some(_admitted) => {
                 let span = tracing::info_span!("request", request_id = %id, method = method, route = %route);
@@ -204,25 +209,23 @@ impl Inbound {
                 match within(self.timeout, run).await {
                     Some(Ok(resp)) => resp,
                     Some(Err(never)) => match never {},
-                    None => rejected("timeout", "TIMEOUT", "request took too long", &id),
+                    None => rejected("timeout", "TIMEOUT", "request took too long", id),
                 }
             }
         };
 
         if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
-            resp = err.into_response_with_id(&id);
+            resp = err.into_response_with_id(id);
         } else if resp.status().is_client_error() || resp.status().is_server_error() {
             let is_json = resp
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             if !is_json {
-                resp = bare_error(resp.status()).into_response_with_id(&id);
+                resp = bare_error(resp.status()).into_response_with_id(id);
             }
         }
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-        }
+        resp.headers_mut().insert(REQUEST_ID_HEADER, id_value);
         if resp.status().is_server_error() {
             self.state
                 .server_errors
@@ -279,6 +282,29 @@ fn bare_error(status: StatusCode) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_the_clients_when_sane_else_16_fresh_hex_digits() {
+        let fresh = fresh_id();
+        let s = fresh.to_str().unwrap();
+        assert_eq!(s.len(), 16);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{s}"
+        );
+        assert_ne!(fresh_id(), fresh, "random");
+        let ok = HeaderValue::from_static("abc-123");
+        assert_eq!(sane_id(&ok), Some(ok));
+        for bad in ["", "has space", &"x".repeat(65)] {
+            assert_eq!(
+                sane_id(&HeaderValue::from_str(bad).unwrap()),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert!(sane_id(&HeaderValue::from_str(&"y".repeat(64)).unwrap()).is_some());
+    }
 
     #[test]
     fn admission_admits_up_to_the_limit_and_takes_places_back() {
