@@ -104,6 +104,55 @@ fn shard_index() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// A count kept in one atomic per shard, each on its own cache line: adding and taking back touch only the
+/// current thread's line (request threads never bounce it between cores); reading sums the shards, for
+/// readers that are rare (shutdown, status). Exact: a unit is taken back from the shard it was added to.
+pub(crate) struct ShardedCount {
+    shards: Box<[Padded<std::sync::atomic::AtomicU64>]>,
+}
+
+impl Default for ShardedCount {
+    fn default() -> Self {
+        ShardedCount {
+            shards: (0..HANDLE_SHARDS)
+                .map(|_| Padded(Default::default()))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ShardedCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ShardedCount").field(&self.sum()).finish()
+    }
+}
+
+impl ShardedCount {
+    /// Adds one on the current thread's shard; returns the shard to [`ShardedCount::take_back`] it from
+    /// (a count that only grows ignores it).
+    pub(crate) fn add(&self) -> usize {
+        let shard = shard_index();
+        self.shards[shard]
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        shard
+    }
+
+    /// Takes back one unit added on `shard`.
+    pub(crate) fn take_back(&self, shard: usize) {
+        self.shards[shard]
+            .0
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0.load(std::sync::atomic::Ordering::SeqCst))
+            .sum()
+    }
+}
+
 /// The maps of metric handles, looked up on every request: foldhash instead of SipHash (the keys are label
 /// values the code chooses, not attacker-controlled input; foldhash is still seeded per map).
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -231,6 +280,28 @@ impl HttpMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sharded_counts_are_exact_when_units_are_taken_back_on_other_threads() {
+        let count = ShardedCount::default();
+        let shards: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..(2 * HANDLE_SHARDS))
+                .map(|_| scope.spawn(|| (0..100).map(|_| count.add()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(count.sum(), 100 * 2 * HANDLE_SHARDS as u64);
+        let (half, rest) = shards.split_at(shards.len() / 2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| half.iter().for_each(|&s| count.take_back(s)));
+        });
+        assert_eq!(count.sum(), rest.len() as u64);
+        rest.iter().for_each(|&s| count.take_back(s));
+        assert_eq!(count.sum(), 0);
+    }
 
     #[test]
     fn recorder_is_installed_once_and_renders_counters() {

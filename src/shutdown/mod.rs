@@ -91,10 +91,14 @@ impl Classify for ShutdownError {
 
 #[derive(Debug, Default)]
 struct GateInner {
-    in_flight: AtomicU64,
+    /// Sharded by thread: every request adds and takes back one.
+    in_flight: crate::telemetry::ShardedCount,
     draining: AtomicBool,
     drained: AtomicU64,
     cut: AtomicU64,
+    /// Set by [`RequestGate::cut`] before the token is cancelled: what each new request checks. The token's
+    /// own `is_cancelled` takes a lock every request would share; the token is for the requests that wait.
+    is_cut: AtomicBool,
     cut_token: CancellationToken,
 }
 
@@ -104,11 +108,12 @@ pub struct RequestGate {
     inner: Arc<GateInner>,
 }
 
-struct InFlight<'a>(&'a GateInner);
+/// One request in flight: (the gate, the shard it was counted on).
+struct InFlight<'a>(&'a GateInner, usize);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.take_back(self.1);
     }
 }
 
@@ -121,11 +126,12 @@ impl RequestGate {
 
     /// The grace period is over: every request still running is answered 503.
     pub fn cut(&self) {
+        self.inner.is_cut.store(true, Ordering::SeqCst);
         self.inner.cut_token.cancel();
     }
 
     pub fn in_flight(&self) -> u64 {
-        self.inner.in_flight.load(Ordering::SeqCst)
+        self.inner.in_flight.sum()
     }
 
     /// Requests completed during the drain.
@@ -202,11 +208,10 @@ impl RequestGate {
     {
         use tower::ServiceExt;
         let inner_state = &*self.inner;
-        if inner_state.cut_token.is_cancelled() {
+        if inner_state.is_cut.load(Ordering::SeqCst) {
             return shutting_down();
         }
-        inner_state.in_flight.fetch_add(1, Ordering::SeqCst);
-        let _guard = InFlight(inner_state);
+        let _guard = InFlight(inner_state, inner_state.in_flight.add());
         // Biased: a request that completes on its first poll (a cache hit) never registers with the token.
         tokio::select! {
             biased;
