@@ -10,7 +10,10 @@
 //! buffers drained every 5 s) until shutdown. Hot paths do not call `metrics::counter!` with labels per
 //! event: they keep handles in a [`HandleCache`] or [`HttpMetrics`] owned by the component, registered
 //! on first use with the recorder current at that moment (a handle registered before any recorder is
-//! installed counts nowhere, so components are built after [`metrics_handle`]).
+//! installed counts nowhere, so components are built after [`metrics_handle`]). Counts that every request
+//! changes and only rare readers sum (the shutdown gate's in-flight requests, the cache's hits and misses
+//! for the operator status) live in a [`ShardedCount`]: one cache line per thread shard, so the request
+//! threads of different cores never write the same line.
 
 use std::sync::OnceLock;
 
