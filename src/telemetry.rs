@@ -117,9 +117,7 @@ pub(crate) struct ShardedCount {
 impl Default for ShardedCount {
     fn default() -> Self {
         ShardedCount {
-            shards: (0..HANDLE_SHARDS)
-                .map(|_| Padded(Default::default()))
-                .collect(),
+            shards: padded_shards(),
         }
     }
 }
@@ -167,10 +165,9 @@ struct Padded<T>(T);
 /// One lock per shard.
 type Shards<T> = Box<[Padded<std::sync::RwLock<T>>]>;
 
-fn sharded<T: Default>() -> Shards<T> {
-    (0..HANDLE_SHARDS)
-        .map(|_| Padded(std::sync::RwLock::default()))
-        .collect()
+/// One default `T` per shard, each on its own cache line.
+fn padded_shards<T: Default>() -> Box<[Padded<T>]> {
+    (0..HANDLE_SHARDS).map(|_| Padded(T::default())).collect()
 }
 
 /// Metric handles looked up by a small `Copy` key (label values that are `&'static str`s or numbers).
@@ -187,7 +184,9 @@ pub struct HandleCache<K, H> {
 
 impl<K, H> Default for HandleCache<K, H> {
     fn default() -> Self {
-        HandleCache { shards: sharded() }
+        HandleCache {
+            shards: padded_shards(),
+        }
     }
 }
 
@@ -228,7 +227,9 @@ pub struct HttpMetrics {
 
 impl Default for HttpMetrics {
     fn default() -> Self {
-        HttpMetrics { shards: sharded() }
+        HttpMetrics {
+            shards: padded_shards(),
+        }
     }
 }
 

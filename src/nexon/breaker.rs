@@ -217,6 +217,15 @@ struct Inner {
     listener: Option<Listener>,
 }
 
+impl Inner {
+    /// The one way `machine.state` changes (`m` is the locked machine): keeps `closed` in step with it.
+    fn set_state(&self, m: &mut Machine, next: State) {
+        m.state = next;
+        self.closed
+            .store(matches!(next, State::Closed), Ordering::Release);
+    }
+}
+
 /// The breaker (cheap to clone; clones share state).
 #[derive(Clone)]
 pub struct Breaker {
@@ -510,10 +519,7 @@ impl Breaker {
             let mut transition = None;
             if let Some(next) = next {
                 let (from, to) = (state.public(), next.public());
-                m.state = next;
-                self.inner
-                    .closed
-                    .store(matches!(next, State::Closed), Ordering::Release);
+                self.inner.set_state(&mut m, next);
                 if from != to {
                     m.epoch += 1;
                     m.since = now;
@@ -594,10 +600,7 @@ impl Breaker {
                     OpenBackoff::new(self.inner.config.open, self.inner.config.open_max),
                 );
             }
-            m.state = next;
-            self.inner
-                .closed
-                .store(matches!(next, State::Closed), Ordering::Release);
+            self.inner.set_state(&mut m, next);
             m.epoch += 1;
             m.since = now;
             (from != next.public()).then(|| entered(&mut m, from, next))
