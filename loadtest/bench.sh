@@ -4,10 +4,12 @@
 #   loadtest/bench.sh [--report] [--strict] [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
 #
 # 1. warm L1 hit: the expectation endpoint with gzip, vs `examples/bare_server.rs` answering the same bytes;
-#    both driven by wrk with the same threads/connections/duration, in WARM_PAIRS (default 3) alternating
-#    bare → gateway pairs; the ratio reported is the median of the pairs' ratios (this machine's speed
-#    drifts by a third within minutes, and a pair sees the same drift on both sides), the gateway's
-#    req/s and latencies are those of the median pair;
+#    both driven by wrk with the same threads and connections, in WARM_PAIRS (default 8) pairs of WARM_S
+#    (default 4) seconds per server, the order alternating (bare → gateway, then gateway → bare, so a
+#    drift in the machine's speed favours neither); the ratio reported is the median of the pairs' ratios
+#    (the lower one of the middle two for an even count; this machine's speed drifts by a third within
+#    minutes, and a short pair sees the same speed on both sides), the gateway's req/s and latencies are
+#    those of the median pair;
 # 2. cold path: every request a new character (simulator at 0 latency, upstream budget out of the way):
 #    characters per second end to end, and the CPU time per character of the gateway and of the simulator
 #    (both share the machine's cores, so the end-to-end figure is bounded by their sum);
@@ -36,7 +38,8 @@ DURATION="${1:-10}"
 CONNS="${2:-64}"
 THREADS=2
 MEM_CHARS="${MEM_CHARS:-10000}"
-WARM_PAIRS="${WARM_PAIRS:-3}"
+WARM_PAIRS="${WARM_PAIRS:-8}"
+WARM_S="${WARM_S:-4}"
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -84,12 +87,18 @@ BARE_PORT=$(free_port)
 PIDS+=($!)
 wait_http "http://127.0.0.1:$BARE_PORT/" "bare server" 10 || exit 2
 
-run_wrk() { wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept-Encoding: gzip' "$@"; }
+run_wrk() { local seconds=$1; shift; wrk -t"$THREADS" -c"$CONNS" -d"${seconds}s" --latency -H 'Accept-Encoding: gzip' "$@"; }
 
+warm_bare() { run_wrk "$WARM_S" "http://127.0.0.1:$BARE_PORT/api/v4/characters/BenchHot/expectation" >"$WORK/bare$1.txt"; }
+warm_gw() { run_wrk "$WARM_S" "$URL" >"$WORK/warm$1.txt"; }
 for pair in $(seq 1 "$WARM_PAIRS"); do
-  echo "== warm pair $pair/$WARM_PAIRS: bare server, then the gateway (${DURATION}s each, $CONNS connections)" >&2
-  run_wrk "http://127.0.0.1:$BARE_PORT/api/v4/characters/BenchHot/expectation" >"$WORK/bare$pair.txt"
-  run_wrk "$URL" >"$WORK/warm$pair.txt"
+  if [ $((pair % 2)) -eq 1 ]; then
+    echo "== warm pair $pair/$WARM_PAIRS: bare server, then the gateway (${WARM_S}s each, $CONNS connections)" >&2
+    warm_bare "$pair"; warm_gw "$pair"
+  else
+    echo "== warm pair $pair/$WARM_PAIRS: the gateway, then bare server (${WARM_S}s each, $CONNS connections)" >&2
+    warm_gw "$pair"; warm_bare "$pair"
+  fi
 done
 
 cat >"$WORK/cold.lua" <<'LUA'
@@ -104,7 +113,7 @@ LUA
 echo "== cold path (${DURATION}s)" >&2
 curl -fs -X POST "http://127.0.0.1:$SIM_PORT/_sim/stats/reset" >/dev/null
 G0=$(cpu_ticks "$GW_PID"); S0=$(cpu_ticks "$SIM_PID")
-run_wrk -s "$WORK/cold.lua" "http://127.0.0.1:$GW_PORT" >"$WORK/cold.txt"
+run_wrk "$DURATION" -s "$WORK/cold.lua" "http://127.0.0.1:$GW_PORT" >"$WORK/cold.txt"
 G1=$(cpu_ticks "$GW_PID"); S1=$(cpu_ticks "$SIM_PID")
 curl -fs "http://127.0.0.1:$SIM_PORT/_sim/stats" >"$WORK/cold-sim.json"
 echo "$((G1 - G0)) $((S1 - S0)) $(getconf CLK_TCK)" >"$WORK/cold-cpu.txt"
