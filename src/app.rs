@@ -149,14 +149,17 @@ fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) ->
     }
 }
 
+/// What the server serves: the API with its inbound layers, behind the shutdown gate.
+pub type Served = crate::shutdown::Gated<api::Api>;
+
 /// The API with its inbound layers, behind the shutdown gate.
-fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> axum::Router {
+fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> Served {
     let limits = HttpLimits {
         max_concurrency: settings.max_concurrency,
         client_rps: settings.client_rps,
         request_timeout: settings.request_timeout,
     };
-    api::router(state.clone(), &limits).layer(gate.clone())
+    tower::Layer::layer(gate, api::router(state.clone(), &limits))
 }
 
 impl Application {
@@ -346,7 +349,7 @@ impl Application {
 
     /// The router [`Application::run_until`] serves, behind the request gate `gate`: for in-process
     /// callers (the `http` benchmark drives it without a socket).
-    pub fn router(&self, gate: &RequestGate) -> axum::Router {
+    pub fn router(&self, gate: &RequestGate) -> Served {
         served_router(&self.state, &self.settings, gate)
     }
 
@@ -383,7 +386,9 @@ impl Application {
         };
         let server = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(router),
         )
         .with_graceful_shutdown(graceful)
         .into_future();

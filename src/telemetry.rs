@@ -10,7 +10,12 @@
 //! buffers drained every 5 s) until shutdown. Hot paths do not call `metrics::counter!` with labels per
 //! event: they keep handles in a [`HandleCache`] or [`HttpMetrics`] owned by the component, registered
 //! on first use with the recorder current at that moment (a handle registered before any recorder is
-//! installed counts nowhere, so components are built after [`metrics_handle`]). Counts that every request
+//! installed counts nowhere, so components are built after [`metrics_handle`]). The handles the request
+//! path updates on every request (HTTP, pipeline task and cache request metrics) are batched per thread
+//! shard ([`BatchedCounter`], [`BatchedHistogram`]): their updates reach the recorder at the next
+//! [`flush`], which the `/metrics` handler runs before rendering and [`run_upkeep`] every 5 s, so a scrape
+//! sees every update made before it and nothing is lost; a component that renders a handle itself flushes
+//! first. Counts that every request
 //! changes and only rare readers sum (the shutdown gate's in-flight requests, the cache's hits and misses
 //! for the operator status) live in a [`ShardedCount`]: one cache line per thread shard, so the request
 //! threads of different cores never write the same line.
@@ -77,10 +82,11 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// How often [`run_upkeep`] drains the recorder's histogram buffers.
+/// How often [`run_upkeep`] flushes the batched metrics and drains the recorder's histogram buffers.
 pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Drains the Prometheus recorder's histogram sample buffers every [`UPKEEP_EVERY`] until `cancel` fires.
+/// Hands the batched metrics to the recorder ([`flush`]) and drains the Prometheus recorder's histogram
+/// sample buffers every [`UPKEEP_EVERY`] until `cancel` fires.
 /// The recorder is installed without its own upkeep task, and between two scrapes (or forever, when nobody
 /// scrapes `/metrics`) each histogram would otherwise keep every sample it was given.
 pub async fn run_upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::CancellationToken) {
@@ -89,7 +95,10 @@ pub async fn run_upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::Canc
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
+            _ = tick.tick() => {
+                flush();
+                handle.run_upkeep();
+            }
         }
     }
 }
@@ -154,11 +163,152 @@ impl ShardedCount {
     }
 }
 
+/// A counter whose increments gather in one atomic of its own and reach the recorder at the next
+/// [`flush`] (run before every render of `/metrics` and by [`run_upkeep`]). The recorder's own counter is an
+/// atomic that every request thread writes (twice: the value and its generation), so on a hot path its
+/// cache line travels between the cores on each increment; kept per thread shard ([`HandleCache`],
+/// [`PerShard`]) a batched counter's line stays with its thread. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct BatchedCounter(std::sync::Arc<Padded<CounterBatch>>);
+
+struct CounterBatch {
+    pending: std::sync::atomic::AtomicU64,
+    target: metrics::Counter,
+}
+
+impl BatchedCounter {
+    /// Batches increments for `target` (a handle registered with the recorder it should count into).
+    pub fn new(target: metrics::Counter) -> Self {
+        let batch = std::sync::Arc::new(Padded(CounterBatch {
+            pending: Default::default(),
+            target,
+        }));
+        register_batch(std::sync::Arc::downgrade(&batch) as std::sync::Weak<dyn Flush>);
+        BatchedCounter(batch)
+    }
+
+    pub fn increment(&self, n: u64) {
+        self.0
+            .0
+            .pending
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Flush for Padded<CounterBatch> {
+    fn flush(&self) {
+        let n = self.0.pending.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            self.0.target.increment(n);
+        }
+    }
+}
+
+/// A histogram whose samples gather in a buffer of its own and reach the recorder at the next [`flush`]
+/// (or when [`HISTOGRAM_BATCH_MAX`] samples are waiting: the recording thread hands them over itself, so a
+/// buffer never holds more). Kept per thread shard like [`BatchedCounter`], for the same reason: the
+/// recorder's histogram is a shared buffer every request thread appends to.
+#[derive(Clone)]
+pub struct BatchedHistogram(std::sync::Arc<Padded<HistogramBatch>>);
+
+/// Samples a [`BatchedHistogram`] holds at most before handing them to the recorder.
+pub const HISTOGRAM_BATCH_MAX: usize = 4096;
+
+struct HistogramBatch {
+    pending: std::sync::Mutex<Vec<f64>>,
+    target: metrics::Histogram,
+}
+
+impl BatchedHistogram {
+    /// Batches samples for `target` (a handle registered with the recorder it should record into).
+    pub fn new(target: metrics::Histogram) -> Self {
+        let batch = std::sync::Arc::new(Padded(HistogramBatch {
+            pending: Default::default(),
+            target,
+        }));
+        register_batch(std::sync::Arc::downgrade(&batch) as std::sync::Weak<dyn Flush>);
+        BatchedHistogram(batch)
+    }
+
+    pub fn record(&self, value: f64) {
+        let batch = &self.0.0;
+        let mut pending = batch
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.push(value);
+        if pending.len() >= HISTOGRAM_BATCH_MAX {
+            let full = std::mem::take(&mut *pending);
+            drop(pending);
+            full.into_iter().for_each(|v| batch.target.record(v));
+        }
+    }
+}
+
+impl Flush for Padded<HistogramBatch> {
+    fn flush(&self) {
+        let waiting = std::mem::take(
+            &mut *self
+                .0
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        waiting.into_iter().for_each(|v| self.0.target.record(v));
+    }
+}
+
+/// A batch of metric updates that can be handed to the recorder.
+trait Flush: Send + Sync {
+    fn flush(&self);
+}
+
+/// Every live batch of the process (dropped ones are pruned at each [`flush`]).
+static BATCHES: std::sync::Mutex<Vec<std::sync::Weak<dyn Flush>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn register_batch(batch: std::sync::Weak<dyn Flush>) {
+    BATCHES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(batch);
+}
+
+/// Hands every batched counter's and histogram's pending updates to the recorder. Run before rendering the
+/// metrics (the `/metrics` handler does) so that the text includes everything counted until then.
+pub fn flush() {
+    let live: Vec<_> = {
+        let mut batches = BATCHES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        batches.retain(|b| b.strong_count() > 0);
+        batches
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
+    };
+    live.iter().for_each(|b| b.flush());
+}
+
+/// One `T` per thread shard, each on its own cache line, built eagerly; [`PerShard::get`] gives the current
+/// thread's. For a component's fixed set of batched handles (its threads then never share a line).
+pub struct PerShard<T>(Box<[Padded<T>]>);
+
+impl<T> PerShard<T> {
+    pub fn new(mut make: impl FnMut() -> T) -> Self {
+        PerShard((0..HANDLE_SHARDS).map(|_| Padded(make())).collect())
+    }
+
+    pub fn get(&self) -> &T {
+        &self.0[shard_index()].0
+    }
+}
+
 /// The maps of metric handles, looked up on every request: foldhash instead of SipHash (the keys are label
 /// values the code chooses, not attacker-controlled input; foldhash is still seeded per map).
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A lock on a cache line of its own.
+/// A value on a cache line of its own.
 #[repr(align(128))]
 struct Padded<T>(T);
 
@@ -241,8 +391,8 @@ impl std::fmt::Debug for HttpMetrics {
 
 #[derive(Default)]
 struct RouteMetrics {
-    requests: FastMap<(&'static str, u16), metrics::Counter>,
-    duration: FastMap<&'static str, metrics::Histogram>,
+    requests: FastMap<(&'static str, u16), BatchedCounter>,
+    duration: FastMap<&'static str, BatchedHistogram>,
 }
 
 impl HttpMetrics {
@@ -269,13 +419,13 @@ impl HttpMetrics {
         r.requests
             .entry((method, status))
             .or_insert_with(|| {
-                metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "method" => method, "status" => status.to_string())
+                BatchedCounter::new(metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "method" => method, "status" => status.to_string()))
             })
             .increment(1);
         r.duration
             .entry(method)
             .or_insert_with(|| {
-                metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_string(), "method" => method)
+                BatchedHistogram::new(metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_string(), "method" => method))
             })
             .record(seconds);
     }
@@ -308,6 +458,87 @@ mod tests {
     }
 
     #[test]
+    fn batched_counts_reach_the_recorder_at_the_flush() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let (counter, histogram) = metrics::with_local_recorder(&recorder, || {
+            (
+                BatchedCounter::new(metrics::counter!("maple_telemetry_batched_total")),
+                BatchedHistogram::new(metrics::histogram!("maple_telemetry_batched_seconds")),
+            )
+        });
+        let on_another_thread = counter.clone();
+        std::thread::scope(|scope| {
+            scope.spawn(|| on_another_thread.increment(2));
+        });
+        counter.increment(3);
+        histogram.record(0.25);
+        histogram.record(0.5);
+        let before = handle.render();
+        assert!(
+            before.contains("maple_telemetry_batched_total 0"),
+            "nothing reaches the recorder before the flush:\n{before}"
+        );
+        assert!(
+            !before.contains("maple_telemetry_batched_seconds_count 2"),
+            "{before}"
+        );
+        flush();
+        let after = handle.render();
+        for line in [
+            "maple_telemetry_batched_total 5",
+            "maple_telemetry_batched_seconds_count 2",
+            "maple_telemetry_batched_seconds_sum 0.75",
+        ] {
+            assert!(after.contains(line), "missing {line:?} in:\n{after}");
+        }
+        counter.increment(1);
+        flush();
+        flush();
+        assert!(
+            handle.render().contains("maple_telemetry_batched_total 6"),
+            "a flush hands over each increment once"
+        );
+    }
+
+    #[test]
+    fn a_full_histogram_batch_is_handed_over_without_a_flush() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let histogram = metrics::with_local_recorder(&recorder, || {
+            BatchedHistogram::new(metrics::histogram!("maple_telemetry_full_seconds"))
+        });
+        for _ in 0..HISTOGRAM_BATCH_MAX {
+            histogram.record(0.001);
+        }
+        let text = handle.render();
+        let line = format!("maple_telemetry_full_seconds_count {HISTOGRAM_BATCH_MAX}");
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        let pending = histogram.0.0.pending.lock().unwrap();
+        assert!(
+            pending.is_empty() && pending.capacity() == 0,
+            "the buffer was handed over whole"
+        );
+    }
+
+    #[test]
+    fn dropped_batches_leave_the_flush_list() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let counter = metrics::with_local_recorder(&recorder, || {
+            BatchedCounter::new(metrics::counter!("maple_telemetry_dropped_total"))
+        });
+        let weak = std::sync::Arc::downgrade(&counter.0);
+        drop(counter);
+        flush();
+        let listed = BATCHES
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| std::ptr::addr_eq(b.as_ptr(), weak.as_ptr()));
+        assert!(!listed, "a dropped batch is pruned at the next flush");
+    }
+
+    #[test]
     fn recorder_is_installed_once_and_renders_counters() {
         let h1 = metrics_handle();
         let h2 = metrics_handle();
@@ -328,6 +559,7 @@ mod tests {
         }
         http.record("/api/v4/characters/{name}/expectation", "GET", 404, 0.002);
         http.record("/health/live", "GET", 200, 0.0001);
+        flush();
         let text = handle.render();
         for line in [
             r#"maple_http_requests_total{route="/api/v4/characters/{name}/expectation",method="GET",status="200"} 3"#,
@@ -358,6 +590,7 @@ mod tests {
                 });
             }
         });
+        flush();
         let text = handle.render();
         let n = 2 * HANDLE_SHARDS * 10;
         for line in [

@@ -68,6 +68,8 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    // The hot paths' counters and histograms are batched per thread: hand them over first.
+    crate::telemetry::flush();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -1,20 +1,26 @@
-//! The inbound layer of every route ([`InboundLayer`]): request id, load shedding with a concurrency limit,
-//! the per-request timeout, HTTP metrics, and JSON rendering of every error.
+//! The inbound layer ([`InboundLayer`]) around the router: request id, load shedding with a concurrency
+//! limit, the request body limit, the per-request timeout, HTTP metrics, and JSON rendering of every error.
 //!
 //! Contract: each response gets `x-request-id` — the client's value when it is 1–64 visible ASCII
-//! characters, otherwise a fresh random id. A request that finds all `max_concurrency` permits taken is
+//! characters, otherwise a fresh random id. A request that finds all `max_concurrency` places taken is
 //! answered at once with 503 `OVERLOADED` and `Retry-After: 1` (nothing queues) — except the probes
-//! ([`PROBE_ROUTES`]: `/health/live`, `/health/ready`, `/metrics`), which take no permit; one that runs longer than
-//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped. An error
+//! ([`PROBE_ROUTES`]: `/health/live`, `/health/ready`, `/metrics`), which take no place; one that runs longer than
+//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped. A body
+//! declared (`Content-Length`) over 64 KiB is answered 413 without being read; a body without a length is
+//! capped at 64 KiB (reading past it fails, and the extractor answers 413). An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
-//! inner tower layer (413 from the body limit, …) is turned into the JSON error shape, so clients only ever
-//! see one error format. Metrics use the matched route template, never the raw path (bounded cardinality).
+//! inner layer or by axum (405, a rejection, …) is turned into the JSON error shape, so clients only ever
+//! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
+//! `unmatched` for none), never the raw path (bounded cardinality).
 //!
-//! Why one hand-written layer instead of `from_fn` plus tower's `HandleError`/`LoadShed`/`ConcurrencyLimit`/
-//! `Timeout`: axum clones a route's whole service stack for every request, and that stack allocated on
-//! each clone (a boxed clone per layer, a fresh semaphore future in `ConcurrencyLimit`) and boxed a future
-//! per layer; `cargo bench --bench http` put it at a third of a warm hit. This layer clones one `Arc` and
-//! boxes one future.
+//! Why one hand-written layer around the router instead of `from_fn` plus tower's `HandleError`/`LoadShed`/
+//! `ConcurrencyLimit`/`Timeout`/`RequestBodyLimit`, and instead of `Router::layer`: `Router::layer` wraps
+//! every route, and axum clones a route's whole service stack (a boxed clone per layer) and boxes a future
+//! per layer for every request; tower's layers added a semaphore future and their own boxes. This layer
+//! wraps the router once, calls it synchronously in `call` (routing happens there, so the router is not
+//! cloned per request) and boxes one future. The price: the route template is not known from axum's
+//! `MatchedPath` (set inside the router), so the layer matches the path against the router's templates
+//! itself, with the same matcher (`matchit`), from the list the router was built from (`api::router`).
 //!
 //! Two more choices for the warm hit, which most requests are: the concurrency limit is one atomic counter
 //! (requests never wait for a permit, so a semaphore's wait queue — and the lock its release takes — buys
@@ -29,11 +35,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures::future::BoxFuture;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::error::{ApiError, PendingError};
 use crate::telemetry;
@@ -72,6 +78,30 @@ fn fresh_id() -> HeaderValue {
 /// while the instance is overloaded.
 pub const PROBE_ROUTES: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
 
+/// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
+/// template a request will be routed to (its metrics label, and whether it is a probe) is known before
+/// routing.
+pub struct RouteTemplates(matchit::Router<&'static str>);
+
+impl RouteTemplates {
+    /// # Panics
+    /// When a template is not a valid route or is given twice (the router would panic on it as well).
+    pub fn new(templates: &[&'static str]) -> Self {
+        let mut router = matchit::Router::new();
+        for t in templates {
+            router
+                .insert(*t, *t)
+                .unwrap_or_else(|e| panic!("route template {t:?}: {e}"));
+        }
+        RouteTemplates(router)
+    }
+
+    /// The template `path` matches, or `unmatched`.
+    pub fn label(&self, path: &str) -> &'static str {
+        self.0.at(path).map_or("unmatched", |m| *m.value)
+    }
+}
+
 /// The layer; see the module documentation. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct InboundLayer {
@@ -80,6 +110,7 @@ pub struct InboundLayer {
 
 struct Inbound {
     state: super::AppState,
+    templates: RouteTemplates,
     admission: Admission,
     timeout: Duration,
 }
@@ -90,9 +121,6 @@ struct Admission {
     max: usize,
 }
 
-/// One admitted request; gives its place back when dropped.
-struct Admitted<'a>(&'a Admission);
-
 impl Admission {
     fn new(max: usize) -> Self {
         Admission {
@@ -101,29 +129,34 @@ impl Admission {
         }
     }
 
-    /// A place, or `None` when all `max` are taken. A refused attempt counts for an instant and is taken
-    /// back, so concurrent attempts near the limit may all be refused, but more than `max` are never admitted.
-    fn try_admit(&self) -> Option<Admitted<'_>> {
+    /// Takes a place, or `false` when all `max` are taken. A refused attempt counts for an instant and is
+    /// taken back, so concurrent attempts near the limit may all be refused, but more than `max` are never
+    /// admitted. Every `true` must be matched by one [`Admission::give_back`].
+    fn try_admit(&self) -> bool {
         if self.in_use.fetch_add(1, Ordering::AcqRel) < self.max {
-            Some(Admitted(self))
+            true
         } else {
             self.in_use.fetch_sub(1, Ordering::AcqRel);
-            None
+            false
         }
     }
-}
 
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        self.0.in_use.fetch_sub(1, Ordering::AcqRel);
+    fn give_back(&self) {
+        self.in_use.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl InboundLayer {
-    pub fn new(state: super::AppState, max_concurrency: usize, timeout: Duration) -> Self {
+    pub fn new(
+        state: super::AppState,
+        templates: RouteTemplates,
+        max_concurrency: usize,
+        timeout: Duration,
+    ) -> Self {
         InboundLayer {
             shared: Arc::new(Inbound {
                 state,
+                templates,
                 admission: Admission::new(max_concurrency),
                 timeout,
             }),
@@ -142,7 +175,7 @@ impl<S> Layer<S> for InboundLayer {
     }
 }
 
-/// [`InboundLayer`] around a route.
+/// [`InboundLayer`] around the router.
 #[derive(Clone)]
 pub struct InboundService<S> {
     shared: Arc<Inbound>,
@@ -151,7 +184,7 @@ pub struct InboundService<S> {
 
 impl<S> Service<Request> for InboundService<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -163,82 +196,159 @@ where
         Poll::Ready(Ok(()))
     }
 
+    /// Admission, the body limit and the inner service's `call` (routing) happen here, synchronously; the
+    /// returned future only drives the routed request and finishes the response. So the inner service is
+    /// not cloned per request (the router's future does not borrow it).
     fn call(&mut self, req: Request) -> Self::Future {
-        let shared = self.shared.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(shared.handle(inner, req).await) })
-    }
-}
-
-impl Inbound {
-    async fn handle<S>(&self, inner: S, req: Request) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
-    {
         let started = Instant::now();
-        let id_value = req
+        let id = req
             .headers()
             .get(REQUEST_ID_HEADER)
             .and_then(sane_id)
             .unwrap_or_else(fresh_id);
-        let id = id_value
-            .to_str()
-            .expect("visible ASCII, checked or generated above");
-        let matched = req.extensions().get::<MatchedPath>().cloned();
-        let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
+        let route = self.shared.templates.label(req.uri().path());
         let method = static_method(req.method());
-
-        // Probes never take a permit: an orchestrator that sees `/health/live` answer 503 under load would
-        // restart the instance exactly when it is busiest, and metrics are wanted most then.
-        let admitted = if PROBE_ROUTES.contains(&route) {
-            Some(None)
-        } else {
-            self.admission.try_admit().map(Some)
+        let done = Done {
+            started,
+            id,
+            route,
+            method,
         };
-        let mut resp = match admitted {
-            None => rejected(
-                "overloaded",
-                "OVERLOADED",
-                "server is overloaded, retry shortly",
-                id,
-            ),
-            Some(_admitted) => {
-                let span = tracing::info_span!("request", request_id = %id, method = method, route = %route);
-                let run = tracing::Instrument::instrument(inner.oneshot(req), span);
-                match within(self.timeout, run).await {
-                    Some(Ok(resp)) => resp,
-                    Some(Err(never)) => match never {},
-                    None => rejected("timeout", "TIMEOUT", "request took too long", id),
+
+        // Probes never take a place: an orchestrator that sees `/health/live` answer 503 under load would
+        // restart the instance exactly when it is busiest, and metrics are wanted most then.
+        let place = if PROBE_ROUTES.contains(&route) {
+            Place::free(self.shared.clone())
+        } else {
+            match Place::try_admit(self.shared.clone()) {
+                Ok(place) => place,
+                Err(shared) => {
+                    let resp = rejected(
+                        "overloaded",
+                        "OVERLOADED",
+                        "server is overloaded, retry shortly",
+                        done.id_str(),
+                    );
+                    return Box::pin(std::future::ready(Ok(shared.finish(resp, done))));
                 }
             }
         };
+        if declared_too_large(&req) {
+            let resp =
+                bare_error(StatusCode::PAYLOAD_TOO_LARGE).into_response_with_id(done.id_str());
+            return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
+        }
+        let span = tracing::info_span!("request", request_id = %done.id_str(), method = method, route = %route);
+        let run = tracing::Instrument::instrument(self.inner.call(cap_body(req)), span);
+        Box::pin(async move {
+            let resp = match within(place.shared.timeout, run).await {
+                Some(Ok(resp)) => resp,
+                Some(Err(never)) => match never {},
+                None => rejected("timeout", "TIMEOUT", "request took too long", done.id_str()),
+            };
+            Ok(place.shared.finish(resp, done))
+        })
+    }
+}
 
+/// What the response's finishing needs of its request.
+struct Done {
+    started: Instant,
+    id: HeaderValue,
+    route: &'static str,
+    method: &'static str,
+}
+
+impl Done {
+    fn id_str(&self) -> &str {
+        self.id
+            .to_str()
+            .expect("visible ASCII, checked or generated in `call`")
+    }
+}
+
+/// A request's place under the concurrency limit (none for the probes): given back when dropped, also when
+/// the request's future is dropped unfinished.
+struct Place {
+    shared: Arc<Inbound>,
+    admitted: bool,
+}
+
+impl Place {
+    fn free(shared: Arc<Inbound>) -> Self {
+        Place {
+            shared,
+            admitted: false,
+        }
+    }
+
+    /// A place, or the layer back when all are taken.
+    fn try_admit(shared: Arc<Inbound>) -> Result<Self, Arc<Inbound>> {
+        if shared.admission.try_admit() {
+            Ok(Place {
+                shared,
+                admitted: true,
+            })
+        } else {
+            Err(shared)
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.admitted {
+            self.shared.admission.give_back();
+        }
+    }
+}
+
+impl Inbound {
+    /// Error re-rendering, the request id header, and the HTTP metrics, for every response.
+    fn finish(&self, mut resp: Response, done: Done) -> Response {
         if let Some(PendingError(err)) = resp.extensions_mut().remove::<PendingError>() {
-            resp = err.into_response_with_id(id);
+            resp = err.into_response_with_id(done.id_str());
         } else if resp.status().is_client_error() || resp.status().is_server_error() {
             let is_json = resp
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             if !is_json {
-                resp = bare_error(resp.status()).into_response_with_id(id);
+                resp = bare_error(resp.status()).into_response_with_id(done.id_str());
             }
         }
-        resp.headers_mut().insert(REQUEST_ID_HEADER, id_value);
         if resp.status().is_server_error() {
             self.state
                 .server_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.state.http_metrics.record(
-            route,
-            method,
+            done.route,
+            done.method,
             resp.status().as_u16(),
-            started.elapsed().as_secs_f64(),
+            done.started.elapsed().as_secs_f64(),
         );
+        resp.headers_mut().insert(REQUEST_ID_HEADER, done.id);
         resp
     }
+}
+
+/// Whether the request declares a body over [`super::MAX_BODY_BYTES`] (answered 413 without reading it).
+fn declared_too_large(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > super::MAX_BODY_BYTES as u64)
+}
+
+/// Caps the body at [`super::MAX_BODY_BYTES`] for bodies without (or with a lying) length: reading past it
+/// fails, and axum's extractors answer 413. A request without a body (most of them) is passed as it is.
+fn cap_body(req: Request) -> Request {
+    use axum::body::HttpBody;
+    if req.body().is_end_stream() {
+        return req;
+    }
+    req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, super::MAX_BODY_BYTES)))
 }
 
 /// Runs `run` to completion, or `None` when it has waited longer than `timeout`. Polled once before any
@@ -307,19 +417,63 @@ mod tests {
     }
 
     #[test]
+    fn route_templates_label_paths_as_the_router_matches_them() {
+        let t = RouteTemplates::new(&[
+            "/health/live",
+            "/api/v4/characters/{name}/expectation",
+            "/api/v4/characters/{name}/expectation/preset/{n}",
+        ]);
+        assert_eq!(t.label("/health/live"), "/health/live");
+        assert_eq!(
+            t.label("/api/v4/characters/Alice/expectation"),
+            "/api/v4/characters/{name}/expectation"
+        );
+        assert_eq!(
+            t.label("/api/v4/characters/%EC%95%84/expectation/preset/2"),
+            "/api/v4/characters/{name}/expectation/preset/{n}"
+        );
+        for unmatched in [
+            "/",
+            "/health/live/",
+            "/api/v4/characters/Alice",
+        ] {
+            assert_eq!(t.label(unmatched), "unmatched", "{unmatched:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped_at_the_limit_and_empty_ones_pass_as_they_are() {
+        use axum::body::{Body, HttpBody};
+        let streamed = |n: usize| {
+            let chunk = bytes::Bytes::from(vec![b'a'; n]);
+            let body = Body::from_stream(futures::stream::iter([Ok::<_, Infallible>(chunk)]));
+            cap_body(Request::new(body)).into_body()
+        };
+        let at_limit =
+            axum::body::to_bytes(streamed(super::super::MAX_BODY_BYTES), usize::MAX).await;
+        assert_eq!(
+            at_limit.expect("a body at the limit is read whole").len(),
+            super::super::MAX_BODY_BYTES
+        );
+        let over =
+            axum::body::to_bytes(streamed(super::super::MAX_BODY_BYTES + 1), usize::MAX).await;
+        assert!(over.is_err(), "reading past the limit fails");
+        let empty = cap_body(Request::new(Body::empty()));
+        assert!(empty.body().is_end_stream());
+    }
+
+    #[test]
     fn admission_admits_up_to_the_limit_and_takes_places_back() {
         let a = Admission::new(2);
-        let first = a.try_admit().expect("first place");
-        let second = a.try_admit().expect("second place");
-        assert!(a.try_admit().is_none(), "the limit is 2");
-        assert!(
-            a.try_admit().is_none(),
-            "a refused attempt leaves no place taken"
-        );
-        drop(first);
-        let third = a.try_admit().expect("a place came back");
-        assert!(a.try_admit().is_none());
-        drop((second, third));
+        assert!(a.try_admit(), "first place");
+        assert!(a.try_admit(), "second place");
+        assert!(!a.try_admit(), "the limit is 2");
+        assert!(!a.try_admit(), "a refused attempt leaves no place taken");
+        a.give_back();
+        assert!(a.try_admit(), "a place came back");
+        assert!(!a.try_admit());
+        a.give_back();
+        a.give_back();
         assert_eq!(a.in_use.load(Ordering::SeqCst), 0);
     }
 
@@ -332,10 +486,11 @@ mod tests {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for _ in 0..20_000 {
-                        if let Some(_p) = a.try_admit() {
+                        if a.try_admit() {
                             let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                             most.fetch_max(n, Ordering::SeqCst);
                             now.fetch_sub(1, Ordering::SeqCst);
+                            a.give_back();
                         }
                     }
                 });

@@ -9,8 +9,8 @@
 //! longer than the request timeout → 503 `TIMEOUT`-coded error.
 //!
 //! Layer order (outermost first): [`middleware::InboundLayer`] (request id, load-shed at the concurrency
-//! limit, timeout, HTTP metrics, error re-rendering, in one layer) → body limit → routes; the shutdown gate
-//! wraps the whole router outside them (`app.rs`). There is no compression layer: data bodies are stored
+//! limit, body limit, timeout, HTTP metrics, error re-rendering, in one layer) → router ([`Api`]); the
+//! shutdown gate wraps it all (`app.rs`). These layers wrap the router once, not each route. There is no compression layer: data bodies are stored
 //! gzip-compressed and sent as stored.
 
 mod admin;
@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 
@@ -120,10 +119,58 @@ pub struct HttpLimits {
     pub client_rps: u32,
 }
 
-/// Builds the whole router with its layers.
-pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+/// The served API: the inbound layer (which also caps request bodies) around the routes. The layers wrap the router
+/// once instead of each route (`Router::layer` would box and clone them per route and per request; see
+/// `middleware`), so the inbound layer finds a request's route template itself ([`RouteTemplates`]).
+pub type Api = middleware::InboundService<Router>;
+
+/// A router that records the template of each route it registers, for the inbound layer's route label
+/// (templates and routes come from the same calls, so they cannot disagree).
+struct Routes {
+    router: Router<AppState>,
+    templates: Vec<&'static str>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            templates: Vec::new(),
+        }
+    }
+
+    fn route(mut self, template: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(template, method_router);
+        self.templates.push(template);
+        self
+    }
+
+    fn layer_each<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.layer(layer);
+        self
+    }
+
+    fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.templates.extend(other.templates);
+        self
+    }
+}
+
+/// Builds the served API: the routes and, around them, the inbound layer.
+pub fn router(state: AppState, limits: &HttpLimits) -> Api {
     // Data routes (per-client rate limit applies to these only).
-    let mut data: Router<AppState> = Router::new()
+    let mut data = Routes::new()
         .route(
             "/api/v4/characters/{name}/expectation",
             get(characters::expectation),
@@ -146,19 +193,19 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             post(likes::like).get(likes::status),
         );
     if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
-        data = data.layer(axum::middleware::from_fn_with_state(
+        data = data.layer_each(axum::middleware::from_fn_with_state(
             limiter,
             client_limit::limit,
         ));
     }
-    let mut routes = Router::new()
+    let mut routes = Routes::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .merge(data);
     if state.admin_token.is_some() {
-        let admin = Router::new()
+        let admin = Routes::new()
             .route("/admin/status", get(admin::status))
             .route("/admin/cache/invalidate/{name}", post(admin::invalidate))
             .route("/admin/drills/redis-failover", post(admin::redis_failover))
@@ -167,21 +214,22 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
                 post(admin::upstream_outage),
             )
             .route("/admin/breakers/nexon/{action}", post(admin::breaker))
-            .layer(axum::middleware::from_fn_with_state(
+            .layer_each(axum::middleware::from_fn_with_state(
                 state.clone(),
                 admin::auth,
             ));
         routes = routes.merge(admin);
     }
-    let routes = routes.fallback(not_found).with_state(state.clone());
+    let templates = middleware::RouteTemplates::new(&routes.templates);
+    let router = routes.router.fallback(not_found).with_state(state.clone());
 
-    routes
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::InboundLayer::new(
-            state,
-            limits.max_concurrency,
-            limits.request_timeout,
-        ))
+    let inbound = middleware::InboundLayer::new(
+        state,
+        templates,
+        limits.max_concurrency,
+        limits.request_timeout,
+    );
+    tower::Layer::layer(&inbound, router)
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -250,32 +250,43 @@ impl Expiry<String, L1Entry> for L1Expiry {
 
 type FlightFuture<E> = Shared<BoxFuture<'static, Result<Arc<CachedValue>, E>>>;
 
-/// Request counts of one cache (since start), for the operator status, and the handles of the same
-/// counts in `maple_cache_requests_total` (registered once, when the cache is built).
+/// Request counts of one cache (since start), for the operator status, and the same counts for
+/// `maple_cache_requests_total` (batched per thread shard, handles registered once, when the cache is built).
 struct Counters {
     /// Sharded by thread (only ever added to): counting a hit does not bounce a cache line between cores.
     hit_l1: telemetry::ShardedCount,
     hit_l2: telemetry::ShardedCount,
     miss: telemetry::ShardedCount,
     stale: telemetry::ShardedCount,
-    metric_hit_l1: metrics::Counter,
-    metric_hit_l2: metrics::Counter,
-    metric_miss: metrics::Counter,
-    metric_stale: metrics::Counter,
+    metrics: telemetry::PerShard<RequestMetrics>,
+}
+
+/// One thread shard's handles of `maple_cache_requests_total`.
+struct RequestMetrics {
+    hit_l1: telemetry::BatchedCounter,
+    hit_l2: telemetry::BatchedCounter,
+    miss: telemetry::BatchedCounter,
+    stale: telemetry::BatchedCounter,
 }
 
 impl Counters {
     fn new() -> Counters {
-        let requests = |tier: &'static str, result: &'static str| metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => tier, "result" => result);
+        let requests = |tier: &'static str, result: &'static str| {
+            telemetry::BatchedCounter::new(
+                metrics::counter!(telemetry::CACHE_REQUESTS_TOTAL, "tier" => tier, "result" => result),
+            )
+        };
         Counters {
             hit_l1: Default::default(),
             hit_l2: Default::default(),
             miss: Default::default(),
             stale: Default::default(),
-            metric_hit_l1: requests(Tier::L1.as_str(), "hit"),
-            metric_hit_l2: requests(Tier::L2.as_str(), "hit"),
-            metric_miss: requests("none", "miss"),
-            metric_stale: requests("fallback", "stale"),
+            metrics: telemetry::PerShard::new(|| RequestMetrics {
+                hit_l1: requests(Tier::L1.as_str(), "hit"),
+                hit_l2: requests(Tier::L2.as_str(), "hit"),
+                miss: requests("none", "miss"),
+                stale: requests("fallback", "stale"),
+            }),
         }
     }
 }
@@ -370,11 +381,12 @@ where
     /// Counts one answer in the operator counters and in `maple_cache_requests_total`.
     fn count(&self, status: CacheStatus) {
         let c = &self.inner.counters;
+        let m = c.metrics.get();
         let (count, metric) = match status {
-            CacheStatus::Hit(Tier::L1) => (&c.hit_l1, &c.metric_hit_l1),
-            CacheStatus::Hit(Tier::L2) => (&c.hit_l2, &c.metric_hit_l2),
-            CacheStatus::Miss => (&c.miss, &c.metric_miss),
-            CacheStatus::Stale => (&c.stale, &c.metric_stale),
+            CacheStatus::Hit(Tier::L1) => (&c.hit_l1, &m.hit_l1),
+            CacheStatus::Hit(Tier::L2) => (&c.hit_l2, &m.hit_l2),
+            CacheStatus::Miss => (&c.miss, &m.miss),
+            CacheStatus::Stale => (&c.stale, &m.stale),
         };
         count.add();
         metric.increment(1);

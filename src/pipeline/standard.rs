@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
-use crate::telemetry::HandleCache;
+use crate::telemetry::{BatchedCounter, BatchedHistogram, HandleCache};
 
 use super::context::TaskContext;
 use super::error::TaskError;
@@ -157,11 +157,12 @@ impl Policy for TracingPolicy {
 }
 
 /// Per-task counter and duration histogram. Handles are registered on first use of each
-/// (component, operation, outcome) and reused (see [`crate::telemetry::HandleCache`]).
+/// (component, operation, outcome) and reused (see [`crate::telemetry::HandleCache`]); they batch per
+/// thread shard and reach the recorder at the next [`crate::telemetry::flush`].
 #[derive(Debug, Default)]
 pub struct MetricsPolicy {
-    totals: HandleCache<TaskLabels, metrics::Counter>,
-    durations: HandleCache<TaskLabels, metrics::Histogram>,
+    totals: HandleCache<TaskLabels, BatchedCounter>,
+    durations: HandleCache<TaskLabels, BatchedHistogram>,
 }
 
 /// (component, operation, outcome)
@@ -186,23 +187,23 @@ impl Policy for MetricsPolicy {
             (ctx.component(), ctx.operation(), outcome.as_str());
         self.totals
             .get(labels, || {
-                metrics::counter!(
+                BatchedCounter::new(metrics::counter!(
                     TASK_TOTAL,
                     "component" => component,
                     "operation" => operation,
                     "outcome" => outcome_label,
-                )
+                ))
             })
             .increment(1);
         if outcome != Outcome::Rejected {
             self.durations
                 .get(labels, || {
-                    metrics::histogram!(
+                    BatchedHistogram::new(metrics::histogram!(
                         TASK_DURATION_SECONDS,
                         "component" => component,
                         "operation" => operation,
                         "outcome" => outcome_label,
-                    )
+                    ))
                 })
                 .record(elapsed.as_secs_f64());
         }

@@ -109,9 +109,9 @@ pub struct RequestGate {
 }
 
 /// One request in flight: (the gate, the shard it was counted on).
-struct InFlight<'a>(&'a GateInner, usize);
+struct InFlight(Arc<GateInner>, usize);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.take_back(self.1);
     }
@@ -180,7 +180,7 @@ pub struct Gated<S> {
 
 impl<S> tower::Service<Request> for Gated<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -194,42 +194,37 @@ where
         std::task::Poll::Ready(Ok(()))
     }
 
+    /// The inner service is called here, synchronously (it is not cloned per request); the returned future
+    /// drives its answer against the cut.
     fn call(&mut self, req: Request) -> Self::Future {
-        let g = self.gate.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(g.pass(inner, req).await) })
-    }
-}
-
-impl RequestGate {
-    async fn pass<S>(&self, inner: S, req: Request) -> Response
-    where
-        S: tower::Service<Request, Response = Response, Error = Infallible>,
-    {
-        use tower::ServiceExt;
-        let inner_state = &*self.inner;
-        if inner_state.is_cut.load(Ordering::SeqCst) {
-            return shutting_down();
+        let gate = &self.gate.inner;
+        if gate.is_cut.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Ok(shutting_down())));
         }
-        let _guard = InFlight(inner_state, inner_state.in_flight.add());
-        // Biased: a request that completes on its first poll (a cache hit) never registers with the token.
-        tokio::select! {
-            biased;
-            r = inner.oneshot(req) => {
-                if inner_state.draining.load(Ordering::SeqCst) {
-                    inner_state.drained.fetch_add(1, Ordering::SeqCst);
+        let shard = gate.in_flight.add();
+        let guard = InFlight(self.gate.inner.clone(), shard);
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let gate = &*guard.0;
+            // Biased: a request that completes on its first poll (a cache hit) never registers with the token.
+            tokio::select! {
+                biased;
+                r = answer => {
+                    if gate.draining.load(Ordering::SeqCst) {
+                        gate.drained.fetch_add(1, Ordering::SeqCst);
+                    }
+                    match r {
+                        Ok(r) => Ok(r),
+                        Err(never) => match never {},
+                    }
                 }
-                match r {
-                    Ok(r) => r,
-                    Err(never) => match never {},
+                _ = gate.cut_token.cancelled() => {
+                    gate.cut.fetch_add(1, Ordering::SeqCst);
+                    metrics::counter!(SHUTDOWN_CUT_REQUESTS_TOTAL).increment(1);
+                    Ok(shutting_down())
                 }
             }
-            _ = inner_state.cut_token.cancelled() => {
-                inner_state.cut.fetch_add(1, Ordering::SeqCst);
-                metrics::counter!(SHUTDOWN_CUT_REQUESTS_TOTAL).increment(1);
-                shutting_down()
-            }
-        }
+        })
     }
 }
 

@@ -90,6 +90,41 @@ async fn bodies_over_64_kib_are_413_json() {
 }
 
 #[tokio::test]
+async fn http_metrics_are_labelled_by_route_template_never_by_raw_path() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/api/v4/characters/LabelProbe7/expectation")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.get("/no/such/route/LabelProbe7")
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    let r = app.http.post(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"maple_http_requests_total{route="/api/v4/characters/{name}/expectation",method="GET",status="200"}"#,
+        r#"maple_http_requests_total{route="unmatched",method="GET",status="404"}"#,
+        r#"maple_http_requests_total{route="/health/live",method="POST",status="405"}"#,
+        r#"maple_http_request_duration_seconds_count{route="/api/v4/characters/{name}/expectation",method="GET"}"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("LabelProbe7"),
+        "a raw path is never a label:\n{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn metrics_are_prometheus_text() {
     let app = spawn_app().await;
     let _ = app.get("/health/live").await;

@@ -45,6 +45,7 @@ async fn metrics_policy_counts_and_times_tasks_by_outcome_without_the_key() {
         .await
         .unwrap();
 
+    crate::telemetry::flush();
     let text = handle.render();
     let expected = [
         r#"maple_task_total{component="characters",operation="expectation",outcome="success"} 3"#,
@@ -83,6 +84,7 @@ async fn rejected_executions_are_counted_but_not_timed() {
         .await
         .unwrap_err();
 
+    crate::telemetry::flush();
     let text = handle.render();
     assert!(
         text.contains(r#"maple_task_total{component="characters",operation="expectation",outcome="rejected"} 1"#),
