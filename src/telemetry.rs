@@ -324,7 +324,7 @@ fn padded_shards<T: Default>() -> Box<[Padded<T>]> {
 ///
 /// `metrics::counter!` with labels builds the key and its labels and looks them up in the recorder's
 /// registry on every call; on the hot path that costs more than the rest of a cache hit. A cache holds the
-/// handle registered on first use (with the recorder current at that moment) and hands out clones: one
+/// handle registered on first use (with the recorder current at that moment) and lends it: one
 /// uncontended read lock (the map is sharded by thread) and one hash lookup. Keep one cache per owner (a
 /// policy, an application), not a global one, so that code running under a thread-local test recorder
 /// registers with that recorder.
@@ -346,25 +346,47 @@ impl<K, H> std::fmt::Debug for HandleCache<K, H> {
     }
 }
 
-impl<K: std::hash::Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
-    /// The handle of `key`, registering it with `register` the first time (per shard: registering
-    /// the same name and labels again returns a handle to the same metric).
-    pub fn get(&self, key: K, register: impl FnOnce() -> H) -> H {
+impl<K: std::hash::Hash + Eq + Copy, H> HandleCache<K, H> {
+    /// Runs `use_it` on the handle of `key`, registering the handle with `register` the first time (per
+    /// shard: registering the same name and labels again returns a handle to the same metric).
+    pub fn with<R>(&self, key: K, register: impl FnOnce() -> H, use_it: impl FnOnce(&H) -> R) -> R {
         let shard = &self.shards[shard_index()].0;
         if let Some(h) = shard
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
         {
-            return h.clone();
+            return use_it(h);
         }
         let h = register();
-        shard
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(key)
-            .or_insert(h)
-            .clone()
+        use_it(
+            shard
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_insert(h),
+        )
+    }
+}
+
+/// A label value the code chooses, as a map key compared and hashed by address (a pointer and a length)
+/// instead of by its characters: the handle maps are looked up on every request. Two equal strings at
+/// different addresses are two keys, whose handles count into the same metric — so identity is enough.
+#[derive(Clone, Copy, Debug)]
+pub struct Label(pub &'static str);
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Label {}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr() as usize);
+        state.write_usize(self.0.len());
     }
 }
 
@@ -372,7 +394,7 @@ impl<K: std::hash::Hash + Eq + Copy, H: Clone> HandleCache<K, H> {
 /// method and status (sharded by thread like [`HandleCache`]). Route templates come from the router, so
 /// the set is bounded.
 pub struct HttpMetrics {
-    shards: Shards<FastMap<Box<str>, RouteMetrics>>,
+    shards: Shards<RouteMetrics>,
 }
 
 impl Default for HttpMetrics {
@@ -389,43 +411,44 @@ impl std::fmt::Debug for HttpMetrics {
     }
 }
 
+/// One shard's handles: (route, method, status) → requests, (route, method) → durations.
 #[derive(Default)]
 struct RouteMetrics {
-    requests: FastMap<(&'static str, u16), BatchedCounter>,
-    duration: FastMap<&'static str, BatchedHistogram>,
+    requests: FastMap<(Label, Label, u16), BatchedCounter>,
+    durations: FastMap<(Label, Label), BatchedHistogram>,
 }
 
 impl HttpMetrics {
     /// Counts one request of `route` answered with `status` and records its duration.
-    pub fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+    pub fn record(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
+        let (route, method) = (Label(route), Label(method));
         let shard = &self.shards[shard_index()].0;
         {
-            let routes = shard
+            let m = shard
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(r) = routes.get(route)
-                && let (Some(requests), Some(duration)) =
-                    (r.requests.get(&(method, status)), r.duration.get(method))
-            {
+            if let (Some(requests), Some(duration)) = (
+                m.requests.get(&(route, method, status)),
+                m.durations.get(&(route, method)),
+            ) {
                 requests.increment(1);
                 duration.record(seconds);
                 return;
             }
         }
-        let mut routes = shard
+        let mut m = shard
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let r = routes.entry(route.into()).or_default();
-        r.requests
-            .entry((method, status))
+        m.requests
+            .entry((route, method, status))
             .or_insert_with(|| {
-                BatchedCounter::new(metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "method" => method, "status" => status.to_string()))
+                BatchedCounter::new(metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.0, "method" => method.0, "status" => status.to_string()))
             })
             .increment(1);
-        r.duration
-            .entry(method)
+        m.durations
+            .entry((route, method))
             .or_insert_with(|| {
-                BatchedHistogram::new(metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_string(), "method" => method))
+                BatchedHistogram::new(metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.0, "method" => method.0))
             })
             .record(seconds);
     }
@@ -572,6 +595,23 @@ mod tests {
     }
 
     #[test]
+    fn equal_labels_at_different_addresses_count_into_one_metric() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let http = HttpMetrics::default();
+        let copy: &'static str = Box::leak(String::from("/label/identity").into_boxed_str());
+        assert_ne!(Label(copy), Label("/label/identity"), "keys are by address");
+        http.record("/label/identity", "GET", 200, 0.001);
+        http.record(copy, "GET", 200, 0.001);
+        flush();
+        let text = handle.render();
+        let line =
+            r#"maple_http_requests_total{route="/label/identity",method="GET",status="200"} 2"#;
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+
+    #[test]
     fn handles_cached_on_several_threads_count_into_one_metric() {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -583,9 +623,11 @@ mod tests {
                     let _local = metrics::set_default_local_recorder(&recorder);
                     for _ in 0..10 {
                         http.record("/health/live", "GET", 200, 0.0001);
-                        tasks
-                            .get("x", || metrics::counter!("maple_telemetry_sharded_total"))
-                            .increment(1);
+                        tasks.with(
+                            "x",
+                            || metrics::counter!("maple_telemetry_sharded_total"),
+                            |c| c.increment(1),
+                        );
                     }
                 });
             }

@@ -432,11 +432,7 @@ mod tests {
             t.label("/api/v4/characters/%EC%95%84/expectation/preset/2"),
             "/api/v4/characters/{name}/expectation/preset/{n}"
         );
-        for unmatched in [
-            "/",
-            "/health/live/",
-            "/api/v4/characters/Alice",
-        ] {
+        for unmatched in ["/", "/health/live/", "/api/v4/characters/Alice"] {
             assert_eq!(t.label(unmatched), "unmatched", "{unmatched:?}");
         }
     }

@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
-use crate::telemetry::{BatchedCounter, BatchedHistogram, HandleCache};
+use crate::telemetry::{BatchedCounter, BatchedHistogram, HandleCache, Label};
 
 use super::context::TaskContext;
 use super::error::TaskError;
@@ -166,7 +166,7 @@ pub struct MetricsPolicy {
 }
 
 /// (component, operation, outcome)
-type TaskLabels = (&'static str, &'static str, &'static str);
+type TaskLabels = (Label, Label, Label);
 
 impl Policy for MetricsPolicy {
     fn name(&self) -> &'static str {
@@ -183,29 +183,34 @@ impl Policy for MetricsPolicy {
         outcome: Outcome,
         elapsed: Duration,
     ) -> HookFuture<'a> {
-        let labels @ (component, operation, outcome_label) =
+        let (component, operation, outcome_label) =
             (ctx.component(), ctx.operation(), outcome.as_str());
-        self.totals
-            .get(labels, || {
+        let labels = (Label(component), Label(operation), Label(outcome_label));
+        self.totals.with(
+            labels,
+            || {
                 BatchedCounter::new(metrics::counter!(
                     TASK_TOTAL,
                     "component" => component,
                     "operation" => operation,
                     "outcome" => outcome_label,
                 ))
-            })
-            .increment(1);
+            },
+            |total| total.increment(1),
+        );
         if outcome != Outcome::Rejected {
-            self.durations
-                .get(labels, || {
+            self.durations.with(
+                labels,
+                || {
                     BatchedHistogram::new(metrics::histogram!(
                         TASK_DURATION_SECONDS,
                         "component" => component,
                         "operation" => operation,
                         "outcome" => outcome_label,
                     ))
-                })
-                .record(elapsed.as_secs_f64());
+                },
+                |duration| duration.record(elapsed.as_secs_f64()),
+            );
         }
         done()
     }
