@@ -113,13 +113,14 @@ fn map_err(e: &CharacterError) -> ApiError {
     ApiError::from_classified(e)
 }
 
+/// Headers of a data response: content-encoding, content-type, vary, x-data-source, x-cache, x-cache-tier,
+/// age, x-request-id.
+const DATA_RESPONSE_HEADERS: usize = 8;
+
 /// Builds a data response from a stored gzip body.
 fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response, ApiError> {
-    let mut resp = if gzip_ok {
-        let mut r = Response::new(Body::from(answer.body_gz));
-        r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        r
+    let body = if gzip_ok {
+        Body::from(answer.body_gz)
     } else {
         let raw = codec::decompress(&answer.body_gz).map_err(|_| {
             ApiError::new(
@@ -128,9 +129,16 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
                 "internal error",
             )
         })?;
-        Response::new(Body::from(raw))
+        Body::from(raw)
     };
+    let mut resp = Response::new(body);
+    // Sized for every header of a data response (the request id is added by the inbound layer): a map
+    // grown from the default size would be reallocated and rehashed on every response.
     let h = resp.headers_mut();
+    h.reserve(DATA_RESPONSE_HEADERS);
+    if gzip_ok {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
