@@ -10,8 +10,8 @@
 //!
 //! Layer order (outermost first): [`middleware::InboundLayer`] (request id, load-shed at the concurrency
 //! limit, body limit, timeout, HTTP metrics, error re-rendering, in one layer) → router ([`Api`]); the
-//! shutdown gate wraps it all (`app.rs`). These layers wrap the router once, not each route. There is no compression layer: data bodies are stored
-//! gzip-compressed and sent as stored.
+//! shutdown gate wraps it all (`app.rs`). These layers wrap the router once, not each route. There is no
+//! compression layer: data bodies are stored gzip-compressed and sent as stored.
 
 mod admin;
 mod characters;
@@ -119,9 +119,10 @@ pub struct HttpLimits {
     pub client_rps: u32,
 }
 
-/// The served API: the inbound layer (which also caps request bodies) around the routes. The layers wrap the router
-/// once instead of each route (`Router::layer` would box and clone them per route and per request; see
-/// `middleware`), so the inbound layer finds a request's route template itself ([`RouteTemplates`]).
+/// The served API: the inbound layer (which also caps request bodies) around the routes. The layer wraps
+/// the router once instead of each route (`Router::layer` would box and clone it per route and per
+/// request; see `middleware`), so it finds a request's route template itself
+/// (`middleware::RouteTemplates`).
 pub type Api = middleware::InboundService<Router>;
 
 /// A router that records the template of each route it registers, for the inbound layer's route label

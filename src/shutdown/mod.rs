@@ -157,7 +157,8 @@ fn shutting_down() -> Response {
     r
 }
 
-/// [`RequestGate`] is the layer of the gate (install it outermost): `router.layer(gate.clone())`.
+/// [`RequestGate`] is the layer of the gate; install it outermost, around the whole served service
+/// (`tower::Layer::layer(&gate, api)`), not per route.
 impl<S> tower::Layer<S> for RequestGate {
     type Service = Gated<S>;
 
