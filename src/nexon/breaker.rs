@@ -645,7 +645,9 @@ impl Breaker {
         let (retry_in_ms, open_for_ms, probes_in_flight) = match m.state {
             State::Closed => (None, None, 0),
             State::Open { until, delay } => (
-                Some(until.saturating_duration_since(now).as_millis() as u64),
+                // Rounded up: 0 means the open period is over (a call now is admitted as a probe), never
+                // "less than a millisecond to go", which a caller would take for the same and be rejected.
+                Some(ceil_ms(until.saturating_duration_since(now))),
                 Some(delay.as_millis() as u64),
                 0,
             ),
@@ -668,6 +670,11 @@ impl Breaker {
     }
 }
 
+/// Whole milliseconds, rounded up.
+pub(crate) fn ceil_ms(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,6 +691,18 @@ mod tests {
 
     fn fail(b: &Breaker) {
         b.try_acquire().unwrap().record(Outcome::Failure);
+    }
+
+    #[test]
+    fn time_left_rounds_up_so_zero_means_due() {
+        assert_eq!(ceil_ms(Duration::ZERO), 0);
+        assert_eq!(ceil_ms(Duration::from_nanos(1)), 1, "still open: not 0");
+        assert_eq!(ceil_ms(Duration::from_micros(999)), 1);
+        assert_eq!(ceil_ms(Duration::from_millis(600)), 600);
+        assert_eq!(
+            ceil_ms(Duration::from_millis(600) + Duration::from_nanos(1)),
+            601
+        );
     }
 
     #[tokio::test(start_paused = true)]

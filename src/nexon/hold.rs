@@ -181,7 +181,7 @@ impl Holds {
             reason: a.reason,
             code: a.code,
             held_for_ms: now.saturating_duration_since(a.since).as_millis() as u64,
-            retry_in_ms: a.until.saturating_duration_since(now).as_millis() as u64,
+            retry_in_ms: super::breaker::ceil_ms(a.until.saturating_duration_since(now)),
         })
     }
 }

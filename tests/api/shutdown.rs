@@ -23,6 +23,16 @@ struct Gateway {
     child: Child,
     base: String,
     log: PathBuf,
+    /// How it was started, to start it again on another port when the one picked was taken meanwhile.
+    start: Start,
+}
+
+struct Start {
+    data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    name: String,
+    /// Starts left after a lost port race.
+    retries: u32,
 }
 
 impl Drop for Gateway {
@@ -33,12 +43,32 @@ impl Drop for Gateway {
 }
 
 fn start_gateway(data_dir: &Path, env: &[(&str, String)], name: &str) -> Gateway {
+    let start = Start {
+        data_dir: data_dir.to_path_buf(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        name: name.to_string(),
+        retries: 5,
+    };
+    let (child, base, log) = spawn_gateway(&start);
+    Gateway {
+        child,
+        base,
+        log,
+        start,
+    }
+}
+
+/// Starts the binary on a free port: (the child, its base URL, its log file).
+fn spawn_gateway(start: &Start) -> (Child, String, PathBuf) {
     let port = free_port();
-    let log = data_dir.join(format!("{name}.log"));
+    let log = start.data_dir.join(format!("{}.log", start.name));
     let out = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_maple-gateway"));
     cmd.env("MAPLE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAPLE_DATA_DIR", data_dir)
+        .env("MAPLE_DATA_DIR", &start.data_dir)
         .env("MAPLE_INSTANCE_ID", "gw-test")
         .env("MAPLE_SHUTDOWN_GRACE_MS", GRACE_MS.to_string())
         .env("MAPLE_LIKE_FLUSH_MS", "50")
@@ -51,15 +81,11 @@ fn start_gateway(data_dir: &Path, env: &[(&str, String)], name: &str) -> Gateway
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out);
-    for (k, v) in env {
+    for (k, v) in &start.env {
         cmd.env(k, v);
     }
     let child = cmd.spawn().expect("start maple-gateway");
-    Gateway {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    }
+    (child, format!("http://127.0.0.1:{port}"), log)
 }
 
 impl Gateway {
@@ -82,10 +108,15 @@ impl Gateway {
         let end = Instant::now() + deadline;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "gateway exited during start-up ({status}):\n{}",
-                    read_log(&self.log)
-                );
+                let log = read_log(&self.log);
+                // The port was free when picked, but another process of the suite may bind it before the
+                // child does: start again on another one.
+                if log.contains("Address already in use") && self.start.retries > 0 {
+                    self.start.retries -= 1;
+                    (self.child, self.base, self.log) = spawn_gateway(&self.start);
+                    continue;
+                }
+                panic!("gateway exited during start-up ({status}):\n{log}");
             }
             if let Ok(r) = http
                 .get(format!("{}/health/ready", self.base))
