@@ -179,12 +179,10 @@ struct CounterBatch {
 impl BatchedCounter {
     /// Batches increments for `target` (a handle registered with the recorder it should count into).
     pub fn new(target: metrics::Counter) -> Self {
-        let batch = std::sync::Arc::new(Padded(CounterBatch {
+        BatchedCounter(registered(Padded(CounterBatch {
             pending: Default::default(),
             target,
-        }));
-        register_batch(std::sync::Arc::downgrade(&batch) as std::sync::Weak<dyn Flush>);
-        BatchedCounter(batch)
+        })))
     }
 
     pub fn increment(&self, n: u64) {
@@ -222,12 +220,10 @@ struct HistogramBatch {
 impl BatchedHistogram {
     /// Batches samples for `target` (a handle registered with the recorder it should record into).
     pub fn new(target: metrics::Histogram) -> Self {
-        let batch = std::sync::Arc::new(Padded(HistogramBatch {
+        BatchedHistogram(registered(Padded(HistogramBatch {
             pending: Default::default(),
             target,
-        }));
-        register_batch(std::sync::Arc::downgrade(&batch) as std::sync::Weak<dyn Flush>);
-        BatchedHistogram(batch)
+        })))
     }
 
     pub fn record(&self, value: f64) {
@@ -240,8 +236,15 @@ impl BatchedHistogram {
         if pending.len() >= HISTOGRAM_BATCH_MAX {
             let full = std::mem::take(&mut *pending);
             drop(pending);
-            full.into_iter().for_each(|v| batch.target.record(v));
+            batch.hand_over(full);
         }
+    }
+}
+
+impl HistogramBatch {
+    /// Records `samples` with the recorder (outside the buffer's lock).
+    fn hand_over(&self, samples: Vec<f64>) {
+        samples.into_iter().for_each(|v| self.target.record(v));
     }
 }
 
@@ -254,7 +257,7 @@ impl Flush for Padded<HistogramBatch> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        waiting.into_iter().for_each(|v| self.0.target.record(v));
+        self.0.hand_over(waiting);
     }
 }
 
@@ -267,11 +270,14 @@ trait Flush: Send + Sync {
 static BATCHES: std::sync::Mutex<Vec<std::sync::Weak<dyn Flush>>> =
     std::sync::Mutex::new(Vec::new());
 
-fn register_batch(batch: std::sync::Weak<dyn Flush>) {
+/// `batch`, shared, and listed for [`flush`].
+fn registered<B: Flush + 'static>(batch: B) -> std::sync::Arc<B> {
+    let batch = std::sync::Arc::new(batch);
     BATCHES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(batch);
+        .push(std::sync::Arc::downgrade(&batch) as std::sync::Weak<dyn Flush>);
+    batch
 }
 
 /// Hands every batched counter's and histogram's pending updates to the recorder. Run before rendering the
@@ -295,8 +301,8 @@ pub fn flush() {
 pub struct PerShard<T>(Box<[Padded<T>]>);
 
 impl<T> PerShard<T> {
-    pub fn new(mut make: impl FnMut() -> T) -> Self {
-        PerShard((0..HANDLE_SHARDS).map(|_| Padded(make())).collect())
+    pub fn new(make: impl FnMut() -> T) -> Self {
+        PerShard(shards_of(make))
     }
 
     pub fn get(&self) -> &T {
@@ -317,7 +323,12 @@ type Shards<T> = Box<[Padded<std::sync::RwLock<T>>]>;
 
 /// One default `T` per shard, each on its own cache line.
 fn padded_shards<T: Default>() -> Box<[Padded<T>]> {
-    (0..HANDLE_SHARDS).map(|_| Padded(T::default())).collect()
+    shards_of(T::default)
+}
+
+/// One `T` per shard from `make`, each on its own cache line.
+fn shards_of<T>(mut make: impl FnMut() -> T) -> Box<[Padded<T>]> {
+    (0..HANDLE_SHARDS).map(|_| Padded(make())).collect()
 }
 
 /// Metric handles looked up by a small `Copy` key (label values that are `&'static str`s or numbers).
