@@ -211,9 +211,9 @@ set -e
 mkdir -p loadtest/results
 printf '%s\n%s\n' "== $(date -u +%FT%TZ) loadtest/bench.sh $DURATION $CONNS (load average before: $LOAD_BEFORE)" "$(cat "$WORK/summary.txt")" >> loadtest/results/bench.txt
 if [ "$REPORT" = 1 ]; then
-  python3 loadtest/report.py bench --title "Read path throughput, memory and outage (loadtest/bench.sh)" \
+  python3 loadtest/report.py bench --title "Read path: throughput, memory, outage" \
     --command "loadtest/bench.sh --report $DURATION $CONNS" --rows "$WORK/rows.json" \
-    --verbatim "$WORK/summary.txt" --load "$LOAD_BEFORE"
+    --full loadtest/results/bench.txt --load "$LOAD_BEFORE"
 fi
 if [ "$VERDICT" = 1 ] && [ "$STRICT" = 0 ]; then
   echo "some targets are not met (see the summary); exit 0 without --strict" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's criterion benchmarks and the likes bench, with each figure against its issue's target.
+# The project's criterion benchmarks and the likes bench, with each figure against its target.
 #
 #   loadtest/benches.sh [--report] [--strict]
 #
@@ -107,9 +107,14 @@ sys.exit(1 if any(r["met"] is False for r in rows) else 0)
 PY
 VERDICT=$?
 set -e
+if [ -f "$WORK/summary.txt" ]; then
+  mkdir -p loadtest/results
+  { echo "== $(date -u +%FT%TZ) loadtest/benches.sh (load average before: $LOAD_BEFORE)"; cat "$WORK/summary.txt"; } \
+    >>loadtest/results/benches.txt
+fi
 if [ "$REPORT" = 1 ]; then
-  python3 loadtest/report.py benches --title "Benchmarks (loadtest/benches.sh: cargo bench)" \
-    --command "loadtest/benches.sh --report" --rows "$WORK/rows.json" --verbatim "$WORK/summary.txt" --load "$LOAD_BEFORE"
+  python3 loadtest/report.py benches --title "Benchmarks" \
+    --command "loadtest/benches.sh --report" --rows "$WORK/rows.json" --full loadtest/results/benches.txt --load "$LOAD_BEFORE"
 fi
 if [ "$VERDICT" = 1 ] && [ "$STRICT" = 0 ]; then VERDICT=0; fi
 exit "$VERDICT"

@@ -16,7 +16,7 @@
 #   this machine (BASELINE=0 skips it): on a shared or small machine, the two figures together say what
 #   is the outage path and what is the machine.
 #
-# Target (issue 6): p99 ≤ 10 ms at 64 connections.
+# Target: p99 ≤ 10 ms at 64 connections.
 #
 # Usage: loadtest/outage-p99.sh [--report]   (env: N=50 C=64 D=10 THREADS=2 BIN=target/release/maple-gateway)
 #   --report regenerates the "outage" section of docs/performance.md with this run's figures.
@@ -206,8 +206,11 @@ if base:
                  "target": None, "met": None})
 json.dump(rows, open(out, "w"))
 PY
-  python3 loadtest/report.py outage --title "Upstream outage: stale serving (loadtest/outage-p99.sh)" \
-    --command "loadtest/outage-p99.sh --report" --rows "$TMP/rows.json" --verbatim "$TMP/wrk.out" --load "$LOAD_BEFORE"
+  mkdir -p loadtest/results
+  { echo "== $(date -u +%FT%TZ) loadtest/outage-p99.sh (load average before: $LOAD_BEFORE)"; cat "$TMP/wrk.out"; } \
+    >>loadtest/results/outage.txt
+  python3 loadtest/report.py outage --title "Upstream outage, stale serving" \
+    --command "loadtest/outage-p99.sh --report" --rows "$TMP/rows.json" --full loadtest/results/outage.txt --load "$LOAD_BEFORE"
 fi
 python3 -c "import sys; sys.exit(0 if $p99_us <= $TARGET_MS * 1000 else 1)" || {
   echo "FAIL: p99 above target" >&2

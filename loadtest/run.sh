@@ -452,7 +452,7 @@ if [ "$REPORT" = 1 ] && [ -f "$OUT/rows.json" ]; then
   SECTION="locust-$SCENARIO$([ "$CLUSTER" = 1 ] && echo -cluster)"
   python3 "$ROOT/loadtest/report.py" "$SECTION" --title "Locust: $SCENARIO, $USERS users, $DURATION ($TOPOLOGY)" \
     --command "loadtest/run.sh --report $([ "$CLUSTER" = 1 ] && echo '--cluster ')$SCENARIO $USERS $DURATION" \
-    --rows "$OUT/rows.json" --verbatim "$OUT/summary.txt" --load "$LOAD_BEFORE"
+    --rows "$OUT/rows.json" --full "$OUT/summary.txt" --load "$LOAD_BEFORE"
 fi
 # A log of every run's summary, like bench.sh's results/bench.txt.
 { echo "== $(date -u +%FT%TZ) loadtest/run.sh $([ "$CLUSTER" = 1 ] && echo '--cluster ')$SCENARIO $USERS $DURATION"
