@@ -1,4 +1,4 @@
-//! Benchmarks of the expectation engine against its budgets (issue 4):
+//! Benchmarks of the expectation engine against its targets:
 //! - parse the 357 KB `item-equipment` sample and compute all three presets: ≤ 2 ms median on one core;
 //! - load (read + hash + parse + precompute) the reference cube table: ≤ 200 ms.
 //!

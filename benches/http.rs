@@ -2,7 +2,7 @@
 //! gate, the router, the handler, the pipeline, the cache) driven in process with `tower::ServiceExt::oneshot`, against
 //! a bare axum router answering the same stored gzip bytes.
 //!
-//! Contract: issue 5 asks for a warm L1 hit at ≥ 70 % of a bare axum handler's throughput over HTTP
+//! Contract: the target is a warm L1 hit at ≥ 70 % of a bare axum handler's throughput over HTTP
 //! (`loadtest/bench.sh`, wrk on loopback). Over HTTP most of the time goes to the kernel's TCP path, which
 //! both servers pay alike; this bench isolates what only the gateway pays, so a change to the hit path can
 //! be measured in seconds and without the noise of a shared machine. Cases, all on one current-thread

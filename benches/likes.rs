@@ -1,7 +1,7 @@
 //! Like figures: `POST like` latency at 64 connections (the buffered path) and the sync throughput
 //! into MariaDB, against a real `redis-server` and the local MariaDB.
 //!
-//! Contract: the budgets are p99 ≤ 5 ms for `POST /api/v2/characters/{name}/like` at 64
+//! Contract: the targets are p99 ≤ 5 ms for `POST /api/v2/characters/{name}/like` at 64
 //! concurrent connections, and ≥ 20,000 likes/s moved into MariaDB by the sync, in batches of
 //! `MAPLE_LIKE_SYNC_BATCH` (2,000). Three measurements, printed as one table:
 //!

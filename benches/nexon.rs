@@ -1,7 +1,7 @@
 //! Overhead of the upstream client's resilience policy (hold check, breaker ticket, rate-budget slot, attempt
 //! timeout, outcome recording, retry bookkeeping) on a successful call, against awaiting the call directly.
 //!
-//! Contract: the budget is ≤ 50 µs median overhead per logical call. Overhead = `call/*` − `direct`.
+//! Contract: the target is ≤ 50 µs median overhead per logical call. Overhead = `call/*` − `direct`.
 //! Measured with a real Prometheus recorder and an info-level subscriber writing to a sink (what production
 //! pays), in two settings:
 //! * `call/local-budget` — the rate budget in-process (no Redis, or Redis down);

@@ -1,6 +1,6 @@
 //! Overhead of `Pipeline::execute` on a trivially succeeding task, against awaiting the task directly.
 //!
-//! Contract: the budget is ≤ 2 µs median overhead per execution with the two standard
+//! Contract: the target is ≤ 2 µs median overhead per execution with the two standard
 //! policies (tracing, metrics), so the pipeline never shows in request latency. Overhead =
 //! `execute/*` − `direct`. Cases:
 //! * `execute/empty` — the pipeline machinery alone (no policies);

@@ -10,9 +10,9 @@ use maple_gateway::app::Application;
 use maple_gateway::config::{ENV_VARS, Settings};
 use maple_gateway::{sim, telemetry};
 
-/// mimalloc instead of glibc's allocator: under load the gateway's worker threads contended on glibc's arena
-/// locks (futex wake-ups in `malloc`/`free` on the cache-hit path, measured with `perf`), and the cold path
-/// allocates heavily while parsing upstream JSON. See docs/performance.md.
+/// mimalloc instead of glibc's allocator: under load glibc's arenas make the worker threads contend on their
+/// locks (futex wake-ups in `malloc`/`free` on the cache-hit path), and the cold path allocates heavily while
+/// parsing upstream JSON.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,10 +1,13 @@
-//! Tracing subscriber, the Prometheus metrics recorder, and the names of every metric the gateway exports.
+//! Tracing subscriber, the Prometheus metrics recorder, and the metric handles the request path shares.
 //!
 //! Contract: [`init_tracing`] installs the global subscriber at most once (later calls are no-ops, so tests
 //! that build several applications in one process are fine). [`metrics_handle`] installs the Prometheus
 //! recorder at most once per process and returns a handle that renders the text exposition format; every
-//! application in the process shares it. Metric names live here as constants so that dashboards, docs and
-//! code agree; labels are bounded-cardinality (never a character name).
+//! application in the process shares it. A metric's name lives beside the code that records it (the
+//! `cache`, `characters`, `likes`, `lock`, `nexon`, `pipeline`, `redis`, `shutdown` and `store` modules, the
+//! API layer); the constants below name the HTTP metrics recorded here and the few that other modules
+//! share. `GET /metrics` lists every metric the running gateway has recorded. Labels are
+//! bounded-cardinality (never a character name).
 //!
 //! The recorder is installed without its own upkeep task: the application runs [`run_upkeep`] (histogram
 //! buffers drained every 5 s) until shutdown. Hot paths do not call `metrics::counter!` with labels per
@@ -15,10 +18,9 @@
 //! shard ([`BatchedCounter`], [`BatchedHistogram`]): their updates reach the recorder at the next
 //! [`flush`], which the `/metrics` handler runs before rendering and [`run_upkeep`] every 5 s, so a scrape
 //! sees every update made before it and nothing is lost; a component that renders a handle itself flushes
-//! first. Counts that every request
-//! changes and only rare readers sum (the shutdown gate's in-flight requests, the cache's hits and misses
-//! for the operator status) live in a [`ShardedCount`]: one cache line per thread shard, so the request
-//! threads of different cores never write the same line.
+//! first. Counts that every request changes and only rare readers sum (the shutdown gate's in-flight
+//! requests, the cache's hits and misses for the operator status) live in a [`ShardedCount`]: one cache
+//! line per thread shard, so the request threads of different cores never write the same line.
 
 use std::sync::OnceLock;
 

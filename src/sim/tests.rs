@@ -418,7 +418,7 @@ fn dates_before_the_service_or_the_character_are_empty() {
     assert_eq!(parse_date("2024-02-30"), None);
 }
 
-/// The performance bound the issue sets is for release builds; this debug-mode check is generous and
+/// The generation bound that matters is the release build's (50 ms); the debug-mode bound is generous and
 /// prints the time so regressions show. See `release_timing` for the release figure.
 #[test]
 fn generation_is_fast() {

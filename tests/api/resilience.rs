@@ -644,7 +644,7 @@ async fn previously_seen_is_stale_fast_and_never_seen_is_503_fast_during_a_full_
         "outage: never-seen 503 in {never_seen:?}, first stale answer in {first_stale:?}, \
          then p50 {p50:?}, max {max:?}"
     );
-    // The issue's figure is for the steady state (p50 here, in a debug build); the bounds on the first
+    // The 10 ms target is for the steady state (p50 here, in a debug build); the bounds on the first
     // answers and the maximum only leave room for a busy test machine.
     assert!(p50 < Duration::from_millis(10), "{p50:?}");
     assert!(never_seen < Duration::from_millis(500), "{never_seen:?}");
