@@ -5,9 +5,9 @@
 #
 # Runs `cargo bench` for pipeline, expectation, nexon and http (1 s warm-up, 3 s measurement per case) and the
 # likes bench, reads criterion's medians from target/criterion/**/new/{benchmark,estimates}.json, prints a
-# table and, with --report, regenerates the "benches" section of docs/performance.md. The nexon bench
-# starts its own redis-server and the likes bench its own Redis and database (see their module docs); both
-# skip what they cannot start and say so. Exit status: 0 when the benches ran (each figure's verdict is in
+# table, appends the medians to loadtest/results/benches.txt and, with --report, regenerates the "benches"
+# section of docs/performance.md. The nexon bench starts its own redis-server and the likes bench its own
+# Redis and database (see their module docs); both skip what they cannot start and say so. Exit status: 0 when the benches ran (each figure's verdict is in
 # the table), 2 when a bench could not run; with --strict also 1 when a figure misses its target.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,7 +19,8 @@
 # Target: p99 ≤ 10 ms at 64 connections.
 #
 # Usage: loadtest/outage-p99.sh [--report]   (env: N=50 C=64 D=10 THREADS=2 BIN=target/release/maple-gateway)
-#   --report regenerates the "outage" section of docs/performance.md with this run's figures.
+#   --report regenerates the "outage" section of docs/performance.md with this run's figures and appends
+#   wrk's output to loadtest/results/outage.txt.
 # Needs: curl, python3 (free ports); installs wrk with apt-get when missing. Builds the release binary if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
