@@ -262,10 +262,7 @@ pub async fn expectation_preset(
     }
     out.insert("preset".into(), full["presets"][n - 1].clone());
     let body = serde_json::to_vec(&out).map_err(|_| internal())?;
-    let preset_answer = Answer {
-        body_gz: Bytes::from(codec::compress(&body)),
-        ..answer
-    };
+    let preset_answer = answer.with_body(Bytes::from(codec::compress(&body)));
     data_response(preset_answer, gzip, now)
 }
 

@@ -1,0 +1,117 @@
+//! Basic info (world, class, level, image) of a character, cached under `…:basic`, plus its live like count.
+//!
+//! Contract:
+//! - A load resolves the ocid, asks the upstream for the latest basic info and records it in the character
+//!   row (in the background); a name or ocid the upstream does not know is cached negatively (`NotFound`).
+//! - The like count is read from the database on every request (it is not cached with the basic info); a
+//!   database failure reads as 0.
+//! - When the load fails and the upstream cannot answer, the cache's last copy is served stale, flagged
+//!   `"stale": true` (and `"data_preparing": true` for 00009), as [`fallback::decide`] rules; there is no
+//!   database copy of basic info.
+//! - A cached body that is not gzip JSON fails with `Internal`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::date::RequestDate;
+use super::fallback::{self, StaleCopy};
+use super::{
+    Answer, CharacterError, CharacterService, combine, keys, negative, rfc3339, skip_if_refused,
+};
+use crate::cache::{CacheStatus, CachedValue};
+use crate::nexon::{CharacterName, NexonError, Priority};
+use crate::store::{CharacterRow, codec};
+
+impl CharacterService {
+    /// Basic info (world, class, level, image) plus the like count.
+    pub async fn basic(self: &Arc<Self>, name: &CharacterName) -> Result<Answer, CharacterError> {
+        let key = keys::basic_key(name);
+        let this = self.clone();
+        let n = name.clone();
+        let served = self
+            .cache
+            .get_or_load(&key, false, move |mode| async move {
+                this.load_basic(&n, combine(Priority::Interactive, mode))
+                    .await
+            })
+            .await;
+        // `stale`: `Some(data_preparing)` when served from the last good copy.
+        let (value, status, stale) = match served {
+            Ok(s) if s.value.negative => return Err(CharacterError::NotFound),
+            Ok(s) => (s.value, s.status, None),
+            Err(f) => {
+                let stale =
+                    fallback::decide(f, Priority::Interactive, fallback::no_database).await?;
+                let StaleCopy::Cached(v) = stale.copy;
+                self.cache.record_stale();
+                (v, CacheStatus::Stale, Some(stale.data_preparing))
+            }
+        };
+        // The like count is live (not cached with the basic info).
+        let likes = self
+            .store
+            .get_character(&name.key())
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.like_count)
+            .unwrap_or(0);
+        let raw = codec::decompress(&value.body_gz)
+            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        v["like_count"] = likes.into();
+        v["stale"] = (status == CacheStatus::Stale).into();
+        if stale == Some(true) {
+            v["data_preparing"] = true.into();
+        }
+        let json = serde_json::to_vec(&v).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let body_gz = Bytes::from(codec::compress(&json));
+        Ok(match stale {
+            Some(data_preparing) => Answer::stale(body_gz, value.fetched_at_ms, data_preparing),
+            None => Answer::fresh(body_gz, status, value.fetched_at_ms),
+        })
+    }
+
+    async fn load_basic(
+        self: Arc<Self>,
+        name: &CharacterName,
+        priority: Priority,
+    ) -> Result<CachedValue, CharacterError> {
+        skip_if_refused(&self.nexon, priority)?;
+        let ocid = match self.ocid_for(name, false, priority).await {
+            Ok(o) => o,
+            Err(CharacterError::NotFound) => return Ok(negative(self.now_ms())),
+            Err(e) => return Err(e),
+        };
+        let now = self.now_ms();
+        let b = match self.nexon.basic(&ocid, None, priority).await {
+            Ok(b) => b,
+            Err(NexonError::NotFound) => return Ok(negative(now)),
+            Err(e) => return Err(e.into()),
+        };
+        self.store_character(CharacterRow {
+            name: name.key(),
+            ocid: Some(ocid.to_string()),
+            world: b.world_name.clone(),
+            class: b.character_class.clone(),
+            level: b.character_level,
+            image: b.character_image.clone(),
+            fetched_at_ms: now,
+            like_count: 0,
+        });
+        let body = serde_json::json!({
+            "character": name.as_str(),
+            "world": b.world_name,
+            "class": b.character_class,
+            "level": b.character_level,
+            "image": b.character_image,
+            "data_as_of": rfc3339(now),
+        });
+        Ok(RequestDate::LATEST.value(
+            Bytes::from(codec::compress(&serde_json::to_vec(&body).expect("json"))),
+            now,
+        ))
+    }
+}
