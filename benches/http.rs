@@ -26,9 +26,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use criterion::{Criterion, criterion_group, criterion_main};
+use maple_gateway::api::gate::RequestGate;
 use maple_gateway::app::Application;
 use maple_gateway::config::Settings;
-use maple_gateway::shutdown::RequestGate;
 use tower::ServiceExt;
 
 #[path = "../examples/support/bare.rs"]

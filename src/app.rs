@@ -7,10 +7,10 @@
 //! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
 //! and returns.
 //!
-//! Start-up recovery and the shutdown sequence (flush order, backup file, summary line, the exit bound of
-//! grace plus 10 s) are specified in [`crate::shutdown`]: `build` applies backup files and journal segments
-//! before the listener is bound (so `/health/ready` cannot be 200 before recovery ran), `run_until` drives
-//! the sequence.
+//! Start-up recovery is specified in [`crate::durability`] and the shutdown sequence (flush order, backup
+//! file, summary line, the exit bound of grace plus 10 s) in [`crate::shutdown`]: `build` applies backup
+//! files and journal segments before the listener is bound (so `/health/ready` cannot be 200 before
+//! recovery ran), `run_until` hands the serving to the sequence.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,17 +19,19 @@ use std::time::Instant;
 
 use tokio::net::TcpListener;
 
+use crate::api::gate::{Gated, RequestGate};
 use crate::api::{self, AppState, HttpLimits, Readiness, Services, UpstreamMode};
 use crate::cache::{self, CacheConfig, Clock, TieredCache};
 use crate::characters::CharacterService;
 use crate::config::{Secret, Settings};
+use crate::durability::{Dirs, DurabilityError, Journal, Recovery};
 use crate::expectation::{CubeTables, TableReport};
 use crate::likes::{LikeConfig, LikeService};
 use crate::lock::{LockError, LockService};
 use crate::nexon::{BreakerConfig, ClientOptions, NexonClient, RateConfig, ResilienceConfig};
 use crate::pipeline::{Pipeline, StandardConfig};
 use crate::redis::{RedisError, RedisHandle};
-use crate::shutdown::{self, Dirs, Journal, Recovery, RequestGate, ShutdownError};
+use crate::shutdown::{self, Shutdown};
 use crate::sim;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
@@ -62,7 +64,7 @@ pub enum AppError {
     #[error("locks: {0}")]
     Lock(LockError),
     #[error("recovery: {0}")]
-    Recovery(#[from] ShutdownError),
+    Recovery(#[from] DurabilityError),
 }
 
 /// A built, bound, not yet running gateway.
@@ -150,7 +152,7 @@ fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) ->
 }
 
 /// What the server serves: the API with its inbound layers, behind the shutdown gate.
-pub type Served = crate::shutdown::Gated<api::Api>;
+pub type Served = Gated<api::Api>;
 
 /// The API with its inbound layers, behind the shutdown gate.
 fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> Served {
@@ -366,7 +368,7 @@ impl Application {
             simulator,
             cancel,
             background,
-            mut journal,
+            journal,
             dirs,
         } = self;
         let gate = RequestGate::default();
@@ -374,115 +376,28 @@ impl Application {
         state.readiness.mark_started();
         tracing::info!(%addr, instance = %state.instance_id, "maple-gateway listening");
 
-        let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<Instant>();
-        let ready_state = state.clone();
-        let drain_gate = gate.clone();
-        let graceful = async move {
-            shutdown.await;
-            ready_state.readiness.mark_shutting_down();
-            let in_flight = drain_gate.begin_drain();
-            tracing::info!(in_flight, "shutdown requested: draining in-flight requests");
-            let _ = begin_tx.send(Instant::now());
+        let sequence = Shutdown {
+            state,
+            gate,
+            grace: settings.shutdown_grace,
+            cancel,
+            background,
+            journal,
+            backup_dir: dirs.backup,
+            simulator,
         };
-        let server = axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(router),
-        )
-        .with_graceful_shutdown(graceful)
-        .into_future();
-        let mut server = std::pin::pin!(server);
-        let grace = settings.shutdown_grace;
-        let begun = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
-        let begun_w = begun.clone();
-        let bounded = async move {
-            if let Ok(t) = begin_rx.await {
-                *begun_w.lock().expect("poisoned") = Some(t);
-            }
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            r = &mut server => r.map_err(AppError::Serve)?,
-            _ = bounded => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, in_flight = gate.in_flight(), "grace period over: answering remaining requests 503");
-                gate.cut();
-                let _ = tokio::time::timeout(shutdown::CUT_WRITE_TIME, &mut server).await;
-            }
-        }
-        let began = begun.lock().expect("poisoned").unwrap_or_else(Instant::now);
-        let deadline = tokio::time::Instant::now() + shutdown::POST_GRACE_BUDGET;
-        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-
-        // Background tasks: one token, awaited with a deadline (the like sync loop drains on its way out).
-        cancel.cancel();
-        background.close();
-        let bg_budget = left().min(std::time::Duration::from_secs(4));
-        if tokio::time::timeout(bg_budget, background.wait())
+        sequence
+            .serve_until(shutdown, |graceful| {
+                axum::serve(
+                    listener,
+                    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                        SocketAddr,
+                    >(router),
+                )
+                .with_graceful_shutdown(graceful)
+                .into_future()
+            })
             .await
-            .is_err()
-        {
-            tracing::warn!(
-                budget_ms = bg_budget.as_millis() as u64,
-                "background tasks did not stop in time"
-            );
-        }
-        // Like buffer → Redis → MySQL under the lock, with what is left of the budget.
-        let drain_budget = left()
-            .saturating_sub(std::time::Duration::from_millis(1500))
-            .min(std::time::Duration::from_secs(3));
-        let drained = state.likes.drain(drain_budget).await;
-        // Pending snapshot writes → database.
-        let snap_budget = left()
-            .saturating_sub(std::time::Duration::from_millis(1000))
-            .min(std::time::Duration::from_secs(2));
-        let snapshots_done = state.characters.flush_snapshot_writes(snap_budget).await;
-        if !snapshots_done {
-            tracing::warn!(
-                "some equipment snapshot writes did not finish in time (refetched on demand)"
-            );
-        }
-        // What is left → backup file; then this process's journal is no longer needed.
-        let segments = journal.close();
-        let remaining = drained.remaining;
-        let backup =
-            shutdown::backup::write(&dirs.backup, &state.instance_id, "shutdown", &remaining);
-        let backed_up = match &backup {
-            Ok(file) => {
-                metrics::counter!(shutdown::BACKUP_ENTRIES_TOTAL).increment(remaining.len() as u64);
-                journal.remove(&segments);
-                if let Some(f) = file {
-                    tracing::warn!(file = %f.display(), entries = remaining.len(), "likes not yet in the database were backed up; they are applied at the next start");
-                }
-                remaining.len()
-            }
-            Err(e) => {
-                tracing::error!(error = %e, pending = remaining.len(), "backup write FAILED: the journal segments are kept and replayed at the next start");
-                0
-            }
-        };
-        let close_budget = left().max(std::time::Duration::from_millis(200));
-        let _ = tokio::time::timeout(close_budget, async {
-            if let Some(r) = &state.redis {
-                r.quit().await;
-            }
-            state.store.close().await;
-            if let Some(sim) = simulator {
-                let _ = sim.shutdown().await;
-            }
-        })
-        .await;
-        tracing::info!(
-            drained_requests = gate.drained(),
-            cut_requests = gate.cut_count(),
-            likes_flushed = drained.flushed,
-            likes_synced = drained.synced,
-            likes_backed_up = backed_up,
-            backup_failed = backup.is_err(),
-            snapshots_flushed = snapshots_done,
-            elapsed_ms = began.elapsed().as_millis() as u64,
-            "shutdown complete"
-        );
-        Ok(())
+            .map_err(AppError::Serve)
     }
 }

@@ -8,7 +8,8 @@
 //! | bottom | [`error`] (classification), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
 //! | 2 | [`cache`] (tiered cache, flight), [`nexon`] (upstream client), [`lock`], [`pipeline`] (execution policies) |
 //! | 3 | [`characters`] (the read path), [`likes`] (the write path), [`sim`] (the Nexon simulator) |
-//! | 4 | [`api`] (HTTP), [`shutdown`] (coordinator, backup, recovery) |
+//! | 4 | [`api`] (HTTP, the request gate), [`durability`] (like journal, backup files, start-up recovery) |
+//! | 5 | [`shutdown`] (the shutdown sequence: drain, flush, backup) |
 //! | top | [`app`] (`Application::build` → bound port → `run_until(shutdown)`), then `main.rs` |
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod app;
 pub mod cache;
 pub mod characters;
 pub mod config;
+pub mod durability;
 pub mod error;
 pub mod expectation;
 pub mod likes;

@@ -17,6 +17,7 @@ mod admin;
 mod characters;
 mod client_limit;
 pub mod error;
+pub mod gate;
 mod health;
 mod likes;
 mod middleware;

@@ -2,10 +2,10 @@
 //! embedded mode (a real SQLite file, in-process locks, the direct sync path). The Redis path and the
 //! outage scenarios run against real Redis and MariaDB in `tests/api/likes.rs`.
 
-use std::sync::Mutex as StdMutex;
-
 use super::*;
 use crate::config::DatabaseSettings;
+use crate::nexon::CharacterName;
+use crate::store::{LikeBatch, LikeRecord};
 
 fn entry_pairs(b: &Buffer) -> Vec<(String, String)> {
     b.pending()
@@ -243,14 +243,8 @@ async fn a_full_buffer_refuses_new_likes_with_503_and_keeps_what_it_accepted() {
 #[tokio::test]
 async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     let (svc, store, _dir) = embedded(100).await;
-    struct Seen(StdMutex<Vec<String>>);
-    impl LikeObserver for Seen {
-        fn accepted(&self, entry: &LikeEntry) {
-            self.0.lock().unwrap().push(entry.id.clone());
-        }
-    }
-    let seen = Arc::new(Seen(StdMutex::new(Vec::new())));
-    assert!(svc.set_observer(seen.clone()));
+    let (journal, accepted) = JournalHandle::channel();
+    assert!(svc.attach_journal(journal));
     for who in ["a", "b", "a", "c"] {
         svc.like(&n("evan"), &l(who)).await.unwrap();
     }
@@ -258,8 +252,15 @@ async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     let ids: std::collections::HashSet<_> = pending.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 3);
     assert!(pending.iter().all(|e| e.id.starts_with(svc.source())));
+    let seen: Vec<String> = accepted
+        .try_iter()
+        .map(|m| match m {
+            JournalMsg::Accepted(e) => e.id,
+            JournalMsg::Stop => panic!("no stop was sent"),
+        })
+        .collect();
     assert_eq!(
-        *seen.0.lock().unwrap(),
+        seen,
         pending.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
     );
 

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use maple_gateway::durability::backup;
 use maple_gateway::likes::LikeEntry;
-use maple_gateway::shutdown::backup;
 
 use crate::harness::{RedisServer, TestDatabase, free_port, read_log};
 use crate::likes::CutRelay;

@@ -5,7 +5,7 @@
 //! is fsynced — so a reader sees either no file or a whole one (a crash mid-write leaves only a `.tmp`
 //! file, which recovery ignores and removes). [`parse`] accepts exactly the format written here
 //! (`format = "maple-gateway-backup"`, `version = 1`) and refuses anything else with
-//! [`ShutdownError::Corrupt`], which recovery turns into a quarantine.
+//! [`DurabilityError::Corrupt`], which recovery turns into a quarantine.
 //!
 //! Format (one entry per pending write; the entry id is the like's unique id, recorded in the database on
 //! application):
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::likes::LikeEntry;
 
-use super::ShutdownError;
+use super::DurabilityError;
 
 /// The `format` field of every backup file.
 pub const FORMAT: &str = "maple-gateway-backup";
@@ -76,9 +76,9 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, directory fsync.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ShutdownError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DurabilityError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |e: std::io::Error| ShutdownError::Io {
+    let io = |e: std::io::Error| DurabilityError::Io {
         path: path.display().to_string(),
         source: e,
     };
@@ -102,7 +102,7 @@ pub fn write(
     instance: &str,
     reason: &str,
     entries: &[LikeEntry],
-) -> Result<Option<PathBuf>, ShutdownError> {
+) -> Result<Option<PathBuf>, DurabilityError> {
     if entries.is_empty() {
         return Ok(None);
     }
@@ -115,7 +115,7 @@ pub fn write(
         reason: reason.to_string(),
         entries: entries.iter().cloned().map(BackupEntry::Like).collect(),
     };
-    let bytes = serde_json::to_vec(&file).map_err(|e| ShutdownError::Corrupt(e.to_string()))?;
+    let bytes = serde_json::to_vec(&file).map_err(|e| DurabilityError::Corrupt(e.to_string()))?;
     let mut path = dir.join(format!(
         "shutdown-{}-{created_ms}.json",
         file_safe(instance)
@@ -134,17 +134,17 @@ pub fn write(
 }
 
 /// Parses a backup file; anything but a whole file of the known format and version is `Corrupt`.
-pub fn parse(bytes: &[u8]) -> Result<BackupFile, ShutdownError> {
+pub fn parse(bytes: &[u8]) -> Result<BackupFile, DurabilityError> {
     let file: BackupFile =
-        serde_json::from_slice(bytes).map_err(|e| ShutdownError::Corrupt(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| DurabilityError::Corrupt(e.to_string()))?;
     if file.format != FORMAT {
-        return Err(ShutdownError::Corrupt(format!(
+        return Err(DurabilityError::Corrupt(format!(
             "format is {:?}, expected {FORMAT:?}",
             file.format
         )));
     }
     if file.version != VERSION {
-        return Err(ShutdownError::Corrupt(format!(
+        return Err(DurabilityError::Corrupt(format!(
             "unsupported version {} (this build reads version {VERSION})",
             file.version
         )));

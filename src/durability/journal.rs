@@ -1,7 +1,8 @@
 //! The like journal: every accepted like appended to a local file, so a `kill -9` loses (almost) nothing.
 //!
-//! Contract: [`Journal::start`] installs itself as the like service's observer; each accepted like is
-//! handed to a dedicated writer thread through a channel (no I/O on the request path) and written —
+//! Contract: [`Journal::start`] attaches the journal's intake ([`JournalHandle`]) to the like service;
+//! each accepted like is handed to a dedicated writer thread through that channel before it is
+//! acknowledged (no I/O on the request path) and written —
 //! `write(2)`, i.e. into the OS page cache, which survives the death of the process — as soon as the
 //! thread receives it, together with whatever else is queued. The file is fsynced every
 //! `MAPLE_JOURNAL_FSYNC_MS` (default 50) while it has unsynced lines, so a machine crash or power loss
@@ -25,13 +26,12 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::likes::{LikeEntry, LikeObserver, LikeService};
+use crate::likes::{JournalHandle, JournalMsg, LikeEntry, LikeService};
 
-use super::ShutdownError;
+use super::DurabilityError;
 use super::backup::{file_safe, sync_dir};
 
 /// A segment is closed after this long.
@@ -48,24 +48,9 @@ pub const COLLECT_EVERY: Duration = Duration::from_secs(1);
 /// The file extension of journal segments.
 pub const EXT: &str = "jnl";
 
-enum Msg {
-    Entry(LikeEntry),
-    Stop,
-}
-
-struct Observer {
-    tx: Sender<Msg>,
-}
-
-impl LikeObserver for Observer {
-    fn accepted(&self, entry: &LikeEntry) {
-        let _ = self.tx.send(Msg::Entry(entry.clone()));
-    }
-}
-
 /// The running journal. Dropping it stops the writer (after a last write and fsync).
 pub struct Journal {
-    tx: Sender<Msg>,
+    intake: JournalHandle,
     thread: Option<std::thread::JoinHandle<Vec<PathBuf>>>,
     dir: PathBuf,
 }
@@ -119,17 +104,17 @@ pub fn read_segment(bytes: &[u8]) -> (Vec<LikeEntry>, usize) {
 }
 
 impl Journal {
-    /// Starts the writer and installs it as `likes`' observer.
+    /// Starts the writer and attaches its intake to `likes`.
     pub fn start(
         dir: &Path,
         likes: LikeService,
         fsync_every: Duration,
-    ) -> Result<Journal, ShutdownError> {
-        std::fs::create_dir_all(dir).map_err(|source| ShutdownError::Io {
+    ) -> Result<Journal, DurabilityError> {
+        std::fs::create_dir_all(dir).map_err(|source| DurabilityError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (intake, rx) = JournalHandle::channel();
         let writer = Writer {
             dir: dir.to_path_buf(),
             prefix: file_safe(likes.source()),
@@ -143,13 +128,13 @@ impl Journal {
         let thread = std::thread::Builder::new()
             .name("like-journal".into())
             .spawn(move || writer.run(rx))
-            .map_err(|source| ShutdownError::Io {
+            .map_err(|source| DurabilityError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;
-        likes.set_observer(Arc::new(Observer { tx: tx.clone() }));
+        likes.attach_journal(intake.clone());
         Ok(Journal {
-            tx,
+            intake,
             thread: Some(thread),
             dir: dir.to_path_buf(),
         })
@@ -157,7 +142,7 @@ impl Journal {
 
     /// Stops the writer after a last write and fsync; returns this process's segments still on disk.
     pub fn close(&mut self) -> Vec<PathBuf> {
-        let _ = self.tx.send(Msg::Stop);
+        self.intake.stop();
         self.thread
             .take()
             .and_then(|t| t.join().ok())
@@ -175,7 +160,7 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Stop);
+        self.intake.stop();
     }
 }
 
@@ -204,20 +189,20 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) -> Vec<PathBuf> {
+    fn run(mut self, rx: Receiver<JournalMsg>) -> Vec<PathBuf> {
         let mut next_sync = Instant::now() + self.fsync_every;
         let mut next_collect = Instant::now() + COLLECT_EVERY;
         loop {
             let wait = next_sync.saturating_duration_since(Instant::now());
             let mut stop = false;
             match rx.recv_timeout(wait) {
-                Ok(Msg::Entry(e)) => {
+                Ok(JournalMsg::Accepted(e)) => {
                     self.append(&e);
                     // Take whatever else is queued, then hand it all to the OS in one write.
                     loop {
                         match rx.try_recv() {
-                            Ok(Msg::Entry(e)) => self.append(&e),
-                            Ok(Msg::Stop) => {
+                            Ok(JournalMsg::Accepted(e)) => self.append(&e),
+                            Ok(JournalMsg::Stop) => {
                                 stop = true;
                                 break;
                             }
@@ -226,12 +211,12 @@ impl Writer {
                     }
                     self.flush();
                 }
-                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+                Ok(JournalMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if stop {
                 // Entries sent before the stop are still queued behind it only if they raced it: take them.
-                while let Ok(Msg::Entry(e)) = rx.try_recv() {
+                while let Ok(JournalMsg::Accepted(e)) = rx.try_recv() {
                     self.append(&e);
                 }
                 self.sync();

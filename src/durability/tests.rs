@@ -1,5 +1,5 @@
-//! Unit tests of the on-disk formats (backup files round-trip and refuse damage; journal segments
-//! tolerate a torn last line and report damaged ones) and of the request gate.
+//! Unit tests of the on-disk formats: backup files round-trip and refuse damage; journal segments
+//! tolerate a torn last line and report damaged ones.
 
 use super::{backup, journal};
 use crate::likes::LikeEntry;
@@ -69,58 +69,4 @@ fn shutdown_journal_segment_skips_torn_tail_and_counts_damage() {
     assert_eq!((e.len(), damaged), (3, 0));
     let (e, damaged) = journal::read_segment(format!("garbage\n{text}").as_bytes());
     assert_eq!((e.len(), damaged), (3, 1));
-}
-
-/// The request gate: requests pass and are counted until the cut; a request waiting at the cut and every
-/// request after it are answered 503 `SHUTTING_DOWN`.
-#[tokio::test]
-async fn the_gate_passes_requests_until_the_cut_then_answers_503() {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use tower::{Layer, ServiceExt};
-
-    let gate = super::RequestGate::default();
-    let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let wait = release.clone();
-    let inner = tower::service_fn(move |req: Request<Body>| {
-        let wait = wait.clone();
-        async move {
-            if req.uri().path() == "/slow" {
-                wait.notified().await;
-            }
-            Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
-        }
-    });
-    let svc = gate.layer(inner);
-    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
-
-    let r = svc.clone().oneshot(get("/fast")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        gate.in_flight(),
-        0,
-        "a finished request is no longer counted"
-    );
-
-    let slow = tokio::spawn(svc.clone().oneshot(get("/slow")));
-    while gate.in_flight() == 0 {
-        tokio::task::yield_now().await;
-    }
-    gate.cut();
-    let r = slow.await.unwrap().unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "waiting at the cut"
-    );
-    assert_eq!(gate.cut_count(), 1);
-    let r = svc.clone().oneshot(get("/fast")).await.unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "arriving after the cut"
-    );
-    assert_eq!(r.headers()["retry-after"], "1");
-    assert_eq!(gate.in_flight(), 0);
-    drop(release);
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::likes::{LikeEntry, LikeService};
 
-use super::{ShutdownError, backup, journal};
+use super::{DurabilityError, backup, journal};
 
 /// Backup files moved to quarantine.
 pub const RECOVERY_QUARANTINED_TOTAL: &str = "maple_recovery_quarantined_files_total";
@@ -61,9 +61,9 @@ impl Dirs {
         }
     }
 
-    pub fn create(&self) -> Result<(), ShutdownError> {
+    pub fn create(&self) -> Result<(), DurabilityError> {
         for d in [&self.backup, &self.applied, &self.quarantine, &self.journal] {
-            std::fs::create_dir_all(d).map_err(|source| ShutdownError::Io {
+            std::fs::create_dir_all(d).map_err(|source| DurabilityError::Io {
                 path: d.display().to_string(),
                 source,
             })?;
@@ -146,7 +146,8 @@ fn chunk_id(entries: &[LikeEntry]) -> String {
     format!("rc:{}", &hex::encode(h.finalize())[..40])
 }
 
-enum Outcome {
+/// What applying one recovery file did.
+enum FileOutcome {
     Applied { entries: usize, inserted: u64 },
     Quarantined,
     Deferred,
@@ -183,20 +184,20 @@ impl Recovery {
         let mut report = RecoveryReport::default();
         for s in sources {
             match self.apply(&s, rebuffer).await {
-                Outcome::Applied { entries, inserted } => {
+                FileOutcome::Applied { entries, inserted } => {
                     report.files_applied += 1;
                     report.entries_applied += entries;
                     report.inserted += inserted;
                 }
-                Outcome::Quarantined => report.quarantined += 1,
-                Outcome::Deferred => report.deferred.push(s),
+                FileOutcome::Quarantined => report.quarantined += 1,
+                FileOutcome::Deferred => report.deferred.push(s),
             }
         }
         metrics::gauge!(RECOVERY_DEFERRED_FILES).set(report.deferred.len() as f64);
         report
     }
 
-    fn quarantine(&self, path: &Path, why: &str) -> Outcome {
+    fn quarantine(&self, path: &Path, why: &str) -> FileOutcome {
         let name = path.file_name().unwrap_or_default();
         let to = self.dirs.quarantine.join(name);
         let r =
@@ -217,16 +218,16 @@ impl Recovery {
                 "backup file is damaged and could not be moved to quarantine; it is skipped"
             ),
         }
-        Outcome::Quarantined
+        FileOutcome::Quarantined
     }
 
-    async fn apply(&self, source: &Source, rebuffer: bool) -> Outcome {
+    async fn apply(&self, source: &Source, rebuffer: bool) -> FileOutcome {
         let path = source.path();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot read recovery file; retrying later");
-                return Outcome::Deferred;
+                return FileOutcome::Deferred;
             }
         };
         let (entries, damaged) = match source {
@@ -263,7 +264,7 @@ impl Recovery {
                         error = %why,
                         "cannot apply recovery file now (database unavailable); its likes are buffered and the file is retried in the background"
                     );
-                    return Outcome::Deferred;
+                    return FileOutcome::Deferred;
                 }
             }
         }
@@ -287,7 +288,7 @@ impl Recovery {
             }
         }
         tracing::info!(file = %path.display(), entries = entries.len(), inserted, "recovery file applied");
-        Outcome::Applied {
+        FileOutcome::Applied {
             entries: entries.len(),
             inserted,
         }

@@ -1,93 +1,30 @@
-//! Graceful shutdown and crash recovery: a restart loses no acknowledged like.
+//! The request gate: the outermost layer around the served API, which counts the requests in flight and
+//! answers 503 `SHUTTING_DOWN` once the shutdown's grace period is over.
 //!
-//! # Contract
+//! Contract: until [`RequestGate::cut`], every request passes to the inner service and is counted while
+//! it runs; after [`RequestGate::begin_drain`] the ones that finish count as drained. At the cut, every
+//! request still waiting for its answer, and every request arriving later, is answered 503
+//! `SHUTTING_DOWN` with `Retry-After: 1` (`maple_shutdown_cut_requests_total` counts the cut ones), so
+//! a slow request never holds the process up beyond the grace period.
 //!
-//! Shutdown (driven by [`crate::app::Application::run_until`]; SIGTERM or SIGINT in the binary):
+//! Failure modes: none of its own — the gate never fails a request before the cut, and the inner
+//! service's answer is passed through unchanged. A request answered by the cut may still have had its
+//! effect (the inner future is dropped, not rolled back).
 //!
-//! 1. `/health/ready` turns 503 at once; the listener stops accepting; in-flight requests drain for at
-//!    most `MAPLE_SHUTDOWN_GRACE_MS`. Requests still running then are answered 503 `SHUTTING_DOWN` by the
-//!    [`RequestGate`] (the outermost layer), so they never hold the process up.
-//! 2. Background tasks are cancelled through the one cancellation token and awaited with a deadline.
-//! 3. Buffers flush in order: local like buffer → Redis → MySQL under the sync lock
-//!    ([`LikeService::drain`]), then pending snapshot writes → database.
-//! 4. Likes still not known to be in MySQL are written to
-//!    `MAPLE_DATA_DIR/backup/shutdown-<instance>-<unix_ms>.json` ([`backup`]: versioned, one entry per
-//!    like with its unique id; temp file, fsync, rename, directory fsync). Once that file is durable (or
-//!    nothing was left), this process's journal segments are deleted.
-//! 5. One summary log line ("shutdown complete": drained and cut requests, flushed/synced likes, backed-up
-//!    likes, elapsed); the process exits 0 within grace + 10 s ([`POST_GRACE_BUDGET`] bounds steps 2–4).
-//!
-//! A second signal (the binary) writes the backup of whatever is pending at once and exits
-//! ([`Emergency::backup_and_exit`]).
-//!
-//! Recovery at start-up (before ready; [`recovery`]) applies every backup file and every journal segment
-//! of earlier processes idempotently. The journal ([`journal`]) appends every accepted like so that even a
-//! `kill -9` loses nothing that reached the OS.
-//!
-//! # Guarantee
-//!
-//! An acknowledged like is in MySQL after a restart and the next sync — graceful shutdown or `kill -9` —
-//! unless the machine itself fails (power loss, kernel crash) within one journal fsync window
-//! (`MAPLE_JOURNAL_FSYNC_MS`) of the like being accepted, or the process is killed in the
-//! sub-millisecond gap between the acknowledgement and the journal thread's write. No like is ever counted
-//! twice (pairs are unique in the database and batch ids are recorded).
-//!
-//! Snapshot writes are not backed up: they are a copy of upstream data, fetched again on demand.
-
-pub mod backup;
-pub mod journal;
-pub mod recovery;
+//! Why hand-written: the gate is on every request's path, so it avoids `from_fn` (which boxes a clone of
+//! the inner service per request) and a shared lock per request (see [`Gated`]).
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Classify, ErrorKind};
-use crate::likes::LikeService;
-
-pub use journal::Journal;
-pub use recovery::{Dirs, Recovery, RecoveryReport, Source};
-
-/// Bound on everything after the grace period (background tasks, flushes, backup, closing connections).
-pub const POST_GRACE_BUDGET: Duration = Duration::from_secs(8);
-/// After the grace period, cut requests get this long to have their 503 written.
-pub const CUT_WRITE_TIME: Duration = Duration::from_millis(500);
-/// Likes written to backup files.
-pub const BACKUP_ENTRIES_TOTAL: &str = "maple_backup_entries_total";
 /// Requests answered 503 because the grace period ended.
 pub const SHUTDOWN_CUT_REQUESTS_TOTAL: &str = "maple_shutdown_cut_requests_total";
-
-/// A shutdown or recovery failure.
-#[derive(Debug, thiserror::Error)]
-pub enum ShutdownError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    /// A backup file that is not a whole file of the known format and version.
-    #[error("not a valid backup file: {0}")]
-    Corrupt(String),
-}
-
-impl Classify for ShutdownError {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Internal
-    }
-    fn retryable(&self) -> bool {
-        matches!(self, ShutdownError::Io { .. })
-    }
-    fn code(&self) -> &'static str {
-        "INTERNAL"
-    }
-}
 
 #[derive(Debug, Default)]
 struct GateInner {
@@ -229,36 +166,61 @@ where
     }
 }
 
-/// What the second signal needs: write the backup of everything pending, then exit.
-#[derive(Clone, Debug)]
-pub struct Emergency {
-    pub likes: LikeService,
-    pub backup_dir: PathBuf,
-    pub instance: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::RequestGate;
 
-impl Emergency {
-    /// Writes the backup of every pending like (synchronously) and exits the process: 0 when the backup
-    /// is durable (or there was nothing to back up), 1 otherwise.
-    pub fn backup_and_exit(&self) -> ! {
-        let pending = self.likes.pending_entries();
-        let code = match backup::write(&self.backup_dir, &self.instance, "forced", &pending) {
-            Ok(file) => {
-                tracing::warn!(
-                    backed_up = pending.len(),
-                    file = ?file.map(|f| f.display().to_string()),
-                    "second signal: forced exit after writing the backup"
-                );
-                0
+    /// The request gate: requests pass and are counted until the cut; a request waiting at the cut and every
+    /// request after it are answered 503 `SHUTTING_DOWN`.
+    #[tokio::test]
+    async fn the_gate_passes_requests_until_the_cut_then_answers_503() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use tower::{Layer, ServiceExt};
+
+        let gate = RequestGate::default();
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let wait = release.clone();
+        let inner = tower::service_fn(move |req: Request<Body>| {
+            let wait = wait.clone();
+            async move {
+                if req.uri().path() == "/slow" {
+                    wait.notified().await;
+                }
+                Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
             }
-            Err(e) => {
-                tracing::error!(error = %e, pending = pending.len(), "second signal: backup FAILED (the journal still holds the likes)");
-                1
-            }
-        };
-        std::process::exit(code)
+        });
+        let svc = gate.layer(inner);
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+
+        let r = svc.clone().oneshot(get("/fast")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            gate.in_flight(),
+            0,
+            "a finished request is no longer counted"
+        );
+
+        let slow = tokio::spawn(svc.clone().oneshot(get("/slow")));
+        while gate.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate.cut();
+        let r = slow.await.unwrap().unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting at the cut"
+        );
+        assert_eq!(gate.cut_count(), 1);
+        let r = svc.clone().oneshot(get("/fast")).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "arriving after the cut"
+        );
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(gate.in_flight(), 0);
+        drop(release);
     }
 }
-
-#[cfg(test)]
-mod tests;

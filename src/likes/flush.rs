@@ -1,0 +1,155 @@
+//! The flush: the local buffer's new entries to the Redis staging area, and confirmations back.
+//!
+//! Guarantee: every `MAPLE_LIKE_FLUSH_MS` the buffer's unflushed entries are pushed in chunks of
+//! [`FLUSH_CHUNK`], each in one Lua script (queue + relation set + pending-count hash, atomically; see
+//! [`staging`]) under the current Redis epoch, holding the count view exclusively; the same script returns
+//! this source's watermark, and the entries it covers (known to be in MySQL) leave the buffer. A pushed
+//! entry stays in the buffer until then.
+//!
+//! Failure modes: a failed or timed-out push may or may not have landed — the entries are numbered afresh
+//! and pushed again (MySQL dedupes; `maple_like_resends_total{reason="failure"}`). A changed epoch (Redis
+//! lost its data) or a queue position passed without confirmation (a queue tail lost in a failover) makes
+//! every unconfirmed entry go again, and so, as a last resort, does an entry unconfirmed for
+//! [`RESEND_AFTER`]. Without Redis a flush does nothing (the direct sync takes the buffer).
+
+use std::time::Duration;
+
+use fred::interfaces::ClientLike;
+use fred::types::Value;
+use tokio::time::Instant;
+
+use crate::redis::RedisHandle;
+
+use super::{JOB_REDIS_TIMEOUT, LikeError, LikeService, redis_err, staging, timed_out};
+
+/// Duration of one flush to Redis (seconds).
+pub const LIKE_FLUSH_SECONDS: &str = "maple_like_flush_duration_seconds";
+/// Failed flushes.
+pub const LIKE_FLUSH_FAILURES_TOTAL: &str = "maple_like_flush_failures_total";
+/// Pushes started again, by reason (`epoch`, `failure`, `lost`, `unconfirmed`).
+pub const LIKE_RESENDS_TOTAL: &str = "maple_like_resends_total";
+
+/// Entries per flush script call (Redis serves nobody else while a script runs: keep each one short).
+const FLUSH_CHUNK: usize = 100;
+/// Last-resort resend of pushed entries that stay unconfirmed (see [`LikeConfig::resend_after`]).
+pub const RESEND_AFTER: Duration = Duration::from_secs(600);
+
+impl LikeService {
+    /// Pushes the buffer's new entries to Redis and drops those MySQL is known to have. Returns how many
+    /// entries were pushed. Without Redis this does nothing.
+    pub async fn flush_once(&self) -> Result<usize, LikeError> {
+        let Some(r) = self.inner.redis.as_ref() else {
+            return Ok(0);
+        };
+        let _one = self.inner.flushing.lock().await;
+        let started = Instant::now();
+        let result = self.flush_inner(r).await;
+        metrics::histogram!(LIKE_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!(LIKE_FLUSH_FAILURES_TOTAL).increment(1);
+            // The push may or may not have landed: number the next pushes afresh.
+            self.inner.buf.lock().expect("poisoned").new_generation();
+            metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "failure").increment(1);
+        }
+        self.report_depth();
+        result
+    }
+
+    async fn flush_inner(&self, r: &RedisHandle) -> Result<usize, LikeError> {
+        if !r.client().is_connected() {
+            return Err(redis_err("redis is not connected"));
+        }
+        {
+            let mut b = self.inner.buf.lock().expect("poisoned");
+            if b.oldest_push()
+                .is_some_and(|t| t.elapsed() >= self.inner.cfg.resend_after)
+            {
+                b.new_generation();
+                metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "unconfirmed").increment(1);
+            }
+        }
+        let mut pushed = 0;
+        let mut refusals = 0;
+        loop {
+            let (generation, items, epoch, has_pushed) = {
+                let mut b = self.inner.buf.lock().expect("poisoned");
+                let (g, items) = b.take_for_flush(FLUSH_CHUNK);
+                (
+                    g,
+                    items,
+                    b.epoch().unwrap_or("").to_string(),
+                    b.has_pushed(),
+                )
+            };
+            if items.is_empty() && !has_pushed {
+                return Ok(pushed);
+            }
+            let src = format!("{}.g{generation}", self.inner.source);
+            let mut args = Vec::with_capacity(4 + items.len() * 5);
+            args.push(epoch);
+            args.push(format!("{:032x}", rand::random::<u128>()));
+            args.push(src.clone());
+            args.push(items.len().to_string());
+            for it in &items {
+                args.push(it.index.to_string());
+                args.push(it.entry.id.clone());
+                args.push(it.entry.character.clone());
+                args.push(it.entry.liker.clone());
+                args.push(it.entry.at_ms.to_string());
+            }
+            let move_guard = self.inner.count_view.write().await;
+            let call = self.inner.scripts.flush.evalsha_with_reload::<Value, _, _>(
+                r.client(),
+                vec![
+                    staging::EPOCH.to_string(),
+                    staging::QUEUE.to_string(),
+                    staging::REL.to_string(),
+                    staging::PENDING.to_string(),
+                    staging::watermark_key(&src),
+                    staging::PUSHED.to_string(),
+                    staging::ACKED.to_string(),
+                ],
+                args,
+            );
+            let v = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+                .await
+                .map_err(|_| timed_out("flush"))?
+                .map_err(redis_err)?;
+            let a = v.into_array();
+            let ok = a.first().and_then(|v| v.as_i64()) == Some(1);
+            let current = a.get(1).and_then(|v| v.as_string()).unwrap_or_default();
+            let num = |i: usize| a.get(i).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+            let (watermark, last_position, acked) = (num(2), num(3), num(4));
+            let mut b = self.inner.buf.lock().expect("poisoned");
+            if !ok {
+                // Not the epoch we pushed under: Redis lost its data (or this is our first push).
+                refusals += 1;
+                let had_pushed = b.has_pushed();
+                if b.adopt_epoch(&current) && had_pushed {
+                    metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "epoch").increment(1);
+                }
+                if refusals > 3 {
+                    return Err(redis_err("the Redis epoch keeps changing"));
+                }
+                // Items taken for this attempt were not pushed; the new generation renumbers them.
+                b.new_generation();
+                continue;
+            }
+            b.mark_pushed(generation, &items, last_position, Instant::now());
+            b.confirm(generation, watermark);
+            drop(move_guard);
+            if b.has_lost_push(acked, last_position) {
+                b.new_generation();
+                metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "lost").increment(1);
+                tracing::warn!(
+                    "likes pushed to redis were lost from its queue: pushing them again"
+                );
+                continue;
+            }
+            pushed += items.len();
+            if items.len() < FLUSH_CHUNK {
+                return Ok(pushed);
+            }
+        }
+    }
+}
