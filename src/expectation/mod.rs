@@ -21,7 +21,8 @@
 //! | [`table`] | cube tables: parse, precompute per group, [`TableReport`] |
 //! | [`pmf`] | clamped PMFs and their convolution |
 //! | [`cube`] | targets, probabilities, cube prices |
-//! | [`starforce`] | rates, costs, the absorbing chain, scroll starring |
+//! | [`starforce`] | options as players have them, rates, costs, the absorbing chain, scroll starring, fixed stars |
+//! | [`rules`] | the rule set by snapshot date, per-item warnings, the per-response rules object |
 //! | [`flames`], [`boss_drops`] | flame score distribution; the boss-drop list as data |
 //! | [`meso`] | Korean meso text |
 //! | [`compute`](mod@compute) | the entry point and the output types |
@@ -37,6 +38,7 @@ pub mod meso;
 pub mod model;
 pub mod option_line;
 pub mod pmf;
+pub mod rules;
 pub mod starforce;
 pub mod table;
 pub mod types;
@@ -52,6 +54,10 @@ pub use flames::{FlameOdds, FlameResult};
 pub use meso::meso_text;
 pub use model::{Item, ItemEquipment, ItemOption, StrNum};
 pub use option_line::{LineValue, OptionLine, Stat, Unit};
-pub use starforce::{StarforceKind, StarforceOptions, StarforceResult};
+pub use rules::{RuleSet, Rules, Warning};
+pub use starforce::{
+    MvpGrade, Replacement, StarforceKind, StarforceOptions, StarforceResult, StarforceSettings,
+    ToSettings,
+};
 pub use table::{CubeTables, GroupKey, OverOneGroup, TableReport};
 pub use types::{AttackType, CubeType, Grade, MainStat, PartName, Stars};
