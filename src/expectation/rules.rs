@@ -105,6 +105,7 @@ pub struct StarforceRules {
     pub low_star_discount_below: u8,
     pub pc_room_discount: f64,
     pub destroyed_item_returns_at: u8,
+    pub scroll_failure_destroys: bool,
 }
 
 impl StarforceRules {
@@ -121,6 +122,7 @@ impl StarforceRules {
             low_star_discount_below: starforce::LOW_STAR_DISCOUNT_BELOW,
             pc_room_discount: starforce::PC_ROOM_DISCOUNT,
             destroyed_item_returns_at: starforce::DESTROY_RETURN,
+            scroll_failure_destroys: starforce::SCROLL_FAILURE_DESTROYS,
         }
     }
 }

@@ -74,6 +74,9 @@ pub const SCROLL_SUCCESS: [f64; 15] = [
 pub const DESTROY_RETURN: u8 = 12;
 /// The highest star a scroll-starred item can have.
 pub const SCROLL_MAX: u8 = 15;
+/// Whether a failed scroll star destroys the item. Guides disagree (the "advanced" scroll destroys, the
+/// "high-quality" one does not); the engine prices scroll starring as never destroying (expected scrolls only).
+pub const SCROLL_FAILURE_DESTROYS: bool = false;
 
 /// Star catch multiplies the success rate by this. KMS sources give 1.05; GMS guides give 1.045. The engine prices
 /// KMS data (the Nexon Open API serves the Korean game), so it follows 1.05.
