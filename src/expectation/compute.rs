@@ -9,7 +9,12 @@
 //! (each block rounded once, sums exact); every amount also has its Korean text. The table version the cube blocks
 //! used is on the result and on every cube block; `null` when no table is loaded (cube blocks then say
 //! `no_table`, everything else still works). Invalid starforce options do not fail the call: starforce blocks say
-//! `invalid_options` (callers validate with [`StarforceOptions::validate`] first to answer `BAD_REQUEST`).
+//! `invalid_options` (callers build [`StarforceSettings::from_params`] or validate first to answer `BAD_REQUEST`).
+//! - The rule set comes from the payload's `date` ([`RuleSet::for_date`]); the answer carries a [`Rules`] object
+//!   (rule set, table version, starforce constants, unpriced rule families, response-wide assumptions) and every
+//!   item a `warnings` list ([`Warning`]: incomplete table groups with their missing mass, fixed stars, rules
+//!   assumed). Destroyed items and their replacement are a separate line (`replacement`), never folded into the
+//!   attempts' meso; unpriced replacements make the totals' `replacement_meso` `null` ("not priced").
 //!
 //! Why total: the gateway serves whatever the upstream returned, including the empty "before the character
 //! existed" answer and items with odd fields; a partial answer with reasons beats an error.
@@ -23,7 +28,8 @@ use super::error::ExpectationError;
 use super::flames::{self, FlameMemo, FlameResult};
 use super::meso::meso_text;
 use super::model::{Item, ItemEquipment};
-use super::starforce::{self, StarforceOptions, StarforceResult};
+use super::rules::{RuleSet, Rules, Warning};
+use super::starforce::{self, StarforceKind, StarforceResult, StarforceSettings, ToSettings};
 use super::table::CubeTables;
 use super::types::{AttackType, CubeType, MainStat};
 
@@ -40,7 +46,10 @@ pub struct Expectation {
     pub attack_type: AttackType,
     /// How the profile was inferred.
     pub inference: Evidence,
-    pub starforce_options: StarforceOptions,
+    /// The starforce options priced (echo).
+    pub starforce_options: StarforceSettings,
+    /// The rules the figures assume.
+    pub rules: Rules,
     /// The upstream's equipped preset, as sent.
     pub preset_no: Option<i64>,
     /// Presets 1, 2, 3 in order.
@@ -70,9 +79,11 @@ pub struct ItemExpectation {
     pub additional: Block<CubeResult>,
     pub starforce: Block<StarforceResult>,
     pub flames: Block<FlameResult>,
-    /// Potential + additional + starforce meso of the available blocks.
+    /// Potential + additional + starforce meso of the available blocks (replacement items not included).
     pub meso: u64,
     pub meso_text: String,
+    /// The assumptions and data gaps behind this item's figures.
+    pub warnings: Vec<Warning>,
 }
 
 /// Sums over a preset. Counts are expected values (not rounded); meso are integers.
@@ -88,6 +99,10 @@ pub struct Totals {
     pub additional_cubes: f64,
     pub starforce_destroys: f64,
     pub starforce_scrolls: f64,
+    /// Replacement meso of the destroyed items; `null` when any is not priced.
+    pub replacement_meso: Option<u64>,
+    /// Korean meso text, or `"not priced"`.
+    pub replacement_meso_text: String,
     pub powerful_flames: f64,
     pub eternal_flames: f64,
     /// Blocks that could not be computed (their cost is not in the sums).
@@ -102,12 +117,15 @@ pub struct Headline {
     pub totals: Totals,
 }
 
-/// Computes the expectation; see the module contract.
+/// Computes the expectation; see the module contract. `opts` is a [`StarforceSettings`] or the first API's
+/// [`super::StarforceOptions`] (its `discount` priced as the event sale).
 pub fn compute(
     eq: &ItemEquipment,
     tables: Option<&CubeTables>,
-    opts: &StarforceOptions,
+    opts: &impl ToSettings,
 ) -> Expectation {
+    let opts = &opts.to_settings();
+    let rules = RuleSet::for_date(eq.date.as_deref());
     let (profile, evidence) = infer(eq);
     let options_valid = opts.validate().is_ok();
     let mut memo = FlameMemo::default();
@@ -129,7 +147,15 @@ pub fn compute(
                 Some((p, i)) => presets[p].items[i].clone(),
                 None => {
                     first_seen.push((item, presets.len(), items.len()));
-                    evaluate_item(item, tables, &profile, opts, options_valid, &mut memo)
+                    evaluate_item(
+                        item,
+                        tables,
+                        &profile,
+                        opts,
+                        rules,
+                        options_valid,
+                        &mut memo,
+                    )
                 }
             };
             items.push(e);
@@ -155,6 +181,11 @@ pub fn compute(
         attack_type: profile.attack_type,
         inference: evidence,
         starforce_options: *opts,
+        rules: Rules::new(
+            rules,
+            tables.map(|t| t.version().to_owned()),
+            tables.is_some_and(CubeTables::has_additional),
+        ),
         preset_no: eq.preset_no,
         presets,
         headline,
@@ -165,7 +196,7 @@ pub fn compute(
 pub fn compute_json(
     payload: &[u8],
     tables: Option<&CubeTables>,
-    opts: &StarforceOptions,
+    opts: &impl ToSettings,
 ) -> Result<Expectation, ExpectationError> {
     let eq = ItemEquipment::from_json_for_engine(payload)?;
     Ok(compute(&eq, tables, opts))
@@ -175,14 +206,16 @@ fn evaluate_item(
     item: &Item,
     tables: Option<&CubeTables>,
     profile: &Profile,
-    opts: &StarforceOptions,
+    opts: &StarforceSettings,
+    rules: RuleSet,
     options_valid: bool,
     memo: &mut FlameMemo,
 ) -> ItemExpectation {
     let potential = cube::evaluate(item, CubeType::Black, tables, profile);
     let additional = cube::evaluate(item, CubeType::Additional, tables, profile);
-    let starforce = starforce::evaluate(item, opts, options_valid);
+    let starforce = starforce::evaluate(item, opts, rules, options_valid);
     let flames = flames::evaluate(item, profile, memo);
+    let warnings = warnings(item, &potential, &additional, &starforce, &flames, opts);
     let meso = [&potential, &additional]
         .iter()
         .filter_map(|b| b.available().map(|r| r.expected_meso))
@@ -199,12 +232,76 @@ fn evaluate_item(
         flames,
         meso,
         meso_text: meso_text(meso),
+        warnings,
     }
+}
+
+/// The warnings of one item; see the module contract.
+fn warnings(
+    item: &Item,
+    potential: &Block<CubeResult>,
+    additional: &Block<CubeResult>,
+    starforce: &Block<StarforceResult>,
+    flames: &Block<FlameResult>,
+    opts: &StarforceSettings,
+) -> Vec<Warning> {
+    let mut w = Vec::new();
+    for (block, b) in [("potential", potential), ("additional", additional)] {
+        if let Some(c) = b.available() {
+            for (i, &missing_mass) in c.missing_mass.iter().enumerate() {
+                if missing_mass > 0.0 {
+                    w.push(Warning::IncompleteTableGroup {
+                        block,
+                        slot: i as u8 + 1,
+                        missing_mass,
+                    });
+                }
+            }
+        }
+    }
+    if let Some(s) = starforce.available() {
+        match s.kind {
+            StarforceKind::Fixed => {
+                w.push(Warning::FixedStars { stars: s.stars });
+                if item
+                    .item_name
+                    .as_deref()
+                    .is_some_and(|n| n.trim_start().starts_with("데스티니"))
+                {
+                    w.push(Warning::RuleAssumed {
+                        rule: "destiny_weapons_fixed_stars",
+                        detail: "Destiny weapons are taken to keep the Genesis weapon's fixed 22 stars",
+                    });
+                }
+            }
+            StarforceKind::Meso if opts.starcatch => w.push(Warning::RuleAssumed {
+                rule: "star_catch_multiplier",
+                detail: "star catch priced as success × 1.05 (KMS); GMS guides give × 1.045",
+            }),
+            StarforceKind::Meso | StarforceKind::Scroll => {}
+        }
+    }
+    if let Some(f) = flames.available() {
+        if f.level >= 250 {
+            w.push(Warning::RuleAssumed {
+                rule: "flame_single_stat_cap",
+                detail: "level-250 items priced at 12 single stat per stage (as level 240), from the real samples",
+            });
+        }
+        if f.boss_drop {
+            w.push(Warning::RuleAssumed {
+                rule: "boss_flames_four_lines",
+                detail: "boss-drop items are taken to roll 4 flame lines always",
+            });
+        }
+    }
+    w
 }
 
 fn totals(items: &[ItemExpectation]) -> Totals {
     let mut t = Totals {
         items: items.len(),
+        replacement_meso: Some(0),
         ..Totals::default()
     };
     for it in items {
@@ -231,6 +328,12 @@ fn totals(items: &[ItemExpectation]) -> Totals {
                 .saturating_add(s.expected_meso.unwrap_or(0));
             t.starforce_destroys += s.expected_destroys.unwrap_or(0.0);
             t.starforce_scrolls += s.expected_scrolls.unwrap_or(0.0);
+            if let Some(r) = &s.replacement {
+                t.replacement_meso = t
+                    .replacement_meso
+                    .zip(r.expected_meso)
+                    .map(|(a, b)| a.saturating_add(b));
+            }
         }
         if let Some(f) = it.flames.available() {
             t.powerful_flames += f.powerful.available().map_or(0.0, |o| o.expected_flames);
@@ -242,6 +345,9 @@ fn totals(items: &[ItemExpectation]) -> Totals {
         .saturating_add(t.additional_meso)
         .saturating_add(t.starforce_meso);
     t.meso_text = meso_text(t.meso);
+    t.replacement_meso_text = t
+        .replacement_meso
+        .map_or_else(|| "not priced".to_owned(), meso_text);
     t
 }
 
@@ -249,6 +355,7 @@ fn totals(items: &[ItemExpectation]) -> Totals {
 mod tests {
     use super::*;
     use crate::expectation::block::Unavailable;
+    use crate::expectation::starforce::StarforceOptions;
     use crate::expectation::table::tests::reference;
     use proptest::prelude::*;
 
@@ -288,7 +395,8 @@ mod tests {
                         item,
                         Some(&tables),
                         &profile,
-                        &opts,
+                        &opts.into(),
+                        RuleSet::Kms30Stars,
                         true,
                         &mut FlameMemo::default(),
                     );
@@ -353,7 +461,7 @@ mod tests {
         assert_eq!(
             sf.expected_meso,
             Some(
-                starforce::expected_chain(250, 0, 22, &StarforceOptions::default())
+                starforce::expected_chain(250, 0, 22, &StarforceSettings::default())
                     .meso
                     .round() as u64
             )
@@ -369,6 +477,106 @@ mod tests {
             assert!(p.totals.starforce_meso > 0);
             assert!(p.totals.potential_cubes > 0.0);
         }
+    }
+
+    /// A level-200 legendary hat aiming at −2 s / −2 s: its slot-1 group lacks the cooldown line, so the answer
+    /// must say how much mass is missing. The expected mass is summed here from the CSV rows directly.
+    #[test]
+    fn incomplete_groups_fixed_stars_and_old_snapshots_are_visible() {
+        let (tables, _) = reference();
+        let csv = std::fs::read_to_string("../shared/data/cube_probability.csv").unwrap();
+        let group_sum = |slot: &str| -> f64 {
+            csv.lines()
+                .skip(1)
+                .map(|l| l.split(',').collect::<Vec<_>>())
+                .filter(|c| {
+                    c[2] == slot
+                        && c[3] == "레전드리"
+                        && c[4] == "200"
+                        && c[5] == "모자"
+                        && c[6] == "BLACK"
+                })
+                .map(|c| c[1].parse::<f64>().unwrap())
+                .sum()
+        };
+        let hat = Item {
+            item_equipment_slot: Some("모자".into()),
+            item_name: Some("x".into()),
+            potential_option_grade: Some("레전드리".into()),
+            potential_option_1: Some("스킬 재사용 대기시간 -2초".into()),
+            potential_option_2: Some("스킬 재사용 대기시간 -2초".into()),
+            potential_option_3: Some("INT +9%".into()),
+            starforce: Some("17".into()),
+            item_base_option: Some(crate::expectation::model::ItemOption {
+                base_equipment_level: Some(200),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let genesis = Item {
+            item_equipment_slot: Some("무기".into()),
+            item_name: Some("제네시스 스태프".into()),
+            starforce: Some("22".into()),
+            item_base_option: Some(crate::expectation::model::ItemOption {
+                base_equipment_level: Some(200),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let eq = ItemEquipment {
+            item_equipment_preset_1: vec![hat, genesis],
+            preset_no: Some(1),
+            ..Default::default()
+        };
+        let e = compute(&eq, Some(&tables), &StarforceSettings::default());
+        let items = &e.presets[0].items;
+        let missing: Vec<(u8, f64)> = items[0]
+            .warnings
+            .iter()
+            .filter_map(|w| match w {
+                Warning::IncompleteTableGroup {
+                    block: "potential",
+                    slot,
+                    missing_mass,
+                } => Some((*slot, *missing_mass)),
+                _ => None,
+            })
+            .collect();
+        let slot1 = 1.0 - group_sum("1");
+        assert!(slot1 > 0.1, "{slot1}");
+        assert!(
+            missing
+                .iter()
+                .any(|&(s, m)| s == 1 && (m - slot1).abs() < 1e-9),
+            "{missing:?} vs {slot1}"
+        );
+        assert_eq!(items[1].warnings, vec![Warning::FixedStars { stars: 22 }]);
+        assert_eq!(items[1].meso, 0);
+        assert_eq!(e.rules.rule_set, RuleSet::Kms30Stars);
+        // Priced replacements: the item's line is destroys × unit cost, and the totals add them up.
+        let priced = StarforceSettings {
+            replacement_cost: Some(2_000_000_000),
+            ..StarforceSettings::default()
+        };
+        let e = compute(&eq, Some(&tables), &priced);
+        let sf = e.presets[0].items[0].starforce.available().unwrap();
+        let destroys = sf.expected_destroys.unwrap();
+        assert!(destroys > 0.0);
+        let want = (destroys * 2e9).round() as u64;
+        assert_eq!(sf.replacement.as_ref().unwrap().expected_meso, Some(want));
+        assert_eq!(e.headline.totals.replacement_meso, Some(want));
+        // A snapshot from before the 30-star update is not priced with today's starforce rules.
+        let old = ItemEquipment {
+            date: Some("2024-06-01T00:00+09:00".into()),
+            ..eq
+        };
+        let e = compute(&old, Some(&tables), &StarforceSettings::default());
+        assert_eq!(e.rules.rule_set, RuleSet::Kms25Stars);
+        assert_eq!(
+            e.presets[0].items[0].starforce.reason(),
+            Some(Unavailable::RuleSetNotModelled)
+        );
+        assert_eq!(e.headline.totals.starforce_meso, 0);
     }
 
     #[test]
@@ -401,12 +609,11 @@ mod tests {
         };
         let e = compute(&eq, None, &bad);
         assert_eq!(e.headline.totals.starforce_meso, 0);
-        assert!(
-            e.presets[1]
-                .items
-                .iter()
-                .all(|i| i.starforce.reason() == Some(Unavailable::InvalidOptions))
-        );
+        // Every item is invalid_options except the fixed-star Genesis weapon, which is never starforced.
+        assert!(e.presets[1].items.iter().all(|i| {
+            i.starforce.reason() == Some(Unavailable::InvalidOptions)
+                || i.starforce.available().map(|s| s.kind) == Some(StarforceKind::Fixed)
+        }));
     }
 
     #[test]
@@ -438,7 +645,22 @@ mod tests {
         assert_eq!(weapon["potential"]["lines"][0]["amount"], 35);
         assert_eq!(weapon["potential"]["table_version"], tables.version());
         assert_eq!(weapon["additional"]["unavailable"], "no_table_group");
-        assert!(weapon["starforce"]["expected_meso"].is_u64());
+        // The Genesis staff is issued at 22★ and not starforced: no meso, a fixed_stars warning.
+        assert_eq!(weapon["starforce"]["kind"], "fixed");
+        assert!(weapon["starforce"]["expected_meso"].is_null());
+        assert_eq!(weapon["warnings"][0]["warning"], "fixed_stars");
+        assert_eq!(v["rules"]["rule_set"], "kms_30_stars");
+        assert_eq!(v["rules"]["table_version"], tables.version());
+        assert_eq!(v["headline"]["replacement_meso_text"], "not priced");
+        let hat = items.iter().find(|i| i["slot"] == "모자").unwrap();
+        assert!(hat["starforce"]["expected_meso"].is_u64());
+        assert!(
+            hat["starforce"]["replacement"]["expected_items"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+        assert!(hat["starforce"]["replacement"]["expected_meso"].is_null());
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   convolution ([`super::pmf`]); expected cubes `1/p`; `p = 0` → `unreachable`.
 //! - Expected meso = expected cubes × the price of one cube for the cube type, grade and price band (the largest
 //!   of 0/160/200/250 ≤ the item level), rounded to the nearest meso only at the end.
+//! - A group whose rates sum below 1 is used with its missing mass as "some other line" and the mass is reported
+//!   per slot ([`CubeResult::missing_mass`]), never hidden: a group lacking the target's line makes the target
+//!   look far rarer than it is.
 //!
 //! Why: a reroll reproduces "this item's lines" only in the sense the player cares about — the one stat the item
 //! was rolled for — and a threshold over a sum is what makes `INT 12/9/9` and `INT 9/12/9` the same goal.
@@ -22,7 +25,7 @@ use super::meso::meso_text;
 use super::model::Item;
 use super::option_line::{LineKind, OptionLine};
 use super::pmf::ClampedPmf;
-use super::table::CubeTables;
+use super::table::{CubeTables, GroupSum};
 use super::types::{AttackType, CubeType, Grade, PartName};
 
 /// A cube target category. Declared in tie-break order.
@@ -131,6 +134,9 @@ pub struct CubeResult {
     pub expected_meso: u64,
     pub meso_text: String,
     pub table_version: String,
+    /// Per line slot 1..=3: the mass `1 − Σ rates` an incomplete table group lacks (priced as "some other
+    /// line"); 0 for a complete group. Non-zero entries become `incomplete_table_group` warnings on the item.
+    pub missing_mass: [f64; 3],
 }
 
 /// Chooses the target for a set of lines (see the module contract).
@@ -300,6 +306,10 @@ pub fn evaluate(
         expected_meso,
         meso_text: meso_text(expected_meso),
         table_version: tables.version().to_owned(),
+        missing_mass: selected.slots.map(|g| match g.state {
+            GroupSum::Incomplete => (1.0 - g.sum).max(0.0),
+            GroupSum::Normalized | GroupSum::OverOne => 0.0,
+        }),
     })
 }
 

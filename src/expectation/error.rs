@@ -1,7 +1,7 @@
 //! The expectation engine's one error enum.
 //!
 //! Contract: the engine itself never fails on a parsed payload — an item it cannot price gets an `unavailable`
-//! block instead. Errors exist only at the edges: bad caller input (starforce options), a probability table that
+//! block instead. Errors exist only at the edges: bad caller input (starforce options, each with its name, value and range), a probability table that
 //! cannot be read or parsed, and a payload that is not an item-equipment object. Each variant is classified with
 //! [`Classify`] so the API layer maps it without knowing the engine.
 //!
@@ -19,6 +19,13 @@ pub enum ExpectationError {
     /// The starforce discount is not a number in `[0, 1)`.
     #[error("starforce discount must be a fraction in [0, 1), got {0}")]
     InvalidDiscount(f64),
+    /// A starforce option has a value outside its range (see `StarforceSettings::from_params`).
+    #[error("starforce option {name} must be {expected}, got {value:?}")]
+    InvalidStarforceOption {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     /// The cube table file could not be read.
     #[error("cannot read the cube probability table {path}: {source}")]
     TableRead {
@@ -40,7 +47,8 @@ pub enum ExpectationError {
 impl Classify for ExpectationError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ExpectationError::InvalidDiscount(_) => ErrorKind::Client,
+            ExpectationError::InvalidDiscount(_)
+            | ExpectationError::InvalidStarforceOption { .. } => ErrorKind::Client,
             ExpectationError::TableRead { .. }
             | ExpectationError::TableFormat { .. }
             | ExpectationError::TableEmpty => ErrorKind::Internal,
@@ -54,7 +62,8 @@ impl Classify for ExpectationError {
 
     fn code(&self) -> &'static str {
         match self {
-            ExpectationError::InvalidDiscount(_) => "BAD_REQUEST",
+            ExpectationError::InvalidDiscount(_)
+            | ExpectationError::InvalidStarforceOption { .. } => "BAD_REQUEST",
             ExpectationError::TableRead { .. } => "CUBE_TABLE_UNREADABLE",
             ExpectationError::TableFormat { .. } | ExpectationError::TableEmpty => {
                 "CUBE_TABLE_INVALID"

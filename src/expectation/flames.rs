@@ -3,20 +3,21 @@
 //! Contract (armor and accessories that take flames; weapons are `weapon_flames_unsupported`, see ADR 0002):
 //! - Score in main-stat equivalents: main stat × 1, sub stat × 0.1, all stat % × 10, attack (or magic, by the
 //!   character's attack type) × 4; every other flame line 0. Internally in tenths, so all arithmetic is integer.
-//! - One flame: boss drops ([`super::boss_drops`]) roll exactly 4 distinct line types, other items 1–4 (each
-//!   count equally likely); types are drawn uniformly without replacement from the 19-type armor pool ([`ARMOR_POOL`]);
-//!   each line draws a stage independently ([`stages`]). Values per stage: single stat `(⌊L/20⌋+1)·stage`, dual
-//!   stat `(⌊L/40⌋+1)·stage` to each of its two stats, all stat % = stage, attack/magic = stage.
+//! - One flame: boss drops ([`super::boss_drops`]) roll exactly 4 distinct line types, other items 1/2/3/4 lines
+//!   with probabilities [`NON_BOSS_LINE_COUNTS`] (40/40/16/4 %); types are drawn uniformly without replacement
+//!   from the 19-type armor pool ([`ARMOR_POOL`]); each line draws a stage independently ([`stages`]). Values per
+//!   stage: single stat `(min(⌊L/20⌋, SINGLE_STAT_BRACKET_CAP)+1)·stage` (a level-250 item gets 12, like 220–239),
+//!   dual stat `(⌊L/40⌋+1)·stage` to each of its two stats, all stat % = stage, attack/magic = stage.
 //! - The score distribution is exact: a subset-size dynamic programme over the pool types that score (at most 9
 //!   for any character), with the non-scoring types accounted for combinatorially (`C(zero, k − j) / C(19, k)`).
 //!   `p = P(score ≥ current)`, expected flames `1/p`; `p = 0` → that flame kind is `unreachable`.
-//! - A distribution depends only on (⌊L/20⌋, ⌊L/40⌋, boss, kind, profile), so [`FlameMemo`] computes each once and
-//!   answers every item of that shape from a suffix-sum table. Distributions are also kept in a bounded
+//! - A distribution depends only on (single-stat bracket, ⌊L/40⌋, boss, kind, profile), so [`FlameMemo`] computes
+//!   each once and answers every item of that shape from a suffix-sum table. Distributions are also kept in a bounded
 //!   process-wide memo ([`SHARED_MEMO_CAPACITY`]): memoising a pure function, it changes no result, and it removes
 //!   the dominant cost of `compute` for every character after the first with the same level brackets.
 //!
 //! Why exact and memoised: a character has ~20 flammable items × 3 presets × 2 kinds; a distribution takes tens of
-//! microseconds, a lookup nanoseconds.
+//! microseconds, a lookup nanoseconds. Rules and their sources: `docs/expectation.md`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -106,6 +107,20 @@ pub const FLAMMABLE_SLOTS: &[&str] = &[
     "포켓 아이템",
 ];
 
+/// The single-stat bracket `⌊L/20⌋` stops here: items of level 220 and above get `11 + 1 = 12` per stage (a
+/// level-250 item is not 13). Every level-250 item of the real samples is consistent with 12 and most cannot be
+/// built with 13.
+pub const SINGLE_STAT_BRACKET_CAP: i64 = 11;
+
+/// Lines per flame on a non-boss item: `(count, probability)` from Nexon's additional-option probability page
+/// (환생의 불꽃류 40 / 40 / 16 / 4 %).
+pub const NON_BOSS_LINE_COUNTS: [(usize, f64); 4] = [(1, 0.40), (2, 0.40), (3, 0.16), (4, 0.04)];
+
+/// The single-stat bracket of a level (`min(⌊L/20⌋, cap)`).
+pub fn single_stat_bracket(level: i64) -> i64 {
+    (level.max(0) / 20).min(SINGLE_STAT_BRACKET_CAP)
+}
+
 /// Score weights in tenths of a main-stat point.
 const MAIN: u32 = 10;
 const SUB: u32 = 1;
@@ -124,7 +139,7 @@ fn stat_weight(s: MainStat, p: &Profile) -> u32 {
 
 /// Score per stage of a line type, in tenths.
 pub fn line_weight(line: FlameLine, level: i64, p: &Profile) -> u32 {
-    let single = (level.max(0) / 20 + 1) as u32;
+    let single = (single_stat_bracket(level) + 1) as u32;
     let dual = (level.max(0) / 40 + 1) as u32;
     match line {
         FlameLine::Single(s) => single * stat_weight(s, p),
@@ -203,7 +218,7 @@ pub fn score_pmf(level: i64, boss: bool, kind: FlameKind, p: &Profile) -> Vec<f6
     let counts: &[(usize, f64)] = if boss {
         &[(4, 1.0)]
     } else {
-        &[(1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)]
+        &NON_BOSS_LINE_COUNTS
     };
     let mut pmf = vec![0.0f64; size];
     for &(k, pk) in counts {
@@ -251,7 +266,8 @@ impl FlameDistribution {
     }
 }
 
-/// What a distribution depends on: the per-stage values (through ⌊L/20⌋ and ⌊L/40⌋), boss status, kind, profile.
+/// What a distribution depends on: the per-stage values (through the single-stat bracket and ⌊L/40⌋), boss
+/// status, kind, profile.
 type MemoKey = (i64, i64, bool, FlameKind, Profile);
 
 /// Most distributions the process-wide memo keeps (each is a few thousand `f64`s, ≤ ~25 KB).
@@ -280,7 +296,13 @@ impl FlameMemo {
         kind: FlameKind,
         p: &Profile,
     ) -> &FlameDistribution {
-        let key = (level.max(0) / 20, level.max(0) / 40, boss, kind, *p);
+        let key = (
+            single_stat_bracket(level),
+            level.max(0) / 40,
+            boss,
+            kind,
+            *p,
+        );
         let pos = match self.entries.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
@@ -437,6 +459,87 @@ mod tests {
     }
 
     #[test]
+    fn level_250_items_get_12_per_stage_like_level_220_to_239() {
+        let p = mage();
+        assert_eq!(line_weight(FlameLine::Single(Int), 250, &p), 120);
+        assert_eq!(line_weight(FlameLine::Single(Int), 240, &p), 120);
+        assert_eq!(line_weight(FlameLine::Single(Int), 220, &p), 120);
+        assert_eq!(line_weight(FlameLine::Single(Int), 219, &p), 110);
+        assert_eq!(line_weight(FlameLine::Dual(Int, Luk), 250, &p), 77);
+        assert_eq!(
+            score_pmf(250, true, FlameKind::Eternal, &p),
+            score_pmf(240, true, FlameKind::Eternal, &p)
+        );
+    }
+
+    /// The exact PMF against a brute-force enumeration written here: every line count (40/40/16/4 %), every
+    /// subset of the 19 types, every stage tuple, with the level-250 per-stage values spelled out (single 12,
+    /// dual 7) for an INT mage (sub stat LUK).
+    #[test]
+    fn the_pmf_matches_a_brute_force_enumeration_at_level_250() {
+        let weight = |line: FlameLine| -> u64 {
+            let stat = |s: MainStat| match s {
+                Int => 10,
+                Luk => 1,
+                _ => 0,
+            };
+            match line {
+                FlameLine::Single(s) => 12 * stat(s),
+                FlameLine::Dual(a, b) => 7 * (stat(a) + stat(b)),
+                FlameLine::AllStatPct => 100,
+                FlameLine::Magic => 40,
+                _ => 0,
+            }
+        };
+        let stage_table = [(1u64, 0.20), (2, 0.30), (3, 0.36), (4, 0.14)];
+        let counts = [(1usize, 0.40), (2, 0.40), (3, 0.16), (4, 0.04)];
+        let mut expected: HashMap<u64, f64> = HashMap::new();
+        fn subsets(
+            n: usize,
+            k: usize,
+            start: usize,
+            cur: &mut Vec<usize>,
+            out: &mut Vec<Vec<usize>>,
+        ) {
+            if cur.len() == k {
+                out.push(cur.clone());
+                return;
+            }
+            for i in start..n {
+                cur.push(i);
+                subsets(n, k, i + 1, cur, out);
+                cur.pop();
+            }
+        }
+        for (k, pk) in counts {
+            let mut all = Vec::new();
+            subsets(19, k, 0, &mut Vec::new(), &mut all);
+            let per_subset = pk / all.len() as f64;
+            for subset in &all {
+                for code in 0..4usize.pow(k as u32) {
+                    let (mut score, mut prob, mut c) = (0u64, per_subset, code);
+                    for &i in subset {
+                        let (stage, q) = stage_table[c % 4];
+                        c /= 4;
+                        score += weight(ARMOR_POOL[i]) * stage;
+                        prob *= q;
+                    }
+                    *expected.entry(score).or_default() += prob;
+                }
+            }
+        }
+        let pmf = score_pmf(250, false, FlameKind::Powerful, &mage());
+        for (t, &m) in pmf.iter().enumerate() {
+            let e = expected.get(&(t as u64)).copied().unwrap_or(0.0);
+            assert!(
+                (m - e).abs() < 1e-12,
+                "score {t}: engine {m}, enumeration {e}"
+            );
+        }
+        assert!(expected.keys().all(|&t| (t as usize) < pmf.len()));
+    }
+
+    #[test]
     fn distributions_have_mass_one() {
         for boss in [false, true] {
             for kind in [FlameKind::Powerful, FlameKind::Eternal] {
@@ -462,6 +565,7 @@ mod tests {
             (200, true, FlameKind::Powerful, 0.3),
             (160, false, FlameKind::Eternal, 0.05),
             (250, true, FlameKind::Eternal, 0.6),
+            (250, false, FlameKind::Powerful, 0.1),
         ] {
             let d = FlameDistribution::new(level, boss, kind, &p);
             // The first score whose tail falls to `upper` or below: a threshold with a testable probability.
@@ -472,7 +576,21 @@ mod tests {
             let mut hits = 0u32;
             let mut pool = ARMOR_POOL;
             for _ in 0..n {
-                let k = if boss { 4 } else { rng.random_range(1..=4) };
+                // 40 / 40 / 16 / 4 % for 1..=4 lines, written out here independently of the constant.
+                let k = if boss {
+                    4
+                } else {
+                    let u: f64 = rng.random();
+                    if u < 0.4 {
+                        1
+                    } else if u < 0.8 {
+                        2
+                    } else if u < 0.96 {
+                        3
+                    } else {
+                        4
+                    }
+                };
                 pool.shuffle(&mut rng);
                 let mut score = 0u64;
                 for &line in &pool[..k] {

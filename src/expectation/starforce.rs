@@ -2,22 +2,40 @@
 //!
 //! Contract:
 //! - Rates per star `s` (0..=29): success `SUCCESS[s]`, destroy `DESTROY[s]` (0 below 15★), otherwise the star stays
-//!   (no downgrade). A destroyed item comes back at 12★. Options ([`StarforceOptions`], all off by default):
-//!   star catch multiplies success by 1.05 (capped at 1) and takes the gain from stay and destroy in proportion;
-//!   Sunday multiplies destroy by 0.7 at 15..=21★ (the difference goes to stay); destroy prevention sets destroy to 0
-//!   at 15..=17★ (to stay) and triples that attempt's cost; the discount multiplies every cost by `1 − discount`.
-//!   The three rate rules commute (each keeps stay + destroy = 1 − success), so their order does not matter.
-//! - Cost per attempt at `s` for level `L`: `1000 + L³(s+1)/36` for `s ≤ 9`, `1000 + L³(s+1)^2.7 / d_s` for
-//!   `s ≥ 10`; multipliers applied, then rounded to the nearest 10.
-//! - The absorbing chain `E[s] = (C_s + p_s·E[s+1] + d_s·E[12]) / (p_s + d_s)`, `E[S] = 0`, is solved exactly: every
-//!   `E[s]` is affine in `x = E[12]`, `E[s] = a_s + b_s·x`, computed from `S−1` down; then `x = a₁₂ / (1 − b₁₂)`.
-//!   The same recursion with `C_s = 1` gives expected attempts and with `C_s = d_s` expected destructions.
+//!   (no downgrade). A destroyed item comes back at [`DESTROY_RETURN`]★. The player's options are a validated
+//!   [`StarforceSettings`] (all off by default; the older four-field [`StarforceOptions`] converts into it, its
+//!   `discount` becoming the event sale):
+//!   - star catch multiplies success by [`STAR_CATCH_MULTIPLIER`] (capped at 1), the gain taken from stay and
+//!     destroy in proportion;
+//!   - Sunday destruction relief multiplies destroy by [`SUNDAY_DESTROY_FACTOR`] at [`SUNDAY_STARS`] (to stay);
+//!   - destruction prevention sets destroy to 0 at [`PREVENTION_STARS`] (to stay);
+//!   - the 5/10/15 event makes an attempt at [`SURE_SUCCESS_STARS`] succeed surely;
+//!   - the 1+1 event makes a success at or below [`ONE_PLUS_ONE_MAX_STAR`] add two stars.
+//!
+//!   The rate rules commute (each keeps stay + destroy = 1 − success), so their order does not matter.
+//! - Cost per attempt at `s` for level `L`: base `B = 1000 + L³(s+1)/36` for `s ≤ 9`, `1000 + L³(s+1)^2.7 / d_s` for
+//!   `s ≥ 10`; paid `B·(1 − low)·(1 − sale) + prevention`, where `low` = MVP grade discount + PC-room discount for
+//!   attempts below [`LOW_STAR_DISCOUNT_BELOW`]★ (0 above), `sale` = the event sale, and `prevention` =
+//!   [`PREVENTION_SURCHARGE`]`·B` (of the undiscounted base) when prevention is on and the attempt can destroy at a
+//!   [`PREVENTION_STARS`] star; rounded to the nearest 10.
+//! - The absorbing chain `E[s] = (C_s + p_s·E[next(s)] + d_s·E[12]) / (p_s + d_s)`, `E[S] = 0`, `next(s)` = `s + 1`
+//!   (or `min(s + 2, S)` under 1+1), is solved exactly: every `E[s]` is affine in `x = E[12]`, `E[s] = a_s + b_s·x`,
+//!   computed from `S−1` down; then `x = a₁₂ / (1 − b₁₂)`. The same recursion with `C_s = 1` gives expected attempts
+//!   and with `C_s = d_s` expected destructions. Each destruction also costs a replacement item: priced with the
+//!   caller's `replacement_cost`, or reported as "not priced" (never as 0).
 //! - Max stars by level: ≤94 → 5, ≤107 → 8, ≤117 → 10, ≤127 → 15, ≤137 → 20, else 30; more stars than that →
 //!   `stars_above_max`. Scroll-starred items (`starforce_scroll_flag` = `사용`, max 15, never destroyed): expected
-//!   scrolls `Σ 1/p_s` with the scroll rates; no meso.
+//!   scrolls `Σ 1/p_s` with the scroll rates; no meso. Items issued with fixed stars ([`FIXED_STAR_ITEMS`]) are not
+//!   starforced: kind `fixed`, no meso. Snapshots under a rule set the engine does not model
+//!   ([`RuleSet::Kms25Stars`]) get `rule_set_not_modelled` rather than today's prices.
+//! - Failure modes: invalid option values are [`ExpectationError::InvalidStarforceOption`] at construction; the
+//!   engine never fails on an item (odd stars are an `unavailable` reason).
 //!
 //! Why exact: the reference figure (0→22★ at L = 200, no options, 36,404,721,571 meso) must be reproduced to the
-//! meso, and a closed form is both faster and easier to check than iteration.
+//! meso, and a closed form is both faster and easier to check than iteration. Rules, sources and the constants
+//! that encode them are tabled in `docs/expectation.md`.
+
+use std::ops::RangeInclusive;
 
 use serde::Serialize;
 
@@ -26,6 +44,7 @@ use super::cube::round_meso;
 use super::error::ExpectationError;
 use super::meso::meso_text;
 use super::model::Item;
+use super::rules::RuleSet;
 use super::types::Stars;
 
 /// Success rate by star 0..=29.
@@ -55,15 +74,92 @@ pub const SCROLL_SUCCESS: [f64; 15] = [
 pub const DESTROY_RETURN: u8 = 12;
 /// The highest star a scroll-starred item can have.
 pub const SCROLL_MAX: u8 = 15;
+/// Whether a failed scroll star destroys the item. Guides disagree (the "advanced" scroll destroys, the
+/// "high-quality" one does not); the engine prices scroll starring as never destroying (expected scrolls only).
+pub const SCROLL_FAILURE_DESTROYS: bool = false;
 
-/// Query-selectable starforce options. `Default` is all off.
+/// Star catch multiplies the success rate by this. KMS sources give 1.05; GMS guides give 1.045. The engine prices
+/// KMS data (the Nexon Open API serves the Korean game), so it follows 1.05.
+pub const STAR_CATCH_MULTIPLIER: f64 = 1.05;
+/// Sunday destruction relief: destroy × 0.7 (−30 %) …
+pub const SUNDAY_DESTROY_FACTOR: f64 = 0.7;
+/// … for attempts at 21★ and below (destroy is 0 below 15★).
+pub const SUNDAY_STARS: RangeInclusive<u8> = 15..=21;
+/// Destruction prevention can be bought for attempts at these stars …
+pub const PREVENTION_STARS: RangeInclusive<u8> = 15..=17;
+/// … for this multiple of the undiscounted base cost on top of the (discounted) attempt cost (+200 %).
+pub const PREVENTION_SURCHARGE: f64 = 2.0;
+/// The MVP grade and PC-room discounts apply to attempts below this star only.
+pub const LOW_STAR_DISCOUNT_BELOW: u8 = 17;
+/// The PC-room discount (added to the MVP grade discount).
+pub const PC_ROOM_DISCOUNT: f64 = 0.05;
+/// The 5/10/15 event: an attempt at these stars succeeds surely.
+pub const SURE_SUCCESS_STARS: [u8; 3] = [5, 10, 15];
+/// The 1+1 event: a success at or below this star adds two stars.
+pub const ONE_PLUS_ONE_MAX_STAR: u8 = 10;
+/// Items issued with fixed stars that cannot be starforced: `(item name prefix, stars)`.
+pub const FIXED_STAR_ITEMS: &[(&str, u8)] = &[("제네시스 ", 22), ("데스티니 ", 22)];
+
+/// The MVP grade (membership tier); its starforce discount applies below [`LOW_STAR_DISCOUNT_BELOW`]★.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MvpGrade {
+    #[default]
+    None,
+    Bronze,
+    Silver,
+    Gold,
+    Diamond,
+    Red,
+}
+
+impl MvpGrade {
+    pub const ALL: [MvpGrade; 6] = [
+        MvpGrade::None,
+        MvpGrade::Bronze,
+        MvpGrade::Silver,
+        MvpGrade::Gold,
+        MvpGrade::Diamond,
+        MvpGrade::Red,
+    ];
+
+    /// Parses the wire name (`none`, `bronze`, `silver`, `gold`, `diamond`, `red`; case-insensitive).
+    pub fn parse(s: &str) -> Option<MvpGrade> {
+        let s = s.trim().to_ascii_lowercase();
+        MvpGrade::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MvpGrade::None => "none",
+            MvpGrade::Bronze => "bronze",
+            MvpGrade::Silver => "silver",
+            MvpGrade::Gold => "gold",
+            MvpGrade::Diamond => "diamond",
+            MvpGrade::Red => "red",
+        }
+    }
+
+    /// The grade's starforce discount: bronze none, silver 3 %, gold 5 %, diamond and red 10 %.
+    pub fn discount(self) -> f64 {
+        match self {
+            MvpGrade::None | MvpGrade::Bronze => 0.0,
+            MvpGrade::Silver => 0.03,
+            MvpGrade::Gold => 0.05,
+            MvpGrade::Diamond | MvpGrade::Red => 0.10,
+        }
+    }
+}
+
+/// The four query options of the first API version. Kept for its callers; converts into [`StarforceSettings`]
+/// with `discount` as the event sale (a sale multiplies every star's cost, which is what `discount` did).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct StarforceOptions {
     pub starcatch: bool,
     pub sunday: bool,
     pub prevention: bool,
-    /// Fraction off every attempt's cost, in `[0, 1)`.
+    /// Fraction off every attempt's cost, in `[0, 1)` (the event sale).
     pub discount: f64,
 }
 
@@ -95,6 +191,197 @@ impl StarforceOptions {
     }
 }
 
+/// Starforce options as players have them. Build with [`StarforceSettings::from_params`] (raw query values) or
+/// [`StarforceSettings::validate`] a literal; `Default` is all off. Serialises as the echo of what was priced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StarforceSettings {
+    /// Star catch on every attempt.
+    pub starcatch: bool,
+    /// Sunday destruction relief (−30 % destroy at 21★ and below).
+    pub sunday: bool,
+    /// Destruction prevention bought at 15–17★.
+    pub prevention: bool,
+    /// MVP grade (discount below 17★).
+    pub mvp: MvpGrade,
+    /// PC-room discount (5 %, below 17★, added to the MVP discount).
+    pub pc_room: bool,
+    /// Event sale: fraction off every attempt, in `[0, 1)` (e.g. 0.3 for "30 % off").
+    pub event_sale: f64,
+    /// 5/10/15 event: sure success at 5, 10 and 15★.
+    pub event_5_10_15: bool,
+    /// 1+1 event: a success at 10★ or below adds two stars.
+    pub event_1plus1: bool,
+    /// Meso price of one replacement item (`None`: destroyed items are reported as not priced).
+    pub replacement_cost: Option<u64>,
+}
+
+/// The query parameter names [`StarforceSettings::from_params`] reads.
+pub const PARAMS: &[&str] = &[
+    "starcatch",
+    "sunday",
+    "prevention",
+    "mvp",
+    "pc_room",
+    "event_sale",
+    "discount",
+    "event_5_10_15",
+    "event_1plus1",
+    "replacement_cost",
+];
+
+fn invalid(name: &'static str, value: &str, expected: &'static str) -> ExpectationError {
+    ExpectationError::InvalidStarforceOption {
+        name,
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_flag(name: &'static str, v: Option<&str>) -> Result<bool, ExpectationError> {
+    match v.map(str::trim) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(invalid(name, other, "true or false")),
+    }
+}
+
+fn parse_fraction(name: &'static str, v: &str) -> Result<f64, ExpectationError> {
+    match v.trim().parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(invalid(name, v, "a fraction in [0, 1), e.g. 0.3")),
+    }
+}
+
+impl StarforceSettings {
+    /// Builds validated settings from raw query values: `get(name)` returns the value of parameter `name` (see
+    /// [`PARAMS`]) or `None` when absent. Flags take `true`/`false`/`1`/`0` (an empty value is `true`); `mvp` one of
+    /// `none|bronze|silver|gold|diamond|red`; `event_sale` (alias `discount`, the first API's name; both given must
+    /// agree) a fraction in `[0, 1)`; `replacement_cost` a non-negative integer meso amount.
+    pub fn from_params<'a>(
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<StarforceSettings, ExpectationError> {
+        let mvp = match get("mvp") {
+            None => MvpGrade::None,
+            Some(v) => MvpGrade::parse(v).ok_or_else(|| {
+                invalid("mvp", v, "one of none, bronze, silver, gold, diamond, red")
+            })?,
+        };
+        let sale = get("event_sale")
+            .map(|v| parse_fraction("event_sale", v))
+            .transpose()?;
+        let discount = get("discount")
+            .map(|v| parse_fraction("discount", v))
+            .transpose()?;
+        let event_sale = match (sale, discount) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(invalid(
+                    "discount",
+                    get("discount").unwrap_or_default(),
+                    "the same value as event_sale (discount is its older name)",
+                ));
+            }
+            (a, b) => a.or(b).unwrap_or(0.0),
+        };
+        let replacement_cost = match get("replacement_cost") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                invalid("replacement_cost", v, "a non-negative integer meso amount")
+            })?),
+        };
+        let s = StarforceSettings {
+            starcatch: parse_flag("starcatch", get("starcatch"))?,
+            sunday: parse_flag("sunday", get("sunday"))?,
+            prevention: parse_flag("prevention", get("prevention"))?,
+            mvp,
+            pc_room: parse_flag("pc_room", get("pc_room"))?,
+            event_sale,
+            event_5_10_15: parse_flag("event_5_10_15", get("event_5_10_15"))?,
+            event_1plus1: parse_flag("event_1plus1", get("event_1plus1"))?,
+            replacement_cost,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// `event_sale` must be a number in `[0, 1)`; everything else is valid by type.
+    pub fn validate(&self) -> Result<(), ExpectationError> {
+        if (0.0..1.0).contains(&self.event_sale) {
+            Ok(())
+        } else {
+            Err(invalid(
+                "event_sale",
+                &self.event_sale.to_string(),
+                "a fraction in [0, 1), e.g. 0.3",
+            ))
+        }
+    }
+
+    /// A stable cache-key fragment naming every option (the sale in basis points):
+    /// `sc0su0pr0mvnonepc0es0e0o0rc-` (`rc-` = not priced, else `rc<meso>`).
+    pub fn key_fragment(&self) -> String {
+        let b = |x: bool| x as u8;
+        let rc = self
+            .replacement_cost
+            .map_or_else(|| "-".to_owned(), |c| c.to_string());
+        format!(
+            "sc{}su{}pr{}mv{}pc{}es{}e{}o{}rc{}",
+            b(self.starcatch),
+            b(self.sunday),
+            b(self.prevention),
+            self.mvp.as_str(),
+            b(self.pc_room),
+            (self.event_sale * 10_000.0).round() as i64,
+            b(self.event_5_10_15),
+            b(self.event_1plus1),
+            rc
+        )
+    }
+
+    /// The discount on an attempt at `star` before the event sale (MVP + PC room below 17★).
+    pub fn low_star_discount(&self, star: u8) -> f64 {
+        if star < LOW_STAR_DISCOUNT_BELOW {
+            self.mvp.discount() + if self.pc_room { PC_ROOM_DISCOUNT } else { 0.0 }
+        } else {
+            0.0
+        }
+    }
+}
+
+impl From<StarforceOptions> for StarforceSettings {
+    fn from(o: StarforceOptions) -> StarforceSettings {
+        StarforceSettings {
+            starcatch: o.starcatch,
+            sunday: o.sunday,
+            prevention: o.prevention,
+            event_sale: o.discount,
+            ..StarforceSettings::default()
+        }
+    }
+}
+
+/// What [`super::compute()`] accepts as starforce options: the settings, or the first API's options.
+pub trait ToSettings {
+    fn to_settings(&self) -> StarforceSettings;
+}
+
+impl ToSettings for StarforceSettings {
+    fn to_settings(&self) -> StarforceSettings {
+        *self
+    }
+}
+
+impl ToSettings for StarforceOptions {
+    fn to_settings(&self) -> StarforceSettings {
+        (*self).into()
+    }
+}
+
+impl From<&StarforceOptions> for StarforceSettings {
+    fn from(o: &StarforceOptions) -> StarforceSettings {
+        (*o).into()
+    }
+}
+
 /// The outcome probabilities of one attempt.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepRates {
@@ -103,14 +390,21 @@ pub struct StepRates {
     pub stay: f64,
 }
 
-/// The rates of an attempt at `star` (0..=29) under the options.
-pub fn step_rates(star: u8, opts: &StarforceOptions) -> StepRates {
+/// The rates of an attempt at `star` (0..=29) under the settings.
+pub fn step_rates(star: u8, opts: &StarforceSettings) -> StepRates {
     let s = star as usize;
+    if opts.event_5_10_15 && SURE_SUCCESS_STARS.contains(&star) {
+        return StepRates {
+            success: 1.0,
+            destroy: 0.0,
+            stay: 0.0,
+        };
+    }
     let mut success = SUCCESS[s];
     let mut destroy = DESTROY[s];
     let mut stay = 1.0 - success - destroy;
     if opts.starcatch {
-        let boosted = (success * 1.05).min(1.0);
+        let boosted = (success * STAR_CATCH_MULTIPLIER).min(1.0);
         let gain = boosted - success;
         let rest = stay + destroy;
         if rest > 0.0 {
@@ -119,11 +413,11 @@ pub fn step_rates(star: u8, opts: &StarforceOptions) -> StepRates {
         }
         success = boosted;
     }
-    if opts.sunday && (15..=21).contains(&star) {
-        stay += destroy * 0.3;
-        destroy *= 0.7;
+    if opts.sunday && SUNDAY_STARS.contains(&star) {
+        stay += destroy * (1.0 - SUNDAY_DESTROY_FACTOR);
+        destroy *= SUNDAY_DESTROY_FACTOR;
     }
-    if opts.prevention && (15..=17).contains(&star) {
+    if opts.prevention && PREVENTION_STARS.contains(&star) {
         stay += destroy;
         destroy = 0.0;
     }
@@ -134,20 +428,33 @@ pub fn step_rates(star: u8, opts: &StarforceOptions) -> StepRates {
     }
 }
 
-/// Meso for one attempt at `star` on a level-`level` item, multipliers applied, rounded to the nearest 10.
-pub fn attempt_cost(level: u32, star: u8, opts: &StarforceOptions) -> f64 {
+/// The undiscounted base cost of an attempt at `star` on a level-`level` item (not rounded).
+pub fn base_cost(level: u32, star: u8) -> f64 {
     let l3 = f64::from(level).powi(3);
     let next = f64::from(star) + 1.0;
-    let base = if star <= 9 {
+    if star <= 9 {
         1000.0 + l3 * next / 36.0
     } else {
         1000.0 + l3 * next.powf(2.7) / DIVISOR[star as usize - 10]
-    };
-    let mut multiplier = 1.0 - opts.discount;
-    if opts.prevention && (15..=17).contains(&star) {
-        multiplier *= 3.0;
     }
-    ((base * multiplier) / 10.0).round() * 10.0
+}
+
+/// Whether prevention is charged at `star`: bought, at a prevention star, and the attempt can destroy.
+fn prevention_charged(star: u8, opts: &StarforceSettings) -> bool {
+    opts.prevention
+        && PREVENTION_STARS.contains(&star)
+        && !(opts.event_5_10_15 && SURE_SUCCESS_STARS.contains(&star))
+}
+
+/// Meso for one attempt at `star` on a level-`level` item, discounts and prevention applied, rounded to the
+/// nearest 10; see the module contract.
+pub fn attempt_cost(level: u32, star: u8, opts: &StarforceSettings) -> f64 {
+    let base = base_cost(level, star);
+    let mut cost = base * (1.0 - opts.low_star_discount(star)) * (1.0 - opts.event_sale);
+    if prevention_charged(star, opts) {
+        cost += PREVENTION_SURCHARGE * base;
+    }
+    (cost / 10.0).round() * 10.0
 }
 
 /// Max stars by item level.
@@ -171,7 +478,7 @@ pub struct ChainExpectation {
 }
 
 /// Solves the chain from `from` to `to` (`from ≤ to ≤ 30`) exactly; see the module contract.
-pub fn expected_chain(level: u32, from: u8, to: u8, opts: &StarforceOptions) -> ChainExpectation {
+pub fn expected_chain(level: u32, from: u8, to: u8, opts: &StarforceSettings) -> ChainExpectation {
     if from >= to {
         return ChainExpectation {
             meso: 0.0,
@@ -186,34 +493,35 @@ pub fn expected_chain(level: u32, from: u8, to: u8, opts: &StarforceOptions) -> 
     } else {
         from
     };
-    // a/b per quantity: [meso, attempts, destroys].
-    let mut a = [0.0f64; 3];
-    let mut b = 0.0f64;
-    let mut at_from = ([0.0f64; 3], 0.0f64);
-    let mut at_return = ([0.0f64; 3], 0.0f64);
+    // a[s][q], b[s] per star, for quantities q = [meso, attempts, destroys]; a[to] = b[to] = 0.
+    let n = to as usize + 1;
+    let mut a = vec![[0.0f64; 3]; n];
+    let mut b = vec![0.0f64; n];
     for s in (low..to).rev() {
         let r = step_rates(s, opts);
+        let next = if opts.event_1plus1 && s <= ONE_PLUS_ONE_MAX_STAR {
+            (s + 2).min(to)
+        } else {
+            s + 1
+        } as usize;
         let denom = r.success + r.destroy;
         let costs = [attempt_cost(level, s, opts), 1.0, r.destroy];
+        let i = s as usize;
         for q in 0..3 {
-            a[q] = (costs[q] + r.success * a[q]) / denom;
+            a[i][q] = (costs[q] + r.success * a[next][q]) / denom;
         }
-        b = (r.success * b + r.destroy) / denom;
-        if s == from {
-            at_from = (a, b);
-        }
-        if s == DESTROY_RETURN {
-            at_return = (a, b);
-        }
+        b[i] = (r.success * b[next] + r.destroy) / denom;
     }
+    let ret = DESTROY_RETURN as usize;
     let x = |q: usize| {
-        if to > DESTROY_RETURN && at_return.1 < 1.0 {
-            at_return.0[q] / (1.0 - at_return.1)
+        if to > DESTROY_RETURN && b[ret] < 1.0 {
+            a[ret][q] / (1.0 - b[ret])
         } else {
             0.0
         }
     };
-    let e = |q: usize| at_from.0[q] + at_from.1 * x(q);
+    let f = from as usize;
+    let e = |q: usize| a[f][q] + b[f] * x(q);
     ChainExpectation {
         meso: e(0),
         attempts: e(1),
@@ -230,6 +538,15 @@ pub fn expected_scrolls(to: u8) -> f64 {
         .sum()
 }
 
+/// The fixed stars of an item issued with them (by item name), if it is one.
+pub fn fixed_stars(item: &Item) -> Option<u8> {
+    let name = item.item_name.as_deref()?.trim_start();
+    FIXED_STAR_ITEMS
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|&(_, stars)| stars)
+}
+
 /// How the stars were made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,6 +555,33 @@ pub enum StarforceKind {
     Meso,
     /// Scroll starring (`starforce_scroll_flag` = `사용`).
     Scroll,
+    /// Issued with these stars; not starforced (no meso, no destruction).
+    Fixed,
+}
+
+/// The items destroyed on the way and what replacing them costs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Replacement {
+    /// Expected destroyed items (each needs a replacement).
+    pub expected_items: f64,
+    /// Meso per replacement item, as given by the caller; `null` when not given.
+    pub unit_cost: Option<u64>,
+    /// `expected_items × unit_cost`; `null` when not priced.
+    pub expected_meso: Option<u64>,
+    /// Korean meso text, or `"not priced"`.
+    pub meso_text: String,
+}
+
+impl Replacement {
+    pub fn new(expected_items: f64, unit_cost: Option<u64>) -> Replacement {
+        let expected_meso = unit_cost.map(|c| round_meso(expected_items * c as f64));
+        Replacement {
+            expected_items,
+            unit_cost,
+            expected_meso,
+            meso_text: expected_meso.map_or_else(|| "not priced".to_owned(), meso_text),
+        }
+    }
 }
 
 /// One starforce block's result.
@@ -247,19 +591,23 @@ pub struct StarforceResult {
     pub stars: u8,
     pub max_stars: u8,
     pub level: i64,
-    /// `null` for scroll-starred items.
+    /// Meso of the attempts; `null` for scroll-starred and fixed-star items.
     pub expected_meso: Option<u64>,
     pub meso_text: Option<String>,
     pub expected_attempts: Option<f64>,
     pub expected_destroys: Option<f64>,
+    /// Destroyed items and their replacement cost (a separate line from the attempts' meso); `null` for
+    /// scroll-starred and fixed-star items.
+    pub replacement: Option<Replacement>,
     /// Only for scroll-starred items.
     pub expected_scrolls: Option<f64>,
 }
 
-/// The starforce block of one item.
+/// The starforce block of one item under the snapshot's rule set.
 pub fn evaluate(
     item: &Item,
-    opts: &StarforceOptions,
+    opts: &StarforceSettings,
+    rules: RuleSet,
     options_valid: bool,
 ) -> Block<StarforceResult> {
     let text = item.starforce.as_deref().unwrap_or("0");
@@ -270,6 +618,21 @@ pub fn evaluate(
     let level = item.base_level();
     let scroll = item.starforce_scroll_flag.as_deref().map(str::trim) == Some("사용");
     let max = if scroll { SCROLL_MAX } else { max_stars(level) };
+    let empty = |kind| StarforceResult {
+        kind,
+        stars,
+        max_stars: max,
+        level,
+        expected_meso: None,
+        meso_text: None,
+        expected_attempts: None,
+        expected_destroys: None,
+        replacement: None,
+        expected_scrolls: None,
+    };
+    if !scroll && fixed_stars(item) == Some(stars) {
+        return Block::Available(empty(StarforceKind::Fixed));
+    }
     if stars > max {
         return Block::unavailable_because(
             Unavailable::StarsAboveMax,
@@ -278,16 +641,12 @@ pub fn evaluate(
     }
     if scroll {
         return Block::Available(StarforceResult {
-            kind: StarforceKind::Scroll,
-            stars,
-            max_stars: max,
-            level,
-            expected_meso: None,
-            meso_text: None,
-            expected_attempts: None,
-            expected_destroys: None,
             expected_scrolls: Some(expected_scrolls(stars)),
+            ..empty(StarforceKind::Scroll)
         });
+    }
+    if !rules.starforce_modelled() {
+        return Block::unavailable_because(Unavailable::RuleSetNotModelled, rules.name());
     }
     if !options_valid {
         return Block::unavailable(Unavailable::InvalidOptions);
@@ -296,15 +655,12 @@ pub fn evaluate(
     let chain = expected_chain(level_u32, 0, stars, opts);
     let meso = round_meso(chain.meso);
     Block::Available(StarforceResult {
-        kind: StarforceKind::Meso,
-        stars,
-        max_stars: max,
-        level,
         expected_meso: Some(meso),
         meso_text: Some(meso_text(meso)),
         expected_attempts: Some(chain.attempts),
         expected_destroys: Some(chain.destroys),
-        expected_scrolls: None,
+        replacement: Some(Replacement::new(chain.destroys, opts.replacement_cost)),
+        ..empty(StarforceKind::Meso)
     })
 }
 
@@ -314,11 +670,16 @@ mod tests {
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
-    const PLAIN: StarforceOptions = StarforceOptions {
+    const PLAIN: StarforceSettings = StarforceSettings {
         starcatch: false,
         sunday: false,
         prevention: false,
-        discount: 0.0,
+        mvp: MvpGrade::None,
+        pc_room: false,
+        event_sale: 0.0,
+        event_5_10_15: false,
+        event_1plus1: false,
+        replacement_cost: None,
     };
 
     #[test]
@@ -328,6 +689,8 @@ mod tests {
         assert!((e.meso - reference).abs() / reference < 1e-3, "{}", e.meso);
         // The exact solution matches the reference to the meso.
         assert_eq!(e.meso.round() as u64, 36_404_721_571);
+        // The first API's options convert to the same settings.
+        assert_eq!(StarforceSettings::from(StarforceOptions::default()), PLAIN);
     }
 
     #[test]
@@ -337,93 +700,232 @@ mod tests {
         // 1000 + 200³·11^2.7/571
         let raw = 1000.0 + 8_000_000.0 * 11f64.powf(2.7) / 571.0;
         assert_eq!(attempt_cost(200, 10, &PLAIN), (raw / 10.0).round() * 10.0);
-        let o = StarforceOptions {
+        let o = StarforceSettings {
             prevention: true,
-            discount: 0.3,
+            event_sale: 0.3,
             ..PLAIN
         };
+        // Prevention adds +200 % of the undiscounted base to the sale price: 0.7·B + 2·B.
         let raw = 1000.0 + 8_000_000.0 * 16f64.powf(2.7) / 200.0;
         assert_eq!(
             attempt_cost(200, 15, &o),
-            (raw * 0.7 * 3.0 / 10.0).round() * 10.0
+            ((raw * 0.7 + 2.0 * raw) / 10.0).round() * 10.0
         );
         assert_eq!(
             attempt_cost(200, 18, &o),
             ((1000.0 + 8e6 * 19f64.powf(2.7) / 70.0) * 0.7 / 10.0).round() * 10.0
         );
+        // MVP diamond + PC room add (15 %) below 17★, then multiply with the sale; nothing at 17★ and above.
+        let o = StarforceSettings {
+            mvp: MvpGrade::Diamond,
+            pc_room: true,
+            event_sale: 0.3,
+            ..PLAIN
+        };
+        let raw16 = 1000.0 + 8e6 * 17f64.powf(2.7) / 200.0;
+        assert_eq!(
+            attempt_cost(200, 16, &o),
+            (raw16 * 0.85 * 0.7 / 10.0).round() * 10.0
+        );
+        let raw17 = 1000.0 + 8e6 * 18f64.powf(2.7) / 150.0;
+        assert_eq!(
+            attempt_cost(200, 17, &o),
+            (raw17 * 0.7 / 10.0).round() * 10.0
+        );
 
         for star in 0..30u8 {
-            for bits in 0..8u8 {
-                let o = StarforceOptions {
+            for bits in 0..32u8 {
+                let o = StarforceSettings {
                     starcatch: bits & 1 != 0,
                     sunday: bits & 2 != 0,
                     prevention: bits & 4 != 0,
-                    discount: 0.0,
+                    event_5_10_15: bits & 8 != 0,
+                    event_1plus1: bits & 16 != 0,
+                    ..PLAIN
                 };
                 let r = step_rates(star, &o);
                 assert!((r.success + r.destroy + r.stay - 1.0).abs() < 1e-12);
                 assert!(r.success > 0.0 && r.destroy >= 0.0 && r.stay >= 0.0);
             }
         }
-        let r = step_rates(
-            22,
-            &StarforceOptions {
-                starcatch: true,
-                ..PLAIN
-            },
-        );
+        let catch = StarforceSettings {
+            starcatch: true,
+            ..PLAIN
+        };
+        let r = step_rates(22, &catch);
         assert!((r.success - 0.1575).abs() < 1e-12);
         // Gain 0.0075 taken from stay 0.68 and destroy 0.17 in proportion.
         assert!((r.destroy - (0.17 - 0.0075 * 0.17 / 0.85)).abs() < 1e-12);
-        let r = step_rates(
-            0,
-            &StarforceOptions {
-                starcatch: true,
+        assert!((step_rates(0, &catch).success - 0.9975).abs() < 1e-15);
+        let sunday = StarforceSettings {
+            sunday: true,
+            ..PLAIN
+        };
+        assert!((step_rates(21, &sunday).destroy - 0.1275 * 0.7).abs() < 1e-12);
+        assert_eq!(step_rates(22, &sunday).destroy, 0.17);
+        let prevent = StarforceSettings {
+            prevention: true,
+            ..PLAIN
+        };
+        assert_eq!(step_rates(17, &prevent).destroy, 0.0);
+        assert_eq!(step_rates(18, &prevent).destroy, 0.068);
+        let sure = StarforceSettings {
+            event_5_10_15: true,
+            prevention: true,
+            ..PLAIN
+        };
+        for s in [5, 10, 15] {
+            assert_eq!(step_rates(s, &sure).success, 1.0);
+        }
+        assert_eq!(step_rates(16, &sure).success, 0.3);
+        // No prevention charge where the attempt cannot destroy.
+        assert_eq!(attempt_cost(200, 15, &sure), attempt_cost(200, 15, &PLAIN));
+    }
+
+    /// An independent solver: value iteration over the star chain with the published rules written out here
+    /// (rates, base costs, discounts, prevention, sure success, 1+1, destruction to 12★), iterated to a fixed point.
+    fn value_iteration(level: f64, to: usize, o: &StarforceSettings) -> (f64, f64) {
+        let divisors = [
+            571.0, 314.0, 214.0, 157.0, 107.0, 200.0, 200.0, 150.0, 70.0, 45.0, 200.0, 125.0,
+            200.0, 200.0, 200.0,
+        ];
+        let success = [
+            0.95, 0.90, 0.85, 0.85, 0.80, 0.75, 0.70, 0.65, 0.60, 0.55, 0.50, 0.45, 0.40, 0.35,
+            0.30, 0.30, 0.30, 0.15, 0.15, 0.15, 0.30, 0.15, 0.15, 0.10, 0.10,
+        ];
+        let boom = [
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.021,
+            0.021, 0.068, 0.068, 0.085, 0.105, 0.1275, 0.17, 0.18, 0.18,
+        ];
+        let mvp = match o.mvp {
+            MvpGrade::Silver => 0.03,
+            MvpGrade::Gold => 0.05,
+            MvpGrade::Diamond | MvpGrade::Red => 0.1,
+            _ => 0.0,
+        };
+        let step = |s: usize| -> (f64, f64, f64, usize) {
+            let base = if s < 10 {
+                1000.0 + level.powi(3) * (s as f64 + 1.0) / 36.0
+            } else {
+                1000.0 + level.powi(3) * (s as f64 + 1.0).powf(2.7) / divisors[s - 10]
+            };
+            let sure = o.event_5_10_15 && (s == 5 || s == 10 || s == 15);
+            let (mut p, mut d) = if sure {
+                (1.0, 0.0)
+            } else {
+                (success[s], boom[s])
+            };
+            if o.starcatch && !sure {
+                let q = (p * 1.05f64).min(1.0);
+                d *= (1.0 - q) / (1.0 - p);
+                p = q;
+            }
+            if o.sunday && (15..=21).contains(&s) {
+                d *= 0.7;
+            }
+            let guarded = o.prevention && (15..=17).contains(&s) && !sure;
+            if guarded {
+                d = 0.0;
+            }
+            let low = if s < 17 {
+                mvp + if o.pc_room { 0.05 } else { 0.0 }
+            } else {
+                0.0
+            };
+            let mut c = base * (1.0 - low) * (1.0 - o.event_sale);
+            if guarded {
+                c += 2.0 * base;
+            }
+            let c = (c / 10.0).round() * 10.0;
+            let next = if o.event_1plus1 && s <= 10 {
+                (s + 2).min(to)
+            } else {
+                s + 1
+            };
+            (p, d, c, next)
+        };
+        // E[s]: expected meso from s; B[s]: expected destructions from s.
+        let mut e = vec![0.0f64; to.max(12) + 1];
+        let mut b = vec![0.0f64; to.max(12) + 1];
+        for _ in 0..200_000 {
+            let mut delta = 0.0f64;
+            for s in (0..to).rev() {
+                let (p, d, c, next) = step(s);
+                // E = c + p·E[next] + d·E[12] + (1 − p − d)·E  ⇒  E = (c + p·E[next] + d·E[12]) / (p + d)
+                let ne = (c + p * e[next] + d * e[12]) / (p + d);
+                let nb = (p * b[next] + d * (1.0 + b[12])) / (p + d);
+                delta = delta.max((ne - e[s]).abs() / ne.max(1.0));
+                e[s] = ne;
+                b[s] = nb;
+            }
+            if delta < 1e-15 {
+                break;
+            }
+        }
+        (e[0], b[0])
+    }
+
+    #[test]
+    fn independent_value_iteration_agrees_for_every_rule() {
+        let cases = [
+            PLAIN,
+            StarforceSettings {
+                prevention: true,
+                event_sale: 0.3,
                 ..PLAIN
             },
-        );
-        assert!((r.success - 0.9975).abs() < 1e-15);
-        let r = step_rates(
-            21,
-            &StarforceOptions {
+            StarforceSettings {
+                mvp: MvpGrade::Diamond,
+                ..PLAIN
+            },
+            StarforceSettings {
+                mvp: MvpGrade::Gold,
+                pc_room: true,
+                event_sale: 0.3,
+                starcatch: true,
                 sunday: true,
                 ..PLAIN
             },
-        );
-        assert!((r.destroy - 0.1275 * 0.7).abs() < 1e-12);
+            StarforceSettings {
+                event_5_10_15: true,
+                event_1plus1: true,
+                prevention: true,
+                ..PLAIN
+            },
+        ];
+        for o in cases {
+            for (level, to) in [(200u32, 22u8), (160, 17), (250, 24), (140, 11)] {
+                let (meso, destroys) = value_iteration(f64::from(level), to as usize, &o);
+                let e = expected_chain(level, 0, to, &o);
+                assert!(
+                    (e.meso - meso).abs() / meso < 1e-9,
+                    "{level} 0→{to} {o:?}: engine {} independent {meso}",
+                    e.meso
+                );
+                assert!((e.destroys - destroys).abs() < 1e-9, "{o:?}");
+            }
+        }
+        // The published figures at L200 0→22: prevention + 30 % sale ≈ 385.3억; MVP 10 % ≈ 7 % under full price.
+        let o = StarforceSettings {
+            prevention: true,
+            event_sale: 0.3,
+            ..PLAIN
+        };
+        let (meso, _) = value_iteration(200.0, 22, &o);
+        assert_eq!((meso / 1e7).round() as u64, 3853, "{meso}");
         assert_eq!(
-            step_rates(
-                22,
-                &StarforceOptions {
-                    sunday: true,
-                    ..PLAIN
-                }
-            )
-            .destroy,
-            0.17
+            (expected_chain(200, 0, 22, &o).meso / 1e7).round() as u64,
+            3853
         );
-        assert_eq!(
-            step_rates(
-                17,
-                &StarforceOptions {
-                    prevention: true,
-                    ..PLAIN
-                }
-            )
-            .destroy,
-            0.0
-        );
-        assert_eq!(
-            step_rates(
-                18,
-                &StarforceOptions {
-                    prevention: true,
-                    ..PLAIN
-                }
-            )
-            .destroy,
-            0.068
-        );
+        let mvp = StarforceSettings {
+            mvp: MvpGrade::Diamond,
+            ..PLAIN
+        };
+        let (cheap, _) = value_iteration(200.0, 22, &mvp);
+        let (full, _) = value_iteration(200.0, 22, &PLAIN);
+        let ratio = expected_chain(200, 0, 22, &mvp).meso / expected_chain(200, 0, 22, &PLAIN).meso;
+        assert!((ratio - cheap / full).abs() < 1e-9);
+        assert!(ratio > 0.9 && ratio < 0.99, "{ratio}");
     }
 
     #[test]
@@ -435,6 +937,16 @@ mod tests {
         assert!((e.meso - direct).abs() < 1e-6);
         assert_eq!(e.destroys, 0.0);
         assert_eq!(expected_chain(150, 5, 5, &PLAIN).meso, 0.0);
+        // 1+1: from 0 every success at ≤10★ adds two stars, so 0→12 takes the attempts at 0, 2, 4, 6, 8, 10.
+        let o = StarforceSettings {
+            event_1plus1: true,
+            ..PLAIN
+        };
+        let direct: f64 = [0u8, 2, 4, 6, 8, 10]
+            .iter()
+            .map(|&s| attempt_cost(150, s, &o) / SUCCESS[s as usize])
+            .sum();
+        assert!((expected_chain(150, 0, 12, &o).meso - direct).abs() < 1e-6);
     }
 
     #[test]
@@ -443,17 +955,82 @@ mod tests {
         assert!(StarforceOptions::new(false, false, false, 1.0).is_err());
         assert!(StarforceOptions::new(false, false, false, -0.1).is_err());
         assert!(StarforceOptions::new(false, false, false, f64::NAN).is_err());
-        assert_eq!(StarforceOptions::default(), PLAIN);
+        assert_eq!(
+            StarforceSettings::from(StarforceOptions::default()),
+            StarforceSettings::default()
+        );
+        assert_eq!(StarforceSettings::default(), PLAIN);
+    }
+
+    fn params<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
     }
 
     #[test]
-    fn max_stars_scrolls_and_blocks() {
+    fn settings_from_raw_parameters() {
+        let s = StarforceSettings::from_params(params(&[])).unwrap();
+        assert_eq!(s, PLAIN);
+        let s = StarforceSettings::from_params(params(&[
+            ("starcatch", "true"),
+            ("mvp", "Diamond"),
+            ("pc_room", "1"),
+            ("event_sale", "0.3"),
+            ("event_5_10_15", "true"),
+            ("event_1plus1", "false"),
+            ("replacement_cost", "1500000000"),
+        ]))
+        .unwrap();
+        assert_eq!(s.mvp, MvpGrade::Diamond);
+        assert_eq!(s.event_sale, 0.3);
+        assert_eq!(s.replacement_cost, Some(1_500_000_000));
+        assert_eq!(
+            s.key_fragment(),
+            "sc1su0pr0mvdiamondpc1es3000e1o0rc1500000000"
+        );
+        assert_eq!(PLAIN.key_fragment(), "sc0su0pr0mvnonepc0es0e0o0rc-");
+        // `discount` is the older name of the event sale.
+        let d = StarforceSettings::from_params(params(&[("discount", "0.3")])).unwrap();
+        assert_eq!(d.event_sale, 0.3);
+        assert_eq!(
+            d,
+            StarforceSettings::from(StarforceOptions::new(false, false, false, 0.3).unwrap())
+        );
+        let v = serde_json::to_value(s).unwrap();
+        assert_eq!(v["mvp"], "diamond");
+        assert_eq!(v["replacement_cost"], 1_500_000_000u64);
+        assert_eq!(v["starcatch"], true);
+        for bad in [
+            ("mvp", "platinum"),
+            ("event_sale", "1"),
+            ("event_sale", "-0.1"),
+            ("event_sale", "NaN"),
+            ("discount", "2"),
+            ("pc_room", "maybe"),
+            ("replacement_cost", "-5"),
+            ("replacement_cost", "1e9"),
+        ] {
+            let e = StarforceSettings::from_params(params(&[bad])).unwrap_err();
+            assert!(
+                matches!(e, ExpectationError::InvalidStarforceOption { name, .. } if name == bad.0),
+                "{bad:?}: {e}"
+            );
+            assert!(e.to_string().contains(bad.1), "{e}");
+        }
+        let e =
+            StarforceSettings::from_params(params(&[("event_sale", "0.3"), ("discount", "0.2")]))
+                .unwrap_err();
+        assert!(e.to_string().contains("discount"), "{e}");
+    }
+
+    #[test]
+    fn max_stars_scrolls_fixed_stars_and_blocks() {
         assert_eq!(
             [94, 95, 107, 108, 117, 127, 137, 138].map(max_stars),
             [5, 8, 8, 10, 10, 15, 20, 30]
         );
         let scrolls = expected_scrolls(15);
         assert!((scrolls - SCROLL_SUCCESS.iter().map(|p| 1.0 / p).sum::<f64>()).abs() < 1e-12);
+        let now = RuleSet::Kms30Stars;
         let mut item = Item {
             starforce: Some("12".into()),
             starforce_scroll_flag: Some("사용".into()),
@@ -463,61 +1040,117 @@ mod tests {
             }),
             ..Default::default()
         };
-        let r = evaluate(&item, &PLAIN, true);
+        let r = evaluate(&item, &PLAIN, now, true);
         let r = r.available().unwrap();
         assert_eq!(r.kind, StarforceKind::Scroll);
         assert_eq!(r.expected_meso, None);
+        assert_eq!(r.replacement, None);
         assert!((r.expected_scrolls.unwrap() - expected_scrolls(12)).abs() < 1e-12);
         item.starforce = Some("17".into());
         assert_eq!(
-            evaluate(&item, &PLAIN, true).reason(),
+            evaluate(&item, &PLAIN, now, true).reason(),
             Some(Unavailable::StarsAboveMax)
         );
         item.starforce_scroll_flag = Some("미사용".into());
-        let r = evaluate(&item, &PLAIN, true);
+        let r = evaluate(&item, &PLAIN, now, true);
+        let chain = expected_chain(150, 0, 17, &PLAIN);
+        let r = r.available().unwrap();
+        assert_eq!(r.expected_meso, Some(chain.meso.round() as u64));
+        let rep = r.replacement.as_ref().unwrap();
+        assert_eq!(rep.expected_items, chain.destroys);
         assert_eq!(
-            r.available().unwrap().expected_meso,
-            Some(expected_chain(150, 0, 17, &PLAIN).meso.round() as u64)
+            (rep.expected_meso, rep.meso_text.as_str()),
+            (None, "not priced")
+        );
+        let priced = StarforceSettings {
+            replacement_cost: Some(1_000_000_000),
+            ..PLAIN
+        };
+        let r = evaluate(&item, &priced, now, true);
+        let rep = r.available().unwrap().replacement.clone().unwrap();
+        assert_eq!(
+            rep.expected_meso,
+            Some((chain.destroys * 1e9).round() as u64)
         );
         assert_eq!(
-            evaluate(&item, &PLAIN, false).reason(),
+            evaluate(&item, &PLAIN, now, false).reason(),
             Some(Unavailable::InvalidOptions)
+        );
+        assert_eq!(
+            evaluate(&item, &PLAIN, RuleSet::Kms25Stars, true).reason(),
+            Some(Unavailable::RuleSetNotModelled)
         );
         item.starforce = Some("x".into());
         assert_eq!(
-            evaluate(&item, &PLAIN, true).reason(),
+            evaluate(&item, &PLAIN, now, true).reason(),
             Some(Unavailable::InvalidStars)
         );
         item.item_base_option = None;
         item.starforce = Some("6".into());
         assert_eq!(
-            evaluate(&item, &PLAIN, true).reason(),
+            evaluate(&item, &PLAIN, now, true).reason(),
             Some(Unavailable::StarsAboveMax)
         );
+        // Genesis and Destiny weapons are issued at 22★ and not starforced.
+        for name in ["제네시스 스태프", "데스티니 샤이닝로드"] {
+            let weapon = Item {
+                item_name: Some(name.into()),
+                starforce: Some("22".into()),
+                item_base_option: Some(crate::expectation::model::ItemOption {
+                    base_equipment_level: Some(200),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let r = evaluate(&weapon, &PLAIN, now, true);
+            let r = r.available().unwrap();
+            assert_eq!(
+                (r.kind, r.stars, r.expected_meso),
+                (StarforceKind::Fixed, 22, None)
+            );
+        }
     }
 
-    /// Simulates starforce attempts with rates written out independently of [`step_rates`] and checks the
-    /// sample means of meso and destructions against the exact chain within 3 standard errors.
-    fn monte_carlo(level: u32, from: u8, to: u8, opts: StarforceOptions, trials: u32, seed: u64) {
-        let rates = |s: usize| -> (f64, f64) {
-            let (mut p, mut d) = (SUCCESS[s], DESTROY[s]);
-            if opts.starcatch {
-                let q = (p * 1.05).min(1.0);
-                d *= (1.0 - q) / (1.0 - p);
-                p = q;
-            }
-            if opts.sunday && (15..=21).contains(&s) {
-                d *= 0.7;
-            }
-            if opts.prevention && (15..=17).contains(&s) {
-                d = 0.0;
-            }
-            (p, d)
-        };
-        let table: Vec<(f64, f64, f64)> = (0..30)
+    /// Simulates starforce attempts with rates and costs written out independently of [`step_rates`] and
+    /// [`attempt_cost`] and checks the sample means of meso and destructions against the exact chain within
+    /// 3 standard errors.
+    fn monte_carlo(level: u32, from: u8, to: u8, opts: StarforceSettings, trials: u32, seed: u64) {
+        let mvp = [0.0, 0.0, 0.03, 0.05, 0.1, 0.1]
+            [MvpGrade::ALL.iter().position(|g| *g == opts.mvp).unwrap()];
+        let table: Vec<(f64, f64, f64)> = (0..30usize)
             .map(|s| {
-                let (p, d) = rates(s);
-                (p, d, attempt_cost(level, s as u8, &opts))
+                let sure = opts.event_5_10_15 && [5, 10, 15].contains(&s);
+                let (mut p, mut d) = if sure {
+                    (1.0, 0.0)
+                } else {
+                    (SUCCESS[s], DESTROY[s])
+                };
+                if opts.starcatch && !sure {
+                    let q = (p * 1.05).min(1.0);
+                    d *= (1.0 - q) / (1.0 - p);
+                    p = q;
+                }
+                if opts.sunday && (15..=21).contains(&s) {
+                    d *= 0.7;
+                }
+                let guarded = opts.prevention && (15..=17).contains(&s) && !sure;
+                if guarded {
+                    d = 0.0;
+                }
+                let l3 = f64::from(level).powi(3);
+                let base = if s < 10 {
+                    1000.0 + l3 * (s as f64 + 1.0) / 36.0
+                } else {
+                    1000.0 + l3 * (s as f64 + 1.0).powf(2.7) / DIVISOR[s - 10]
+                };
+                let low = if s < 17 {
+                    mvp + if opts.pc_room { 0.05 } else { 0.0 }
+                } else {
+                    0.0
+                };
+                let c = base * (1.0 - low) * (1.0 - opts.event_sale)
+                    + if guarded { 2.0 * base } else { 0.0 };
+                (p, d, (c / 10.0).round() * 10.0)
             })
             .collect();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -529,7 +1162,7 @@ mod tests {
                 cost += c;
                 let u: f64 = rng.random();
                 if u < p {
-                    s += 1;
+                    s += if opts.event_1plus1 && s <= 10 { 2 } else { 1 };
                 } else if u < p + d {
                     s = DESTROY_RETURN as usize;
                     destroys += 1.0;
@@ -562,31 +1195,93 @@ mod tests {
 
     #[test]
     fn monte_carlo_with_every_option() {
-        let o = StarforceOptions {
+        let o = StarforceSettings {
             starcatch: true,
             sunday: true,
             prevention: true,
-            discount: 0.3,
+            event_sale: 0.3,
+            ..PLAIN
         };
         monte_carlo(200, 12, 22, o, 200_000, 12);
+    }
+
+    #[test]
+    fn monte_carlo_discounts_and_events() {
+        let o = StarforceSettings {
+            mvp: MvpGrade::Gold,
+            pc_room: true,
+            event_sale: 0.3,
+            prevention: true,
+            ..PLAIN
+        };
+        monte_carlo(200, 12, 22, o, 200_000, 13);
+        let o = StarforceSettings {
+            event_5_10_15: true,
+            event_1plus1: true,
+            mvp: MvpGrade::Silver,
+            ..PLAIN
+        };
+        monte_carlo(150, 0, 17, o, 200_000, 14);
+    }
+
+    fn arb_settings() -> impl Strategy<Value = StarforceSettings> {
+        (0u8..128, 0usize..6, 0.0f64..0.9).prop_map(|(bits, mvp, sale)| StarforceSettings {
+            starcatch: bits & 1 != 0,
+            sunday: bits & 2 != 0,
+            prevention: bits & 4 != 0,
+            pc_room: bits & 8 != 0,
+            event_5_10_15: bits & 16 != 0,
+            event_1plus1: bits & 32 != 0,
+            replacement_cost: (bits & 64 != 0).then_some(1_000_000),
+            mvp: MvpGrade::ALL[mvp],
+            event_sale: sale,
+        })
     }
 
     proptest! {
         #[test]
         fn expected_cost_grows_with_stars_and_level(
-            level in 0u32..300, stars in 0u8..30, bits in 0u8..8, discount in 0.0f64..0.9,
+            level in 0u32..300, stars in 0u8..30, o in arb_settings(),
         ) {
-            let o = StarforceOptions {
-                starcatch: bits & 1 != 0, sunday: bits & 2 != 0, prevention: bits & 4 != 0, discount,
-            };
             let here = expected_chain(level, 0, stars, &o);
             let next_star = expected_chain(level, 0, stars + 1, &o);
             let next_level = expected_chain(level + 1, 0, stars, &o);
             prop_assert!(here.meso.is_finite() && here.meso >= 0.0);
-            prop_assert!(next_star.meso > here.meso);
+            // Under 1+1 one success can cover two stars, so the next star may cost nothing more.
+            if o.event_1plus1 && stars <= ONE_PLUS_ONE_MAX_STAR + 1 {
+                prop_assert!(next_star.meso >= here.meso);
+                prop_assert!(next_star.attempts >= here.attempts);
+            } else {
+                prop_assert!(next_star.meso > here.meso);
+                prop_assert!(next_star.attempts > here.attempts);
+            }
             prop_assert!(next_level.meso >= here.meso);
-            prop_assert!(next_star.attempts > here.attempts);
             prop_assert!(next_star.destroys >= here.destroys);
+        }
+
+        #[test]
+        fn discounts_never_raise_the_price(level in 100u32..300, stars in 0u8..30, o in arb_settings()) {
+            let full = StarforceSettings { mvp: MvpGrade::None, pc_room: false, event_sale: 0.0, ..o };
+            prop_assert!(expected_chain(level, 0, stars, &o).meso <= expected_chain(level, 0, stars, &full).meso + 1e-6);
+        }
+
+        #[test]
+        fn raw_parameters_round_trip_through_the_key(o in arb_settings()) {
+            let sale = o.event_sale.to_string();
+            let rc = o.replacement_cost.map(|c| c.to_string());
+            let b = |x: bool| if x { "true" } else { "false" };
+            let pairs = [
+                ("starcatch", b(o.starcatch)), ("sunday", b(o.sunday)), ("prevention", b(o.prevention)),
+                ("pc_room", b(o.pc_room)), ("event_5_10_15", b(o.event_5_10_15)),
+                ("event_1plus1", b(o.event_1plus1)), ("mvp", o.mvp.as_str()), ("event_sale", sale.as_str()),
+            ];
+            let get = |k: &str| {
+                if k == "replacement_cost" { return rc.as_deref(); }
+                pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
+            };
+            let parsed = StarforceSettings::from_params(get).unwrap();
+            prop_assert_eq!(parsed, o);
+            prop_assert_eq!(parsed.key_fragment(), o.key_fragment());
         }
     }
 }

@@ -370,6 +370,13 @@ impl CubeTables {
         ))
     }
 
+    /// Whether the table has any additional-potential (`ADDITIONAL`) group.
+    pub fn has_additional(&self) -> bool {
+        self.index
+            .keys()
+            .any(|(cube_type, _, _)| *cube_type == CubeType::Additional)
+    }
+
     /// The table version: the first 16 hex digits of the SHA-256 of the file bytes.
     pub fn version(&self) -> &str {
         &self.version
