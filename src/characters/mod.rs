@@ -39,11 +39,12 @@ use crate::cache::{
     CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, Tiers,
     freshness,
 };
+use crate::codec;
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
 use crate::nexon::client::parse_item_equipment;
 use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid, Priority};
-use crate::store::{CharacterRow, Store, codec};
+use crate::store::{CharacterRow, Store};
 
 /// How long "character not found" is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);

@@ -3,7 +3,7 @@
 //!
 //! Contract: [`Store::connect`] opens the pool and applies the embedded migrations
 //! (`migrations/mysql`, `migrations/sqlite`) before returning, idempotently (sqlx records applied versions).
-//! Both backends hold the same logical schema. Payloads are stored gzip-compressed ([`codec`], done here in
+//! Both backends hold the same logical schema. Payloads are stored gzip-compressed ([`crate::codec`], done here in
 //! [`Store`] so both backends share it); reads tolerate uncompressed legacy rows. Every failure is a
 //! [`StoreError`] classified as upstream-kind (a backing service) and retryable when the database was
 //! unreachable.
@@ -20,7 +20,6 @@
 //! temporary tables and lock functions; each backend keeps its queries explicit, and services depend on
 //! the trait only.
 
-pub mod codec;
 mod mysql;
 mod sqlite;
 
@@ -29,6 +28,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::codec;
 use crate::config::DatabaseSettings;
 use crate::error::{Classify, ErrorKind};
 
