@@ -3,9 +3,9 @@
 //! Contract: a policy is shared by every execution (`&self`, `Send + Sync`) and is used as a trait
 //! object (`Arc<dyn Policy>`), so hooks return a boxed future ([`HookFuture`]) instead of being
 //! `async fn`s. Per-execution state belongs in the [`TaskContext`] (its span or extensions), never
-//! in the policy. Each hook returns `Ok(())` or a [`PolicyError`] — any error
-//! that implements [`Classify`], so that a hook error which ends up as the primary error of an
-//! execution still says whose fault it is and whether a retry helps. [`Policy::on_hook_error`]
+//! in the policy. Each hook returns `Ok(())` or a [`PolicyError`] — any error that implements
+//! [`Classify`](crate::error::Classify), so that a hook error which ends up as the primary error of
+//! an execution still says whose fault it is and whether a retry helps. [`Policy::on_hook_error`]
 //! declares what the pipeline does with that error: [`HookErrorMode::Swallow`] (logged and counted in
 //! `maple_pipeline_hook_errors_total{policy,hook}`, execution continues as if the hook had
 //! succeeded — except that a `before` that failed does not *enter* its policy) or
