@@ -16,12 +16,12 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use maple_gateway::codec;
 use maple_gateway::expectation::flames::{FlameDistribution, FlameKind};
 use maple_gateway::expectation::{
     AttackType, CubeTables, ItemEquipment, MainStat, Profile, StarforceOptions, compute,
     compute_json,
 };
-use maple_gateway::store::codec;
 
 const SAMPLE: &str = "../shared/data/nexon/item-equipment-evan.json";
 const TABLE: &str = "../shared/data/cube_probability.csv";

@@ -5,7 +5,7 @@
 //!
 //! | floor | modules |
 //! |---|---|
-//! | bottom | [`error`] (classification), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
+//! | bottom | [`error`] (classification), [`codec`] (gzip), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
 //! | 2 | [`cache`] (tiered cache, flight), [`nexon`] (upstream client), [`lock`], [`pipeline`] (execution policies) |
 //! | 3 | [`characters`] (the read path), [`likes`] (the write path), [`sim`] (the Nexon simulator) |
 //! | 4 | [`api`] (HTTP, the request gate), [`durability`] (like journal, backup files, start-up recovery) |
@@ -16,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod cache;
 pub mod characters;
+pub mod codec;
 pub mod config;
 pub mod durability;
 pub mod error;

@@ -17,10 +17,10 @@ use super::error::ApiError;
 use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
+use crate::codec;
 use crate::expectation::StarforceOptions;
 use crate::nexon::CharacterName;
 use crate::pipeline::TaskContext;
-use crate::store::codec;
 
 type Params = Query<HashMap<String, String>>;
 

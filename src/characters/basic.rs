@@ -21,7 +21,8 @@ use super::{
 };
 use crate::cache::{CacheStatus, CachedValue};
 use crate::nexon::{CharacterName, NexonError, Priority};
-use crate::store::{CharacterRow, codec};
+use crate::codec;
+use crate::store::CharacterRow;
 
 impl CharacterService {
     /// Basic info (world, class, level, image) plus the like count.

@@ -25,7 +25,7 @@ use super::{
 use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
 use crate::nexon::client::parse_item_equipment;
 use crate::nexon::{CharacterName, NexonError, Priority};
-use crate::store::codec;
+use crate::codec;
 
 impl CharacterService {
     /// The raw item-equipment JSON (gzip) of a character.

@@ -27,7 +27,7 @@ use super::{
 use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
 use crate::expectation::{self as engine, ItemEquipment, StarforceOptions};
 use crate::nexon::{CharacterName, NexonError, Priority};
-use crate::store::codec;
+use crate::codec;
 
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {

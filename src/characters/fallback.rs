@@ -23,7 +23,7 @@ use bytes::Bytes;
 use super::CharacterError;
 use crate::cache::{CachedValue, LoadFailure};
 use crate::nexon::{NexonError, Priority};
-use crate::store::codec;
+use crate::codec;
 
 /// The last good copy a failed load falls back on.
 pub(super) enum StaleCopy<D> {

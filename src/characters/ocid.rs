@@ -19,7 +19,7 @@ use super::fallback::{self, StaleCopy};
 use super::{CharacterError, CharacterService, combine, keys, negative, skip_if_refused};
 use crate::cache::{CacheStatus, CachedValue, Served};
 use crate::nexon::{CharacterName, NexonError, Ocid, Priority};
-use crate::store::codec;
+use crate::codec;
 
 /// How long a resolved ocid is fresh: it rarely changes.
 const OCID_FRESH_MS: i64 = 24 * 3600 * 1000;

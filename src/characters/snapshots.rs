@@ -22,7 +22,8 @@ use super::{CharacterService, keys};
 use crate::cache::CachedValue;
 use crate::expectation::ItemEquipment;
 use crate::nexon::{CharacterName, Ocid};
-use crate::store::{CharacterRow, codec};
+use crate::codec;
+use crate::store::CharacterRow;
 
 /// How long a load waits for its snapshot write when the database is the only second tier (no Redis).
 pub(super) const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);

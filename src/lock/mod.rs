@@ -51,7 +51,6 @@
 mod breaker;
 mod local;
 mod mysql;
-mod policy;
 mod redis;
 
 #[cfg(test)]
@@ -73,7 +72,6 @@ use crate::store::Fence;
 
 pub use breaker::{Breaker, BreakerState};
 pub use mysql::{POOL_SIZE as MYSQL_POOL_SIZE, mysql_lock_name};
-pub use policy::{HeldLock, LockNamer, LockPolicy};
 pub use redis::{RELEASED_CHANNEL, lock_key};
 
 /// How long the Redis tier is skipped after it failed, before one probe is let through.

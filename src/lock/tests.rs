@@ -1,5 +1,5 @@
 //! Lock tests that need no server: the in-process tier under paused tokio time (leases, watchdog,
-//! expiry), the breaker's transitions and the pipeline policy. The Redis and MySQL tiers are tested
+//! expiry) and the breaker's transitions. The Redis and MySQL tiers are tested
 //! against real servers in `tests/api/locks.rs`.
 
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::pipeline::{Pipeline, TaskContext};
 
 const LEASE: Duration = Duration::from_millis(300);
 
@@ -154,83 +153,4 @@ async fn breaker_opens_on_failure_probes_once_and_closes_on_success() {
     b.on_success();
     assert_eq!(b.state(), BreakerState::Closed);
     assert!(b.allow(t + cooldown * 3));
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("never")]
-struct Never;
-
-impl Classify for Never {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Internal
-    }
-    fn retryable(&self) -> bool {
-        false
-    }
-    fn code(&self) -> &'static str {
-        "INTERNAL"
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn lock_policy_serialises_executions_per_key_and_rejects_when_busy() {
-    let locks = LockService::in_process();
-    let pipeline = Pipeline::builder()
-        .policy(LockPolicy::per_key(
-            locks.clone(),
-            Duration::from_secs(10),
-            LEASE,
-        ))
-        .build();
-    let value = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let p = pipeline.clone();
-        let value = value.clone();
-        tasks.push(tokio::spawn(async move {
-            p.execute(TaskContext::new("likes", "like").with_key("evan"), async {
-                let v = value.load(Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                value.store(v + 1, Ordering::SeqCst);
-                Ok::<_, Never>(())
-            })
-            .await
-            .unwrap();
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(value.load(Ordering::SeqCst), 10);
-
-    // Busy: the task does not run and the error says why.
-    let _held = locks
-        .acquire("likes.like:evan", Duration::ZERO, LEASE)
-        .await
-        .unwrap();
-    let impatient = Pipeline::builder()
-        .policy(LockPolicy::per_key(
-            locks.clone(),
-            Duration::from_millis(50),
-            LEASE,
-        ))
-        .build();
-    let ran = Arc::new(AtomicU64::new(0));
-    let r = impatient
-        .execute(TaskContext::new("likes", "like").with_key("evan"), async {
-            ran.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, Never>(())
-        })
-        .await;
-    let e = r.unwrap_err();
-    assert_eq!(e.code(), "LOCK_TIMEOUT");
-    assert!(e.downcast_ref::<LockError>().is_some());
-    assert_eq!(ran.load(Ordering::SeqCst), 0);
-    // No key: no lock.
-    impatient
-        .execute(TaskContext::new("likes", "like"), async {
-            Ok::<_, Never>(())
-        })
-        .await
-        .unwrap();
 }

@@ -9,9 +9,8 @@
 //! by accident; [`TaskContext::new`] checks their shape with a `debug_assert!` (a programming error,
 //! caught by the test suite) and [`TaskContext::try_new`] checks it for callers that prefer an error.
 //! The context also carries the mutable per-execution state policies need to cooperate: the task's
-//! tracing span (set by the tracing policy, entered around the task by the pipeline), an optional
-//! deadline (the place for a timeout policy: the pipeline races the task against it), and typed
-//! [`Extensions`] (the place for a lock policy to keep its guard from `before` until `after`).
+//! tracing span (set by the tracing policy, entered around the task by the pipeline) and typed
+//! [`Extensions`] (where a policy keeps a value, e.g. a guard, from `before` until `after`).
 //!
 //! Failure modes: an invalid name panics in debug builds (`new`) or is returned as
 //! [`InvalidTaskName`] (`try_new`); nothing else here can fail. Why: policies are shared between
@@ -22,8 +21,6 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 
-use tokio::time::Instant;
-
 /// Longest accepted component or operation name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -33,7 +30,6 @@ pub struct TaskContext {
     operation: &'static str,
     key: Option<String>,
     span: tracing::Span,
-    deadline: Option<Instant>,
     extensions: Extensions,
 }
 
@@ -102,7 +98,6 @@ impl TaskContext {
             operation,
             key: None,
             span: tracing::Span::none(),
-            deadline: None,
             extensions: Extensions::default(),
         }
     }
@@ -145,21 +140,6 @@ impl TaskContext {
         self.span = span;
     }
 
-    /// The instant by which the task must finish, if a policy set one.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    /// Sets a deadline for the task, keeping the earlier one when a deadline is already set, so
-    /// that policies can only tighten it. When the deadline passes the pipeline drops the task and
-    /// treats it as failed with [`super::DeadlineExceeded`].
-    pub fn tighten_deadline(&mut self, deadline: Instant) {
-        self.deadline = Some(match self.deadline {
-            Some(existing) if existing <= deadline => existing,
-            _ => deadline,
-        });
-    }
-
     /// Typed per-execution state shared between the hooks of one execution.
     pub fn extensions(&self) -> &Extensions {
         &self.extensions
@@ -177,7 +157,6 @@ impl fmt::Debug for TaskContext {
             .field("component", &self.component)
             .field("operation", &self.operation)
             .field("key", &self.key)
-            .field("deadline", &self.deadline)
             .field("extensions", &self.extensions)
             .finish()
     }

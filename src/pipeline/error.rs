@@ -1,6 +1,7 @@
-//! The errors an execution can end with: [`TaskError`] (what callers get), [`HookError`] (a hook's
-//! failure, tagged with its policy and hook) and [`DeadlineExceeded`] (the task missed the deadline
-//! a policy set on its context).
+//! The errors an execution can end with: [`TaskError`] (what callers get) and [`HookError`] (a
+//! hook's failure, tagged with its policy and [`Hook`]), and what a hook may fail with
+//! ([`PolicyError`]: any [`ClassifiedError`]). The policy module builds on these types; this file
+//! imports nothing from it.
 //!
 //! Contract: a [`TaskError`] has exactly one *primary* error — the task's own error, or the
 //! [`HookError`] that rejected or replaced the result — plus the *suppressed* hook errors that came
@@ -20,11 +21,37 @@
 use std::any::Any;
 use std::error::Error;
 use std::fmt;
-use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
 
-use super::policy::{ClassifiedError, Hook, PolicyError};
+/// An error that knows its classification; every module error enum is one.
+pub trait ClassifiedError: std::error::Error + Classify + Send + Sync + 'static {}
+
+impl<T: std::error::Error + Classify + Send + Sync + 'static> ClassifiedError for T {}
+
+/// What a failing hook returns. `Box::new(MyModuleError::…)` converts into it.
+pub type PolicyError = Box<dyn ClassifiedError>;
+
+/// One of the four hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Before,
+    OnSuccess,
+    OnFailure,
+    After,
+}
+
+impl Hook {
+    /// The bounded label value used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Before => "before",
+            Hook::OnSuccess => "on_success",
+            Hook::OnFailure => "on_failure",
+            Hook::After => "after",
+        }
+    }
+}
 
 /// A hook of a policy returned an error.
 #[derive(Debug)]
@@ -97,30 +124,6 @@ impl Classify for HookError {
 
     fn retry_after_secs(&self) -> Option<u64> {
         self.source.retry_after_secs()
-    }
-}
-
-/// The task did not finish before the deadline set on its context (see
-/// [`super::TaskContext::tighten_deadline`]); it was dropped at that point.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("task did not finish within its deadline ({budget:?} after it started)")]
-pub struct DeadlineExceeded {
-    /// How long the task had been running when it was dropped.
-    pub budget: Duration,
-}
-
-impl Classify for DeadlineExceeded {
-    /// A deadline protects the caller from a slow dependency; the slowness is not the client's.
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Upstream
-    }
-
-    fn retryable(&self) -> bool {
-        true
-    }
-
-    fn code(&self) -> &'static str {
-        "TIMEOUT"
     }
 }
 

@@ -10,8 +10,7 @@
 //!    swallowed `before` error leaves that policy not entered and goes on; a propagated one stops
 //!    the BEFORE phase (later policies' hooks never run) and the task never runs.
 //! 2. **Task**. Only if every `before` either succeeded or was swallowed. It is polled inside the
-//!    context's span and raced against the context's deadline, if a policy set one
-//!    ([`DeadlineExceeded`] is then the task's error). `elapsed` is measured around the task alone.
+//!    context's span. `elapsed` is measured around the task alone.
 //! 3. **Completion**: `on_success` or `on_failure` for the entered policies in reverse order
 //!    (not run when the task did not run or panicked; stops at a panic).
 //! 4. **AFTER** for the entered policies in reverse order (LIFO), always: after success, failure,
@@ -58,20 +57,13 @@
 //! (`AssertUnwindSafe`: after a panic nothing observes the task's state except `after` hooks that
 //! only see the context; the panic itself is resumed to the caller).
 //!
-//! # The standard patterns
-//!
-//! [`Pipeline::execute_or_default`], [`Pipeline::execute_or_else`] (recover from the error),
-//! [`Pipeline::execute_with_finally`] (a cleanup that runs exactly once: after the AFTER hooks on
-//! success, failure and panic, at the drop on cancellation) and
-//! [`Pipeline::execute_with_translation`] (map the error into the caller's own type).
-//!
-//! # Standard policies and later ones
+//! # Standard policies and others
 //!
 //! [`Pipeline::standard`] registers [`TracingPolicy`] (span per task, slow-task warning) then
-//! [`MetricsPolicy`] (`maple_task_duration_seconds`, `maple_task_total`). Later policies plug in
-//! through the context: a lock policy keeps its guard in [`TaskContext::extensions_mut`] from
-//! `before` to `after`; a timeout policy calls [`TaskContext::tighten_deadline`] in `before`. Register
-//! them after the standard ones so that the span and the metrics cover them.
+//! [`MetricsPolicy`] (`maple_task_duration_seconds`, `maple_task_total`). Other policies plug in
+//! through the context: one that holds something from `before` to `after` (a guard, a permit) keeps
+//! it in [`TaskContext::extensions_mut`]. Register them after the standard ones so that the span and
+//! the metrics cover them.
 
 mod context;
 mod error;
@@ -96,10 +88,8 @@ use tracing::Instrument;
 use crate::error::Classify;
 
 pub use context::{Extensions, InvalidTaskName, MAX_NAME_LEN, TaskContext, is_valid_name};
-pub use error::{DeadlineExceeded, HookError, TaskError};
-pub use policy::{
-    ClassifiedError, Hook, HookErrorMode, HookFuture, Outcome, Policy, PolicyError, done, fail,
-};
+pub use error::{ClassifiedError, Hook, HookError, PolicyError, TaskError};
+pub use policy::{HookErrorMode, HookFuture, Outcome, Policy, done, fail};
 pub use standard::{
     HOOK_ERRORS_TOTAL, MetricsPolicy, StandardConfig, TASK_DURATION_SECONDS, TASK_TOTAL,
     TracingPolicy, describe_metrics,
@@ -173,74 +163,6 @@ impl Pipeline {
         self.run(ctx, Box::pin(task))
     }
 
-    /// Like [`Pipeline::execute`], but yields `T::default()` when the execution fails (the
-    /// failure has already been logged and counted by the policies). Panics still propagate.
-    pub fn execute_or_default<T, E, F>(&self, ctx: TaskContext, task: F) -> impl Future<Output = T>
-    where
-        T: Default,
-        F: Future<Output = Result<T, E>>,
-        E: std::error::Error + Classify + Send + Sync + 'static,
-    {
-        let run = self.run(ctx, Box::pin(task));
-        async move { run.await.unwrap_or_default() }
-    }
-
-    /// Like [`Pipeline::execute`], but turns a failure into a value with `recover`.
-    pub fn execute_or_else<T, E, F, R>(
-        &self,
-        ctx: TaskContext,
-        task: F,
-        recover: R,
-    ) -> impl Future<Output = T>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::error::Error + Classify + Send + Sync + 'static,
-        R: FnOnce(TaskError) -> T,
-    {
-        let run = self.run(ctx, Box::pin(task));
-        async move { run.await.unwrap_or_else(recover) }
-    }
-
-    /// Like [`Pipeline::execute`], and then runs `cleanup` exactly once: after the AFTER hooks on
-    /// success and failure, after the AFTER hooks and before the panic continues when the task or a
-    /// hook panicked, and when the execution future is dropped (cancellation; the AFTER hooks then
-    /// run on the runtime shortly afterwards). A panic in `cleanup` while a panic is already
-    /// unwinding is logged instead of aborting the process.
-    pub fn execute_with_finally<T, E, F, C>(
-        &self,
-        ctx: TaskContext,
-        task: F,
-        cleanup: C,
-    ) -> impl Future<Output = Result<T, TaskError>>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::error::Error + Classify + Send + Sync + 'static,
-        C: FnOnce(),
-    {
-        let finally = Finally(Some(cleanup));
-        let run = self.run(ctx, Box::pin(task));
-        async move {
-            let _finally = finally;
-            run.await
-        }
-    }
-
-    /// Like [`Pipeline::execute`], but maps the error into the caller's type.
-    pub fn execute_with_translation<T, E, F, E2, M>(
-        &self,
-        ctx: TaskContext,
-        task: F,
-        map_err: M,
-    ) -> impl Future<Output = Result<T, E2>>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::error::Error + Classify + Send + Sync + 'static,
-        M: FnOnce(TaskError) -> E2,
-    {
-        let run = self.run(ctx, Box::pin(task));
-        async move { run.await.map_err(map_err) }
-    }
-
     async fn run<T, E, F>(&self, ctx: TaskContext, task: Pin<Box<F>>) -> Result<T, TaskError>
     where
         F: Future<Output = Result<T, E>>,
@@ -287,19 +209,11 @@ impl Pipeline {
         if panicked.is_none() && rejected.is_none() {
             let started = Instant::now();
             run.started = Some(started);
-            let guarded = AssertUnwindSafe(task)
+            let joined = AssertUnwindSafe(task)
                 .catch_unwind()
                 .map(|r| r.map(|result| result.map_err(TaskError::new)))
-                .instrument(run.ctx.span().clone());
-            let joined = match run.ctx.deadline() {
-                None => guarded.await,
-                Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
-                    Ok(joined) => joined,
-                    Err(_) => Ok(Err(TaskError::new(DeadlineExceeded {
-                        budget: started.elapsed(),
-                    }))),
-                },
-            };
+                .instrument(run.ctx.span().clone())
+                .await;
             run.elapsed = Some(started.elapsed());
             match joined {
                 Ok(Ok(v)) => {
@@ -539,26 +453,4 @@ fn panic_message(payload: &PanicPayload) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>")
-}
-
-/// Runs a cleanup exactly once, when dropped.
-struct Finally<C: FnOnce()>(Option<C>);
-
-impl<C: FnOnce()> Drop for Finally<C> {
-    fn drop(&mut self) {
-        let Some(cleanup) = self.0.take() else {
-            return;
-        };
-        if std::thread::panicking() {
-            // A second panic while unwinding would abort the process.
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(cleanup)) {
-                tracing::error!(
-                    panic = panic_message(&payload),
-                    "execution cleanup panicked while a panic was unwinding; dropped"
-                );
-            }
-        } else {
-            cleanup();
-        }
-    }
 }

@@ -2,10 +2,10 @@
 //!
 //! Contract: a policy is shared by every execution (`&self`, `Send + Sync`) and is used as a trait
 //! object (`Arc<dyn Policy>`), so hooks return a boxed future ([`HookFuture`]) instead of being
-//! `async fn`s. Per-execution state belongs in the [`TaskContext`] (its span, deadline or
-//! extensions), never in the policy. Each hook returns `Ok(())` or a [`PolicyError`] — any error
-//! that implements [`Classify`], so that a hook error which ends up as the primary error of an
-//! execution still says whose fault it is and whether a retry helps. [`Policy::on_hook_error`]
+//! `async fn`s. Per-execution state belongs in the [`TaskContext`] (its span or extensions), never
+//! in the policy. Each hook returns `Ok(())` or a [`PolicyError`] — any error that implements
+//! [`Classify`](crate::error::Classify), so that a hook error which ends up as the primary error of
+//! an execution still says whose fault it is and whether a retry helps. [`Policy::on_hook_error`]
 //! declares what the pipeline does with that error: [`HookErrorMode::Swallow`] (logged and counted in
 //! `maple_pipeline_hook_errors_total{policy,hook}`, execution continues as if the hook had
 //! succeeded — except that a `before` that failed does not *enter* its policy) or
@@ -26,18 +26,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::error::Classify;
-
 use super::context::TaskContext;
-use super::error::TaskError;
-
-/// An error that knows its classification; every module error enum is one.
-pub trait ClassifiedError: std::error::Error + Classify + Send + Sync + 'static {}
-
-impl<T: std::error::Error + Classify + Send + Sync + 'static> ClassifiedError for T {}
-
-/// What a failing hook returns. `Box::new(MyModuleError::…)` converts into it.
-pub type PolicyError = Box<dyn ClassifiedError>;
+use super::error::{ClassifiedError, PolicyError, TaskError};
 
 /// The future a hook returns.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PolicyError>> + Send + 'a>>;
@@ -75,27 +65,6 @@ pub enum HookErrorMode {
     Propagate,
 }
 
-/// One of the four hooks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hook {
-    Before,
-    OnSuccess,
-    OnFailure,
-    After,
-}
-
-impl Hook {
-    /// The bounded label value used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::Before => "before",
-            Hook::OnSuccess => "on_success",
-            Hook::OnFailure => "on_failure",
-            Hook::After => "after",
-        }
-    }
-}
-
 /// What happened to the task, as seen by `after` hooks (and used as the `outcome` metric label).
 /// It describes the task, not the hooks: a task that succeeded is `Success` even if a later hook
 /// turned the execution's result into an error.
@@ -103,7 +72,7 @@ impl Hook {
 pub enum Outcome {
     /// The task returned `Ok`.
     Success,
-    /// The task returned `Err` (or missed the context's deadline).
+    /// The task returned `Err`.
     Failure,
     /// The task or a hook panicked; the panic is resumed after the AFTER hooks.
     Panicked,

@@ -1,10 +1,10 @@
-//! Persistence: MySQL/MariaDB in distributed mode, SQLite in the embedded default, behind one
-//! [`Repository`] trait; [`Store`] is the cheap-to-clone handle every service holds.
+//! Persistence: MySQL/MariaDB in distributed mode, SQLite in the embedded default; [`Store`] is the
+//! cheap-to-clone handle every service holds.
 //!
 //! Contract: [`Store::connect`] opens the pool and applies the embedded migrations
 //! (`migrations/mysql`, `migrations/sqlite`) before returning, idempotently (sqlx records applied versions).
-//! Both backends hold the same logical schema. Payloads are stored gzip-compressed ([`codec`], done here in
-//! [`Store`] so both backends share it); reads tolerate uncompressed legacy rows. Every failure is a
+//! Both backends hold the same logical schema. Payloads are stored gzip-compressed ([`crate::codec`], done
+//! here in [`Store`] for both backends); reads tolerate uncompressed legacy rows. Every failure is a
 //! [`StoreError`] classified as upstream-kind (a backing service) and retryable when the database was
 //! unreachable.
 //!
@@ -16,24 +16,24 @@
 //! `characters.like_count`. Because the fence row is locked until commit, fenced writers on one lock are
 //! serialised by the database itself, whatever the lock tier did.
 //!
-//! Why a trait object over two repositories rather than `sqlx::Any`: the dialects differ in upsert syntax,
-//! temporary tables and lock functions; each backend keeps its queries explicit, and services depend on
-//! the trait only.
+//! Why one algorithm over a dialect rather than `sqlx::Any`: the engines differ in upsert syntax,
+//! temporary tables and lock functions. Every query and the like transaction are written once, generic
+//! over the sqlx database (`repo`); each backend module (`mysql`, `sqlite`) holds only its connection,
+//! its migrations and the statements whose text is its own, and [`Store`] picks one of the two.
 
-pub mod codec;
 mod mysql;
+mod repo;
 mod sqlite;
 
-use std::fmt;
-use std::sync::Arc;
+use sqlx::{MySql, Sqlite};
 
-use futures::future::BoxFuture;
-
+use crate::codec;
 use crate::config::DatabaseSettings;
 use crate::error::{Classify, ErrorKind};
 
-pub use mysql::MysqlRepository;
-pub use sqlite::SqliteRepository;
+use repo::Repo;
+#[cfg(test)]
+use repo::STAGE_CHUNK;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -158,122 +158,76 @@ pub struct AppliedBatch {
 /// Longest batch id `applied_entries` holds.
 pub const MAX_BATCH_ID: usize = 128;
 
-/// The future a repository method returns.
-pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
-
-/// What each backend implements. Called through [`Store`]; payload bytes here are already compressed.
-pub trait Repository: Send + Sync + fmt::Debug {
-    fn backend(&self) -> Backend;
-    /// A cheap liveness probe (`SELECT 1`).
-    fn ping(&self) -> StoreFuture<'_, ()>;
-    fn close(&self) -> BoxFuture<'_, ()>;
-    /// Inserts or updates a character's basic info; the like count is left as it is.
-    fn upsert_character<'a>(&'a self, row: &'a CharacterRow) -> StoreFuture<'a, ()>;
-    fn get_character<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<CharacterRow>>;
-    fn clear_ocid<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
-    /// Records a character's ocid in one statement: a new row, or the ocid and fetch time of an existing
-    /// one (its basic info and like count are kept).
-    fn set_ocid<'a>(
-        &'a self,
-        name: &'a str,
-        ocid: &'a str,
-        fetched_at_ms: i64,
-    ) -> StoreFuture<'a, ()>;
-    /// Stores an already gzip-framed payload.
-    fn put_snapshot_gz<'a>(
-        &'a self,
-        ocid: &'a str,
-        data_date: &'a str,
-        gz: Vec<u8>,
-        fetched_at_ms: i64,
-    ) -> StoreFuture<'a, ()>;
-    /// The stored (possibly compressed) payload and its fetch time.
-    fn get_snapshot_raw<'a>(
-        &'a self,
-        ocid: &'a str,
-        data_date: &'a str,
-    ) -> StoreFuture<'a, Option<(Vec<u8>, i64)>>;
-    /// See the module documentation. `batch.likes` may contain duplicates.
-    fn apply_likes<'a>(
-        &'a self,
-        batch: &'a LikeBatch,
-        fence: &'a Fence,
-    ) -> StoreFuture<'a, AppliedBatch>;
-    /// `characters.like_count`, 0 for an unknown character.
-    fn like_count<'a>(&'a self, character: &'a str) -> StoreFuture<'a, i64>;
-    fn has_liked<'a>(&'a self, character: &'a str, liker: &'a str) -> StoreFuture<'a, bool>;
-    /// Whether an entry or batch id is recorded in `applied_entries`.
-    fn is_applied<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
-    /// The last token presented for `lock` (`lock_fences`), if any.
-    fn fence_position<'a>(&'a self, lock: &'a str) -> StoreFuture<'a, Option<u64>>;
-}
-
-/// The gateway's database: a shared [`Repository`].
-#[derive(Clone)]
+/// The gateway's database: one of the two backends, driven by the same algorithm.
+#[derive(Clone, Debug)]
 pub struct Store {
-    repo: Arc<dyn Repository>,
+    db: Db,
 }
 
-impl fmt::Debug for Store {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Store").field(&self.repo).finish()
-    }
+#[derive(Clone, Debug)]
+enum Db {
+    Mysql(Repo<MySql>),
+    Sqlite(Repo<Sqlite>),
+}
+
+/// Runs `$call` on the backend's repository, whichever it is.
+macro_rules! on_backend {
+    ($store:expr, $repo:ident => $call:expr) => {
+        match &$store.db {
+            Db::Mysql($repo) => $call,
+            Db::Sqlite($repo) => $call,
+        }
+    };
 }
 
 impl Store {
     /// Connects and migrates. For SQLite the parent directory is created.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
-        let repo: Arc<dyn Repository> = match settings {
-            DatabaseSettings::Sqlite { path } => Arc::new(SqliteRepository::connect(path).await?),
-            DatabaseSettings::Mysql { url } => Arc::new(MysqlRepository::connect(url).await?),
+        let db = match settings {
+            DatabaseSettings::Sqlite { path } => {
+                Db::Sqlite(Repo::new(sqlite::connect(path).await?))
+            }
+            DatabaseSettings::Mysql { url } => Db::Mysql(Repo::new(mysql::connect(url).await?)),
         };
-        Ok(Store { repo })
-    }
-
-    /// Wraps any repository (another backend, or one built by hand).
-    pub fn from_repository(repo: Arc<dyn Repository>) -> Store {
-        Store { repo }
-    }
-
-    pub fn repository(&self) -> &Arc<dyn Repository> {
-        &self.repo
+        Ok(Store { db })
     }
 
     pub fn backend(&self) -> Backend {
-        self.repo.backend()
+        on_backend!(self, r => r.backend())
     }
 
     /// A cheap liveness probe (`SELECT 1`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.repo.ping().await
+        on_backend!(self, r => r.ping().await)
     }
 
     pub async fn close(&self) {
-        self.repo.close().await
+        on_backend!(self, r => r.close().await)
     }
 
     /// Inserts or updates a character's basic info (the like count is left as it is).
     pub async fn upsert_character(&self, row: &CharacterRow) -> Result<(), StoreError> {
-        self.repo.upsert_character(row).await
+        on_backend!(self, r => r.upsert_character(row).await)
     }
 
     pub async fn get_character(&self, name: &str) -> Result<Option<CharacterRow>, StoreError> {
-        self.repo.get_character(name).await
+        on_backend!(self, r => r.get_character(name).await)
     }
 
-    /// Records a character's ocid, keeping whatever basic info and like count the row already has.
+    /// Records a character's ocid in one statement: a new row, or the ocid and fetch time of an
+    /// existing one (its basic info and like count are kept).
     pub async fn set_ocid(
         &self,
         name: &str,
         ocid: &str,
         fetched_at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.repo.set_ocid(name, ocid, fetched_at_ms).await
+        on_backend!(self, r => r.set_ocid(name, ocid, fetched_at_ms).await)
     }
 
     /// Forgets a character's stored ocid (the upstream said it is no longer valid).
     pub async fn clear_ocid(&self, name: &str) -> Result<(), StoreError> {
-        self.repo.clear_ocid(name).await
+        on_backend!(self, r => r.clear_ocid(name).await)
     }
 
     /// Stores a raw equipment payload (compressed here) as the last good copy for (ocid, date).
@@ -289,9 +243,28 @@ impl Store {
         } else {
             codec::compress_raw(payload)
         };
-        self.repo
-            .put_snapshot_gz(ocid, data_date, gz, fetched_at_ms)
+        self.put_snapshot_as_is(ocid, data_date, gz, fetched_at_ms)
             .await
+    }
+
+    /// Stores `payload` without compressing it (the tests write legacy rows with it).
+    async fn put_snapshot_as_is(
+        &self,
+        ocid: &str,
+        data_date: &str,
+        payload: Vec<u8>,
+        fetched_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, r => r.put_snapshot(ocid, data_date, payload, fetched_at_ms).await)
+    }
+
+    /// The stored payload for (ocid, date) as it is stored (gzip, or a legacy uncompressed row).
+    async fn get_snapshot_as_is(
+        &self,
+        ocid: &str,
+        data_date: &str,
+    ) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        on_backend!(self, r => r.get_snapshot(ocid, data_date).await)
     }
 
     /// The stored snapshot for (ocid, date) as gzip bytes with its fetch time, without inflating it (rows
@@ -302,8 +275,7 @@ impl Store {
         data_date: &str,
     ) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
         Ok(self
-            .repo
-            .get_snapshot_raw(ocid, data_date)
+            .get_snapshot_as_is(ocid, data_date)
             .await?
             .map(|(payload, fetched_at_ms)| {
                 if codec::is_gzip(&payload) {
@@ -320,7 +292,7 @@ impl Store {
         ocid: &str,
         data_date: &str,
     ) -> Result<Option<Snapshot>, StoreError> {
-        match self.repo.get_snapshot_raw(ocid, data_date).await? {
+        match self.get_snapshot_as_is(ocid, data_date).await? {
             None => Ok(None),
             Some((payload, fetched_at_ms)) => {
                 let payload = codec::decompress(&payload).map_err(|e| {
@@ -336,7 +308,8 @@ impl Store {
         }
     }
 
-    /// Applies a batch of likes under a fence (see the module documentation).
+    /// Applies a batch of likes under a fence (see the module documentation). `batch.likes` may
+    /// contain duplicates.
     pub async fn apply_likes(
         &self,
         batch: &LikeBatch,
@@ -348,68 +321,27 @@ impl Store {
                 batch.id.len()
             )));
         }
-        self.repo.apply_likes(batch, fence).await
+        on_backend!(self, r => r.apply_likes(batch, fence).await)
     }
 
     /// A character's synced like count (0 when unknown).
     pub async fn like_count(&self, character: &str) -> Result<i64, StoreError> {
-        self.repo.like_count(character).await
+        on_backend!(self, r => r.like_count(character).await)
     }
 
     pub async fn has_liked(&self, character: &str, liker: &str) -> Result<bool, StoreError> {
-        self.repo.has_liked(character, liker).await
+        on_backend!(self, r => r.has_liked(character, liker).await)
     }
 
-    /// Whether an entry or batch id is recorded as applied.
+    /// Whether an entry or batch id is recorded in `applied_entries`.
     pub async fn is_applied(&self, id: &str) -> Result<bool, StoreError> {
-        self.repo.is_applied(id).await
+        on_backend!(self, r => r.is_applied(id).await)
     }
 
-    /// The last fencing token presented for `lock`.
+    /// The last fencing token presented for `lock` (`lock_fences`), if any.
     pub async fn fence_position(&self, lock: &str) -> Result<Option<u64>, StoreError> {
-        self.repo.fence_position(lock).await
+        on_backend!(self, r => r.fence_position(lock).await)
     }
-}
-
-/// The pairs of a batch without duplicates (first occurrence wins), and its characters, sorted.
-pub(crate) fn dedupe(likes: &[LikeRecord]) -> (Vec<&LikeRecord>, Vec<&str>) {
-    let mut seen = std::collections::HashSet::with_capacity(likes.len());
-    let mut unique = Vec::with_capacity(likes.len());
-    let mut chars = std::collections::BTreeSet::new();
-    for l in likes {
-        if seen.insert((l.character.as_str(), l.liker.as_str())) {
-            unique.push(l);
-            chars.insert(l.character.as_str());
-        }
-    }
-    (unique, chars.into_iter().collect())
-}
-
-/// Rows per multi-row insert (3 binds each; well under both backends' placeholder limits).
-pub(crate) const STAGE_CHUNK: usize = 1000;
-
-/// `(?, ?, ?), (?, ?, ?), …` with `n` tuples.
-pub(crate) fn tuples(n: usize) -> String {
-    let mut s = String::with_capacity(n * 11);
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str("(?, ?, ?)");
-    }
-    s
-}
-
-/// `?, ?, …` with `n` placeholders.
-pub(crate) fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -82,8 +82,7 @@ async fn migrations_are_idempotent_and_rows_round_trip() {
 async fn a_legacy_uncompressed_snapshot_reads_back() {
     let (store, _dir) = sqlite().await;
     store
-        .repository()
-        .put_snapshot_gz("o", "2025-01-01", b"{\"legacy\":true}".to_vec(), 3)
+        .put_snapshot_as_is("o", "2025-01-01", b"{\"legacy\":true}".to_vec(), 3)
         .await
         .unwrap();
     let snap = store

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use maple_gateway::codec;
 use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings, Settings};
-use maple_gateway::store::{Fence, LikeBatch, LikeRecord, Store, StoreError, codec};
+use maple_gateway::store::{Fence, LikeBatch, LikeRecord, Store, StoreError};
 use serde_json::Value;
 
 use crate::harness::{RedisServer, TestDatabase};

@@ -1,93 +1,11 @@
-//! Tests of the standard execution patterns, the error type, the context, and the deadline hook
-//! point that a timeout policy will use.
+//! Tests of the error type, the context, borrowing tasks, and the execution future's bounds.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Classify, ErrorKind};
-use crate::pipeline::{
-    DeadlineExceeded, HookErrorMode, HookFuture, InvalidTaskName, Outcome, Pipeline, Policy,
-    StandardConfig, TaskContext, done,
-};
+use crate::pipeline::{InvalidTaskName, Pipeline, StandardConfig, TaskContext};
 
 use super::support::*;
-
-#[tokio::test]
-async fn execute_or_default_yields_the_value_or_the_default() {
-    let log = new_log();
-    let (pipeline, _) = recorders(&[Script::ok()], &log);
-
-    assert_eq!(
-        pipeline
-            .execute_or_default(ctx(), task(Step::Ok, &log))
-            .await,
-        7
-    );
-    assert_eq!(
-        pipeline
-            .execute_or_default(ctx(), task(Step::Fail, &log))
-            .await,
-        0
-    );
-}
-
-#[tokio::test]
-async fn execute_or_else_recovers_from_the_task_error() {
-    let pipeline = Pipeline::builder().build();
-    let log = new_log();
-
-    let value = pipeline
-        .execute_or_else(ctx(), task(Step::Fail, &log), |error| {
-            assert_eq!(error.code(), "TEST_TASK");
-            99
-        })
-        .await;
-
-    assert_eq!(value, 99);
-}
-
-#[tokio::test]
-async fn execute_with_translation_maps_the_error_into_the_callers_type() {
-    let pipeline = Pipeline::builder().build();
-    let log = new_log();
-
-    let result: Result<u32, String> = pipeline
-        .execute_with_translation(ctx(), task(Step::Fail, &log), |e| {
-            format!("{}:{}", e.code(), e)
-        })
-        .await;
-
-    assert_eq!(result.unwrap_err(), "TEST_TASK:task failed");
-}
-
-#[tokio::test]
-async fn execute_with_finally_cleans_up_exactly_once_after_the_afters() {
-    for step in [Step::Ok, Step::Fail, Step::Panic] {
-        let log = new_log();
-        let (pipeline, _) = recorders(&[Script::ok(), Script::ok()], &log);
-        let cleanup_log = Arc::clone(&log);
-
-        let _ = observe(
-            pipeline.execute_with_finally(ctx(), task(step, &log), move || {
-                cleanup_log.lock().unwrap().push(Event::Cleanup)
-            }),
-        )
-        .await;
-
-        let events = events(&log);
-        assert_eq!(
-            events.iter().filter(|e| **e == Event::Cleanup).count(),
-            1,
-            "{step:?}: {events:?}"
-        );
-        assert_eq!(events.last(), Some(&Event::Cleanup), "{step:?}: {events:?}");
-        assert!(
-            matches!(events[events.len() - 2], Event::After(0, _)),
-            "{step:?}: {events:?}"
-        );
-    }
-}
 
 #[tokio::test]
 async fn a_nested_execution_error_keeps_its_identity_and_suppressed_list() {
@@ -213,86 +131,6 @@ fn extensions_store_one_value_per_type() {
     assert_eq!(ctx.extensions().get::<&str>(), None);
 }
 
-#[tokio::test(start_paused = true)]
-async fn tighten_deadline_keeps_the_earlier_deadline() {
-    let now = tokio::time::Instant::now();
-    let mut ctx = ctx();
-    ctx.tighten_deadline(now + Duration::from_secs(5));
-    ctx.tighten_deadline(now + Duration::from_secs(9));
-    assert_eq!(ctx.deadline(), Some(now + Duration::from_secs(5)));
-    ctx.tighten_deadline(now + Duration::from_secs(2));
-    assert_eq!(ctx.deadline(), Some(now + Duration::from_secs(2)));
-}
-
-/// What a timeout policy will look like: a deadline set in `before`.
-struct Deadline {
-    budget: Duration,
-    outcomes: Arc<Mutex<Vec<(Outcome, Duration)>>>,
-}
-
-impl Policy for Deadline {
-    fn name(&self) -> &'static str {
-        "deadline"
-    }
-
-    fn on_hook_error(&self) -> HookErrorMode {
-        HookErrorMode::Propagate
-    }
-
-    fn before<'a>(&'a self, ctx: &'a mut TaskContext) -> HookFuture<'a> {
-        ctx.tighten_deadline(tokio::time::Instant::now() + self.budget);
-        done()
-    }
-
-    fn after<'a>(
-        &'a self,
-        _ctx: &'a mut TaskContext,
-        outcome: Outcome,
-        elapsed: Duration,
-    ) -> HookFuture<'a> {
-        self.outcomes.lock().unwrap().push((outcome, elapsed));
-        done()
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_deadline_set_by_a_policy_drops_the_task_and_fails_it() {
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let pipeline = Pipeline::builder()
-        .policy(Deadline {
-            budget: Duration::from_secs(1),
-            outcomes: Arc::clone(&outcomes),
-        })
-        .build();
-    let dropped = Arc::new(AtomicBool::new(false));
-    let guard = DropFlag(Arc::clone(&dropped));
-
-    let error = pipeline
-        .execute(ctx(), async move {
-            let _guard = guard;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok::<_, TestError>(())
-        })
-        .await
-        .unwrap_err();
-
-    assert!(dropped.load(Ordering::SeqCst));
-    assert_eq!(
-        error.downcast_ref::<DeadlineExceeded>(),
-        Some(&DeadlineExceeded {
-            budget: Duration::from_secs(1)
-        })
-    );
-    assert_eq!(
-        (error.kind(), error.code(), error.retryable()),
-        (ErrorKind::Upstream, "TIMEOUT", true)
-    );
-    assert_eq!(
-        outcomes.lock().unwrap().clone(),
-        [(Outcome::Failure, Duration::from_secs(1))]
-    );
-}
-
 #[tokio::test]
 async fn tasks_may_borrow_from_the_caller() {
     let pipeline = Pipeline::standard(StandardConfig::default());
@@ -319,8 +157,6 @@ fn the_execution_future_is_send() {
     let log = new_log();
     let execution = pipeline.execute(ctx(), task(Step::Ok, &log));
     assert_send(&execution);
-    let finally = pipeline.execute_with_finally(ctx(), task(Step::Ok, &log), || {});
-    assert_send(&finally);
 }
 
 #[test]

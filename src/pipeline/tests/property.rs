@@ -1,10 +1,8 @@
 //! Property test: random pipelines (0–6 policies; every hook succeeds, fails or panics, inside its
 //! future or while being called; each policy swallows or propagates) around a random task (succeeds,
-//! fails or panics), run through `execute_with_finally`. The recorded event log and the result are
+//! fails or panics), run through `execute`. The recorded event log and the result are
 //! checked against a reference model of the rules in the module documentation, and the invariants
 //! are also checked directly on the log so that a failure names the broken rule.
-
-use std::sync::Arc;
 
 use proptest::prelude::*;
 
@@ -133,7 +131,6 @@ fn model(scripts: &[Script], task: Step) -> Expected {
             }
         }
     }
-    events.push(Event::Cleanup);
 
     let result = if let Some(message) = panic {
         ExpectedResult::Panic(message)
@@ -251,9 +248,6 @@ fn check_log(scripts: &[Script], events: &[Event]) -> Result<(), TestCaseError> 
         s == Step::Panic || (s == Step::Fail && scripts[i].mode == HookErrorMode::Propagate)
     });
     prop_assert_eq!(events.contains(&Event::Task), !stopped);
-    // Cleanup exactly once, last.
-    prop_assert_eq!(events.iter().filter(|e| **e == Event::Cleanup).count(), 1);
-    prop_assert_eq!(events.last(), Some(&Event::Cleanup));
     Ok(())
 }
 
@@ -275,13 +269,8 @@ proptest! {
             .enable_all()
             .build()
             .unwrap();
-        let cleanup_log = Arc::clone(&log);
 
-        let observed = runtime.block_on(observe(pipeline.execute_with_finally(
-            ctx(),
-            task(task_step, &log),
-            move || cleanup_log.lock().unwrap().push(Event::Cleanup),
-        )));
+        let observed = runtime.block_on(observe(pipeline.execute(ctx(), task(task_step, &log))));
 
         let events = events(&log);
         check_log(&scripts, &events)?;

@@ -74,7 +74,6 @@ pub enum Event {
         saw_task_error: bool,
     },
     After(usize, Outcome),
-    Cleanup,
 }
 
 fn slot(hook: Hook) -> usize {

@@ -1,14 +1,16 @@
-//! gzip codec for stored payloads (flate2).
+//! gzip codec for payloads kept compressed: cached bodies, stored snapshots, served responses (flate2).
 //!
-//! Contract: [`compress`] always produces a gzip member; [`decompress`] accepts gzip and, for rows written
-//! before compression was introduced, plain bytes (recognised by the absence of the gzip magic `1f 8b`).
-//! A payload that starts with the gzip magic but does not inflate is an error, never silently passed on.
-//! Inflation is capped ([`MAX_INFLATED`]) so a hostile or corrupt row cannot exhaust memory.
+//! Contract: [`compress`] and [`compress_raw`] always produce one standard gzip member (RFC 1952: 10-byte
+//! header, raw deflate, CRC-32, size) that any gzip reader accepts; [`decompress`] accepts gzip and, for
+//! rows written before compression was introduced, plain bytes (recognised by the absence of the gzip
+//! magic `1f 8b`). A payload that starts with the gzip magic but does not inflate is an error, never
+//! silently passed on. Inflation is capped ([`MAX_INFLATED`]) so a hostile or corrupt payload cannot
+//! exhaust memory.
 //!
-//! Compression reuses one deflate state per thread and level: a fresh state is ~270 KB of tables that zlib
-//! allocates and zeroes, which for a 32-byte ocid or a 50 KB expectation cost more than compressing it. The
-//! output is a standard single-member gzip file (RFC 1952: 10-byte header, raw deflate, CRC-32, size) that
-//! any gzip reader accepts.
+//! Compression reuses one deflate state per thread and level instead of allocating and zeroing zlib's
+//! tables for every call, which for small bodies (an ocid, an expectation) would cost more than the
+//! compression itself. Nothing here does I/O; it sits on the bottom floor so that the store, the read
+//! path and the API share one codec.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -21,16 +23,11 @@ pub const MAX_INFLATED: u64 = 16 << 20;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Level for bodies served many times (expectations, basic info). With zlib-rs, level 5 beats level 6 on both
-/// counts for a rendered expectation (`cargo bench --bench expectation -- gzip/expectation`, the sample's
-/// 65,910-byte expectation JSON): level 4 → 7,425 bytes in 148 µs, **level 5 → 6,947 bytes in 172 µs**,
-/// level 6 → 7,264 bytes in 238 µs.
+/// Level for bodies served many times (expectations, basic info): compressed once, sent often, so the
+/// size matters more than the time.
 pub const LEVEL_SERVED: u32 = 5;
-/// Level for raw upstream payloads (~350 KB, compressed once per fetch on the cold path, read rarely). On the
-/// real 357 KB sample (`cargo bench --bench expectation -- gzip`): level 6 → 18.0× in 1.36 ms, level 2 →
-/// 10.5× in 0.46 ms, level 1 → 8.8× in 0.25 ms. Level 1: the raw payload's deflate was the largest single
-/// item of the gateway's cold-path CPU (a fifth of it at level 2, `docs/performance.md`); it keeps a raw
-/// payload near 40 KB in Redis and the database instead of 34 KB.
+/// Level for raw upstream payloads (compressed once per fetch on the cold path, read rarely): the fastest
+/// level, since their deflate is a large share of the cold path's CPU.
 pub const LEVEL_RAW: u32 = 1;
 
 /// gzip-compresses a body that is served many times ([`LEVEL_SERVED`]).
