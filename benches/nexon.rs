@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use maple_gateway::config::{RedactedUrl, RedisSettings};
+use maple_gateway::ids::Priority;
 use maple_gateway::nexon::alert::Alerter;
 use maple_gateway::nexon::limiter::{RateConfig, RateLimiter};
 use maple_gateway::nexon::resilience::{Resilience, ResilienceConfig};
-use maple_gateway::nexon::{Endpoint, NexonError, Priority};
+use maple_gateway::nexon::{Endpoint, NexonError};
 use maple_gateway::redis::RedisHandle;
 use metrics_exporter_prometheus::PrometheusBuilder;
 

@@ -5,7 +5,7 @@
 //!
 //! | floor | modules |
 //! |---|---|
-//! | bottom | [`error`] (classification), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
+//! | bottom | [`error`] (classification), [`ids`] (identifiers, priority), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
 //! | 2 | [`cache`] (tiered cache, flight), [`nexon`] (upstream client), [`lock`], [`pipeline`] (execution policies) |
 //! | 3 | [`characters`] (the read path), [`likes`] (the write path), [`sim`] (the Nexon simulator) |
 //! | 4 | [`api`] (HTTP), [`shutdown`] (coordinator, backup, recovery) |
@@ -18,6 +18,7 @@ pub mod characters;
 pub mod config;
 pub mod error;
 pub mod expectation;
+pub mod ids;
 pub mod likes;
 pub mod lock;
 pub mod nexon;

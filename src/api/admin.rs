@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 use crate::nexon::breaker::Force;
 use crate::redis::sentinel;
 

@@ -18,7 +18,7 @@ use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::expectation::StarforceOptions;
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 use crate::pipeline::TaskContext;
 use crate::store::codec;
 

@@ -8,7 +8,7 @@
 //!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
 //!   old, or `force`) the caller waits for a load. A load failure returns [`LoadFailure`] with the last value
 //!   still within `stale_until` (if any), so the read path can serve it as `STALE` — the decision is the
-//!   caller's, not the cache's. The loader is told its [`LoadMode`]: `Background` for the refreshes the cache
+//!   caller's, not the cache's. The loader is told its [`Priority`]: `Background` for the refreshes the cache
 //!   spawns by itself, `Interactive` when a caller waits.
 //! - Flight: concurrent loads of one key in this instance share one spawned task (a caller that goes away —
 //!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
@@ -39,6 +39,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use moka::Expiry;
 
+use crate::ids::Priority;
 use crate::redis::RedisHandle;
 use crate::telemetry;
 use flight::{ClusterFlight, FlightRole, FlightSignals};
@@ -150,15 +151,6 @@ impl CacheStatus {
 pub struct Served {
     pub value: Arc<CachedValue>,
     pub status: CacheStatus,
-}
-
-/// Who a load runs for: a caller waiting for it, or a refresh nobody waits for (stale-while-revalidate,
-/// XFetch). Loaders pass it on so background refreshes never wait for, nor crowd out, the upstream budget
-/// interactive requests need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadMode {
-    Interactive,
-    Background,
 }
 
 /// Which tiers hold a key's values (see the module contract).
@@ -582,7 +574,7 @@ where
         load: F,
     ) -> Result<Served, LoadFailure<E>>
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         self.get_or_load_in(key, force, Tiers::All, load).await
@@ -597,7 +589,7 @@ where
         load: F,
     ) -> Result<Served, LoadFailure<E>>
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         self.get_or_load_with(key, force, tiers, move || load).await
@@ -615,7 +607,7 @@ where
     ) -> Result<Served, LoadFailure<E>>
     where
         M: FnOnce() -> F,
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let now = self.inner.clock.now_ms();
@@ -656,7 +648,7 @@ where
         let min_fetched = if force { now } else { i64::MIN };
         let load = make_load();
         // Boxed for the same reason as the L2 read: the hit path above must not carry the flight's state.
-        match Box::pin(self.flight(key, min_fetched, tiers, move || load(LoadMode::Interactive)))
+        match Box::pin(self.flight(key, min_fetched, tiers, move || load(Priority::Interactive)))
             .await
         {
             Ok(value) => {
@@ -676,7 +668,7 @@ where
     /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
     fn refresh_in_background<F, Fut>(&self, key: &str, tiers: Tiers, load: F)
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let this = self.clone();
@@ -684,7 +676,7 @@ where
         let min = self.inner.clock.now_ms();
         tokio::spawn(async move {
             if let Err(e) = this
-                .flight(&key, min, tiers, move || load(LoadMode::Background))
+                .flight(&key, min, tiers, move || load(Priority::Background))
                 .await
             {
                 metrics::counter!("maple_cache_refresh_failures_total").increment(1);

@@ -14,7 +14,7 @@
 //!   Malformed upstream responses (502) are never cached and never replaced by stale data silently: they are
 //!   a bug to see.
 //! - Data being prepared (00009) is served the same way, flagged `"data_preparing": true` in JSON envelopes.
-//! - Loads run with the cache's [`LoadMode`], passed to the client as a [`Priority`]: background refreshes
+//! - Loads run with the cache's [`Priority`], passed on to the client: background refreshes
 //!   never wait for a rate slot, are not retried, are skipped outright (no database or render work) while
 //!   the client says the upstream would refuse them (open breaker, maintenance or key hold), and never fall
 //!   back on stale copies or snapshots — a refresh that cannot get fresh data fails and leaves the cached
@@ -36,13 +36,13 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    CacheError, CacheStatus, CachedValue, LoadFailure, LoadMode, Served, TieredCache, Tiers,
-    freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, Tiers, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
+use crate::ids::{CharacterName, Ocid, Priority};
 use crate::nexon::client::parse_item_equipment;
-use crate::nexon::{CharacterName, NexonClient, NexonError, Ocid, Priority};
+use crate::nexon::{NexonClient, NexonError};
 use crate::store::{CharacterRow, Store, codec};
 
 /// How long "character not found" is remembered.
@@ -341,7 +341,7 @@ impl CharacterService {
         let served = self
             .cache
             .get_or_load(&key, force, move |mode| async move {
-                let p = combine(outer, mode);
+                let p = outer.lower(mode);
                 this.load_ocid(&n, p).await
             })
             .await;
@@ -445,7 +445,7 @@ impl CharacterService {
         let served = self
             .cache
             .get_or_load_in(&key, force, tiers, move |mode| async move {
-                this.load_equipment(&n, date, force, combine(outer, mode))
+                this.load_equipment(&n, date, force, outer.lower(mode))
                     .await
             })
             .await;
@@ -653,8 +653,7 @@ impl CharacterService {
         let make_load = || {
             let this = self.clone();
             let n = name.clone();
-            move |mode| async move {
-                let priority = combine(Priority::Interactive, mode);
+            move |priority| async move {
                 // A refresh that cannot reach the upstream would only re-derive the same stale copy.
                 skip_if_refused(&this.nexon, priority)?;
                 let eq = this
@@ -763,9 +762,8 @@ impl CharacterService {
         let n = name.clone();
         let served = self
             .cache
-            .get_or_load(&key, false, move |mode| async move {
-                this.load_basic(&n, combine(Priority::Interactive, mode))
-                    .await
+            .get_or_load(&key, false, move |priority| async move {
+                this.load_basic(&n, priority).await
             })
             .await;
         let (value, status, data_preparing) = match served {
@@ -893,14 +891,6 @@ fn fallback_allowed(e: &CharacterError) -> bool {
 
 fn is_data_preparing(e: &CharacterError) -> bool {
     matches!(e, CharacterError::Upstream(NexonError::DataPreparing))
-}
-
-/// A load on behalf of the cache's `mode`, inside work of priority `outer`: background if either is.
-fn combine(outer: Priority, mode: LoadMode) -> Priority {
-    match (outer, mode) {
-        (Priority::Interactive, LoadMode::Interactive) => Priority::Interactive,
-        _ => Priority::Background,
-    }
 }
 
 /// Background work that the client would refuse anyway fails at once (no database reads, no rendering).

@@ -67,8 +67,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::error::{Classify, ErrorKind};
+use crate::ids::{CharacterName, LikerId};
 use crate::lock::{LockError, LockGuard, LockService, Tier};
-use crate::nexon::CharacterName;
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{AppliedBatch, LikeBatch, LikeRecord, Store, StoreError};
 
@@ -140,31 +140,6 @@ pub struct LikeEntry {
     pub character: String,
     pub liker: String,
     pub at_ms: i64,
-}
-
-/// An opaque liker id: 1–64 characters, no control characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LikerId(String);
-
-impl LikerId {
-    pub fn parse(raw: &str) -> Result<LikerId, LikeError> {
-        let n = raw.chars().count();
-        if n == 0 || n > 64 {
-            return Err(LikeError::InvalidLiker(format!(
-                "must be 1-64 characters, got {n}"
-            )));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(LikeError::InvalidLiker(
-                "must not contain control characters".into(),
-            ));
-        }
-        Ok(LikerId(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A like failure.

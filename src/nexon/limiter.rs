@@ -34,6 +34,7 @@ use fred::types::scripts::Script;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::ids::Priority;
 use crate::redis::RedisHandle;
 
 /// The window of the per-second budget: one second plus a guard for the jitter between admission and the
@@ -57,23 +58,6 @@ pub const DAILY_LIMIT: &str = "maple_upstream_daily_limit";
 
 const KST_OFFSET_MS: i64 = 9 * 3600 * 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
-
-/// Who is asking: an interactive request (may wait a little) or a background refresh (never waits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    Interactive,
-    Background,
-}
-
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Interactive => "interactive",
-            Priority::Background => "background",
-        }
-    }
-}
 
 /// The budget's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The upstream (Nexon Open API): wire types, identifiers, and the resilient client.
+//! The upstream (Nexon Open API): wire types and the resilient client.
 //!
 //! Contract: the rest of the gateway calls [`NexonClient`] only. Each of its calls is one logical call that
 //! goes through, in order: a maintenance / refused-key [`hold`], the circuit [`breaker`], the shared rate
@@ -18,7 +18,6 @@ pub mod client;
 pub mod error;
 pub mod hold;
 pub mod limiter;
-pub mod names;
 pub mod resilience;
 pub mod transport;
 pub mod wire;
@@ -26,7 +25,6 @@ pub mod wire;
 pub use breaker::{BreakerConfig, BreakerState, BreakerStatus};
 pub use client::{ClientOptions, NexonClient};
 pub use error::{HoldReason, MAX_BODY, NexonError};
-pub use limiter::{Priority, RateConfig};
-pub use names::{CharacterName, NameError, Ocid};
+pub use limiter::RateConfig;
 pub use resilience::{ResilienceConfig, UpstreamStatus};
 pub use transport::Endpoint;

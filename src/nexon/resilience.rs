@@ -40,8 +40,9 @@ use super::breaker::{Breaker, BreakerConfig, BreakerStatus, Outcome, Ticket};
 use super::budget::{BudgetStatus, RetryBudget, full_jitter};
 use super::error::{HoldReason, NexonError};
 use super::hold::{HoldStatus, Holds};
-use super::limiter::{Priority, RateLimiter, RateStatus, RefusalReason};
+use super::limiter::{RateLimiter, RateStatus, RefusalReason};
 use super::transport::Endpoint;
+use crate::ids::Priority;
 
 /// Counter of logical calls by endpoint, priority and outcome.
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "maple_upstream_requests_total";
