@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::alert::Alerter;
 use super::error::NexonError;
-use super::limiter::{RateConfig, RateLimiter};
+use super::rate_limit::{RateConfig, RateLimiter};
 use super::resilience::{Resilience, ResilienceConfig, UpstreamStatus};
 use super::transport::{Endpoint, Transport};
 use super::wire::{CharacterBasic, IdResponse};

@@ -1,7 +1,7 @@
 //! The one error enum of the upstream client, [`NexonError`], and its classification.
 //!
 //! Contract: every way a logical upstream call can end badly is one variant. Variants built from an upstream
-//! answer follow the Nexon error table (DESIGN §5) exactly; three more say the call was *not made* because the
+//! answer follow the Nexon error table exactly; three more say the call was *not made* because the
 //! gateway protected the upstream — the circuit breaker is open ([`NexonError::CircuitOpen`]), maintenance or
 //! a refused key is being held off ([`NexonError::Held`]), or the shared rate budget had no token in time
 //! ([`NexonError::RateLimited`] with a `Retry-After`). Each variant knows whether it is an upstream fault

@@ -16,7 +16,7 @@
 //!   [`NexonError::RateLimited`] with the budget's `Retry-After`. An upstream 429 pushes the whole cluster's
 //!   budget back by its `Retry-After`.
 //! - **Retries.** Only for connect errors, timeouts, 5xx and 429; at most `max_retries`; full-jitter
-//!   exponential backoff ([`super::budget::full_jitter`]), at least the upstream's `Retry-After` after a 429
+//!   exponential backoff ([`super::retry_budget::full_jitter`]), at least the upstream's `Retry-After` after a 429
 //!   (and only if that fits the caller's rate wait); only within the retry budget (retries ≤ ratio × calls
 //!   over a sliding window); never for background calls (a refresh that fails leaves the cached value in
 //!   place). When a retry is refused by a hold, the breaker or the budget, the previous attempt's error is
@@ -37,10 +37,10 @@ use tokio::time::Instant;
 
 use super::alert::{AlertKind, Alerter};
 use super::breaker::{Breaker, BreakerConfig, BreakerStatus, Outcome, Ticket};
-use super::budget::{BudgetStatus, RetryBudget, full_jitter};
 use super::error::{HoldReason, NexonError};
 use super::hold::{HoldStatus, Holds};
-use super::limiter::{RateLimiter, RateStatus, RefusalReason};
+use super::rate_limit::{RateLimiter, RateStatus, RefusalReason};
+use super::retry_budget::{RetryBudget, RetryBudgetStatus, full_jitter};
 use super::transport::Endpoint;
 use crate::ids::Priority;
 
@@ -49,7 +49,7 @@ pub const UPSTREAM_REQUESTS_TOTAL: &str = "maple_upstream_requests_total";
 /// Counter of retry decisions (`attempted`, `budget_exhausted`, `deadline`, `max_reached`).
 pub const UPSTREAM_RETRIES_TOTAL: &str = "maple_upstream_retries_total";
 
-/// The policy's tunables (the rate budget's are in [`super::limiter::RateConfig`]).
+/// The policy's tunables (the rate budget's are in [`super::rate_limit::RateConfig`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResilienceConfig {
     pub attempt_timeout: Duration,
@@ -83,7 +83,7 @@ pub struct UpstreamStatus {
     pub breaker: BreakerStatus,
     pub hold: Option<HoldStatus>,
     pub rate: RateStatus,
-    pub retry_budget: BudgetStatus,
+    pub retry_budget: RetryBudgetStatus,
 }
 
 /// The policy stack (shared by clones of the client).
@@ -382,7 +382,7 @@ impl Failed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nexon::limiter::RateConfig;
+    use crate::nexon::rate_limit::RateConfig;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use maple_gateway::cache::{CacheConfig, CacheError, CachedValue, Clock, TieredCache};
 use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings, Secret, Settings};
 use maple_gateway::ids::Priority;
-use maple_gateway::nexon::limiter::{LimiterMode, RateConfig, RateLimiter, WINDOW};
+use maple_gateway::nexon::rate_limit::{RateConfig, RateLimitMode, RateLimiter, WINDOW};
 use maple_gateway::redis::RedisHandle;
 use serde_json::{Value, json};
 
@@ -452,7 +452,7 @@ async fn the_shared_budget_holds_across_limiters_and_falls_back_to_one_nth_witho
             .await
             .is_ok() as u32;
     }
-    assert_eq!(l1.mode(), LimiterMode::Shared);
+    assert_eq!(l1.mode(), RateLimitMode::Shared);
     assert_eq!(admitted, 20, "one budget for both");
     assert_eq!(
         l2.status().used_today,
@@ -480,7 +480,7 @@ async fn the_shared_budget_holds_across_limiters_and_falls_back_to_one_nth_witho
             .await
             .is_ok() as u32;
     }
-    assert_eq!(l1.mode(), LimiterMode::Local);
+    assert_eq!(l1.mode(), RateLimitMode::Local);
     assert_eq!(admitted, 5, "20/s over N = 4 instances");
 }
 
