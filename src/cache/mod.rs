@@ -114,16 +114,16 @@ impl CachedValue {
 
 /// Where a hit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tier {
+pub enum CacheTier {
     L1,
     L2,
 }
 
-impl Tier {
+impl CacheTier {
     pub fn as_str(self) -> &'static str {
         match self {
-            Tier::L1 => "L1",
-            Tier::L2 => "L2",
+            CacheTier::L1 => "L1",
+            CacheTier::L2 => "L2",
         }
     }
 }
@@ -131,7 +131,7 @@ impl Tier {
 /// How a value was served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheStatus {
-    Hit(Tier),
+    Hit(CacheTier),
     Miss,
     Stale,
 }
@@ -148,7 +148,7 @@ impl CacheStatus {
 
 /// A value and how it was served.
 #[derive(Clone, Debug)]
-pub struct Served {
+pub struct ServedValue {
     pub value: Arc<CachedValue>,
     pub status: CacheStatus,
 }
@@ -274,8 +274,8 @@ impl Counters {
             miss: Default::default(),
             stale: Default::default(),
             metrics: telemetry::PerShard::new(|| RequestMetrics {
-                hit_l1: requests(Tier::L1.as_str(), "hit"),
-                hit_l2: requests(Tier::L2.as_str(), "hit"),
+                hit_l1: requests(CacheTier::L1.as_str(), "hit"),
+                hit_l2: requests(CacheTier::L2.as_str(), "hit"),
                 miss: requests("none", "miss"),
                 stale: requests("fallback", "stale"),
             }),
@@ -375,8 +375,8 @@ where
         let c = &self.inner.counters;
         let m = c.metrics.get();
         let (count, metric) = match status {
-            CacheStatus::Hit(Tier::L1) => (&c.hit_l1, &m.hit_l1),
-            CacheStatus::Hit(Tier::L2) => (&c.hit_l2, &m.hit_l2),
+            CacheStatus::Hit(CacheTier::L1) => (&c.hit_l1, &m.hit_l1),
+            CacheStatus::Hit(CacheTier::L2) => (&c.hit_l2, &m.hit_l2),
             CacheStatus::Miss => (&c.miss, &m.miss),
             CacheStatus::Stale => (&c.stale, &m.stale),
         };
@@ -420,7 +420,7 @@ where
     }
 
     /// Looks a key up in L1 then L2 (ignoring values past `stale_until`).
-    pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, Tier)> {
+    pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, CacheTier)> {
         self.lookup_in(key, Tiers::All, self.inner.clock.now_ms())
             .await
     }
@@ -431,13 +431,13 @@ where
         key: &str,
         tiers: Tiers,
         now: i64,
-    ) -> Option<(Arc<CachedValue>, Tier)> {
+    ) -> Option<(Arc<CachedValue>, CacheTier)> {
         if tiers == Tiers::All
             && let Some(e) = self.inner.l1.get(key).await
             && e.value.stale_until_ms > now
             && e.l1_until_ms > now
         {
-            return Some((e.value, Tier::L1));
+            return Some((e.value, CacheTier::L1));
         }
         // Boxed: the L2 read (a Redis call) would otherwise make every lookup's future, and so the
         // future of every L1 hit, kilobytes larger (moved on each await and into axum's box).
@@ -450,12 +450,12 @@ where
         key: &str,
         now: i64,
         tiers: Tiers,
-    ) -> Option<(Arc<CachedValue>, Tier)> {
+    ) -> Option<(Arc<CachedValue>, CacheTier)> {
         let v = self.l2_get(key).await?;
         if v.stale_until_ms <= now {
             return None;
         }
-        Some((self.promote(key, v, tiers).await, Tier::L2))
+        Some((self.promote(key, v, tiers).await, CacheTier::L2))
     }
 
     /// Copies a value read from L2 into L1 for its whole window (unless the key is [`Tiers::L2Only`]).
@@ -572,7 +572,7 @@ where
         key: &str,
         force: bool,
         load: F,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
         F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
@@ -587,7 +587,7 @@ where
         force: bool,
         tiers: Tiers,
         load: F,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
         F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
@@ -604,7 +604,7 @@ where
         force: bool,
         tiers: Tiers,
         make_load: M,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
         M: FnOnce() -> F,
         F: FnOnce(Priority) -> Fut + Send + 'static,
@@ -639,7 +639,7 @@ where
                 self.count(CacheStatus::Hit(tier));
                 // Moved, not cloned: the hot entry's reference count is shared by every thread serving it.
                 let (value, _) = existing.expect("matched above");
-                return Ok(Served {
+                return Ok(ServedValue {
                     value,
                     status: CacheStatus::Hit(tier),
                 });
@@ -653,7 +653,7 @@ where
         {
             Ok(value) => {
                 self.count(CacheStatus::Miss);
-                Ok(Served {
+                Ok(ServedValue {
                     value,
                     status: CacheStatus::Miss,
                 })

@@ -36,7 +36,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cache::{
-    CacheError, CacheStatus, CachedValue, LoadFailure, Served, TieredCache, Tiers, freshness,
+    CacheError, CacheStatus, CachedValue, LoadFailure, ServedValue, TieredCache, Tiers, freshness,
 };
 use crate::error::{Classify, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
@@ -353,7 +353,7 @@ impl CharacterService {
             Err(LoadFailure {
                 stale: Some(v),
                 error,
-            }) if fallback_allowed(&error) && !v.negative => Served {
+            }) if fallback_allowed(&error) && !v.negative => ServedValue {
                 value: v,
                 status: CacheStatus::Stale,
             },

@@ -68,7 +68,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::error::{Classify, ErrorKind};
 use crate::ids::{CharacterName, LikerId};
-use crate::lock::{LockError, LockGuard, LockService, Tier};
+use crate::lock::{LockError, LockGuard, LockService, LockTier};
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{AppliedBatch, LikeBatch, LikeRecord, Store, StoreError};
 
@@ -827,7 +827,7 @@ impl LikeService {
     pub async fn sync_once(&self) -> Result<SyncOutcome, LikeError> {
         let _one = self.inner.syncing.lock().await;
         let redis_path =
-            self.inner.redis.is_some() && self.inner.locks.preferred_tier() == Tier::Redis;
+            self.inner.redis.is_some() && self.inner.locks.preferred_tier() == LockTier::Redis;
         if !redis_path && self.buffered() == 0 {
             return Ok(SyncOutcome::Idle);
         }
@@ -849,7 +849,7 @@ impl LikeService {
                 return Err(e.into());
             }
         };
-        let path = if guard.tier() == Tier::Redis && self.inner.redis.is_some() {
+        let path = if guard.tier() == LockTier::Redis && self.inner.redis.is_some() {
             SyncPath::Redis
         } else {
             SyncPath::Direct

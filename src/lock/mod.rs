@@ -136,18 +136,18 @@ impl Classify for LockError {
 /// Where a lock is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Tier {
+pub enum LockTier {
     Redis,
     Mysql,
     InProcess,
 }
 
-impl Tier {
+impl LockTier {
     pub fn as_str(self) -> &'static str {
         match self {
-            Tier::Redis => "redis",
-            Tier::Mysql => "mysql",
-            Tier::InProcess => "in_process",
+            LockTier::Redis => "redis",
+            LockTier::Mysql => "mysql",
+            LockTier::InProcess => "in_process",
         }
     }
 }
@@ -212,7 +212,7 @@ type ReleaseReply = oneshot::Sender<Result<(), LockError>>;
 /// and reports the outcome.
 pub struct LockGuard {
     name: String,
-    tier: Tier,
+    tier: LockTier,
     token: u64,
     acquired_in: Duration,
     state: Arc<GuardState>,
@@ -234,7 +234,7 @@ impl LockGuard {
         &self.name
     }
 
-    pub fn tier(&self) -> Tier {
+    pub fn tier(&self) -> LockTier {
         self.tier
     }
 
@@ -304,7 +304,7 @@ impl Drop for LockGuard {
 /// lost when the lease cannot be kept, releases when the guard asks or drops.
 fn spawn_keeper(
     name: String,
-    tier: Tier,
+    tier: LockTier,
     mut held: Box<dyn Held>,
     lease: Duration,
     state: Arc<GuardState>,
@@ -379,11 +379,11 @@ pub struct LockStats {
 }
 
 impl LockStats {
-    pub fn acquired(&self, tier: Tier) -> u64 {
+    pub fn acquired(&self, tier: LockTier) -> u64 {
         match tier {
-            Tier::Redis => self.redis.load(Ordering::SeqCst),
-            Tier::Mysql => self.mysql.load(Ordering::SeqCst),
-            Tier::InProcess => self.in_process.load(Ordering::SeqCst),
+            LockTier::Redis => self.redis.load(Ordering::SeqCst),
+            LockTier::Mysql => self.mysql.load(Ordering::SeqCst),
+            LockTier::InProcess => self.in_process.load(Ordering::SeqCst),
         }
     }
 }
@@ -466,18 +466,18 @@ impl LockService {
     }
 
     /// The tier an acquisition would try first right now.
-    pub fn preferred_tier(&self) -> Tier {
+    pub fn preferred_tier(&self) -> LockTier {
         if self.redis_usable(false) {
-            Tier::Redis
+            LockTier::Redis
         } else {
             self.fallback_tier()
         }
     }
 
-    fn fallback_tier(&self) -> Tier {
+    fn fallback_tier(&self) -> LockTier {
         match self.inner.fallback {
-            Fallback::Mysql(_) => Tier::Mysql,
-            Fallback::Local(_) => Tier::InProcess,
+            Fallback::Mysql(_) => LockTier::Mysql,
+            Fallback::Local(_) => LockTier::InProcess,
         }
     }
 
@@ -520,11 +520,11 @@ impl LockService {
             match self.acquire_redis(r, name, deadline, lease).await {
                 Ok(Some(a)) => {
                     self.inner.breaker.lock().expect("poisoned").on_success();
-                    return Ok(self.guard(name, Tier::Redis, a, lease, started));
+                    return Ok(self.guard(name, LockTier::Redis, a, lease, started));
                 }
                 Ok(None) => {
                     self.inner.breaker.lock().expect("poisoned").on_success();
-                    return Err(self.timed_out(name, Tier::Redis, started));
+                    return Err(self.timed_out(name, LockTier::Redis, started));
                 }
                 Err(TierDown(reason)) => {
                     self.inner
@@ -599,7 +599,7 @@ impl LockService {
         }
     }
 
-    fn timed_out(&self, name: &str, tier: Tier, started: Instant) -> LockError {
+    fn timed_out(&self, name: &str, tier: LockTier, started: Instant) -> LockError {
         let waited = started.elapsed();
         self.inner.stats.timeouts.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "timeout")
@@ -615,16 +615,16 @@ impl LockService {
     fn guard(
         &self,
         name: &str,
-        tier: Tier,
+        tier: LockTier,
         a: Acquired,
         lease: Duration,
         started: Instant,
     ) -> LockGuard {
         let waited = started.elapsed();
         let counter = match tier {
-            Tier::Redis => &self.inner.stats.redis,
-            Tier::Mysql => &self.inner.stats.mysql,
-            Tier::InProcess => &self.inner.stats.in_process,
+            LockTier::Redis => &self.inner.stats.redis,
+            LockTier::Mysql => &self.inner.stats.mysql,
+            LockTier::InProcess => &self.inner.stats.in_process,
         };
         counter.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "acquired")

@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::alert::{AlertKind, Alerter};
-use super::breaker::{Breaker, BreakerConfig, BreakerStatus, Outcome, Ticket};
+use super::breaker::{Breaker, BreakerConfig, BreakerStatus, CallOutcome, Ticket};
 use super::error::{HoldReason, NexonError};
 use super::hold::{HoldStatus, Holds};
 use super::rate_limit::{RateLimiter, RateStatus, RefusalReason};
@@ -98,13 +98,13 @@ pub struct Resilience {
 }
 
 /// What an outcome means for the breaker.
-fn breaker_outcome(r: &Result<(), &NexonError>) -> Outcome {
+fn breaker_outcome(r: &Result<(), &NexonError>) -> CallOutcome {
     match r {
-        Ok(()) => Outcome::Success,
-        Err(e) if e.is_upstream_fault() => Outcome::Failure,
-        Err(NexonError::RateLimited { .. } | NexonError::Auth(_)) => Outcome::Neutral,
+        Ok(()) => CallOutcome::Success,
+        Err(e) if e.is_upstream_fault() => CallOutcome::Failure,
+        Err(NexonError::RateLimited { .. } | NexonError::Auth(_)) => CallOutcome::Neutral,
         // The upstream answered (not found, bad input, data being prepared, a malformed body).
-        Err(_) => Outcome::Success,
+        Err(_) => CallOutcome::Success,
     }
 }
 
@@ -283,7 +283,7 @@ impl Resilience {
             .acquire(priority, self.limiter.config().max_wait.min(left))
             .await
         {
-            ticket.record(Outcome::Neutral);
+            ticket.record(CallOutcome::Neutral);
             if refused.reason == RefusalReason::Daily {
                 tracing::warn!(
                     endpoint = ep.as_str(),
@@ -299,7 +299,7 @@ impl Resilience {
             .attempt_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         if timeout.is_zero() {
-            ticket.record(Outcome::Neutral);
+            ticket.record(CallOutcome::Neutral);
             return Err(Failed::refused(NexonError::Timeout));
         }
         let r = match tokio::time::timeout(timeout, attempt(timeout)).await {
