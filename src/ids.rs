@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// Why an identifier was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,8 +42,8 @@ impl Classify for IdError {
     fn retryable(&self) -> bool {
         false
     }
-    fn code(&self) -> &'static str {
-        "BAD_REQUEST"
+    fn code(&self) -> Code {
+        Code::BadRequest
     }
 }
 
@@ -227,7 +227,7 @@ mod tests {
             assert_eq!(LikerId::parse(bad), Err(IdError::LikerControl), "{bad:?}");
         }
         let e = LikerId::parse("").unwrap_err();
-        assert_eq!((e.kind(), e.code()), (ErrorKind::Client, "BAD_REQUEST"));
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Client, Code::BadRequest));
         assert_eq!(
             e.to_string(),
             "invalid liker id: must be 1-64 characters, got 0"

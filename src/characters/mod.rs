@@ -38,7 +38,7 @@ use serde::Serialize;
 use crate::cache::{
     CacheError, CacheStatus, CachedValue, LoadFailure, ServedValue, TieredCache, Tiers, freshness,
 };
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::expectation::{self, CubeTables, ItemEquipment, StarforceOptions};
 use crate::ids::{CharacterName, Ocid, Priority};
 use crate::nexon::client::parse_item_equipment;
@@ -92,12 +92,12 @@ impl Classify for CharacterError {
             _ => false,
         }
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            CharacterError::NotFound => "CHARACTER_NOT_FOUND",
-            CharacterError::BadRequest(_) => "BAD_REQUEST",
+            CharacterError::NotFound => Code::CharacterNotFound,
+            CharacterError::BadRequest(_) => Code::BadRequest,
             CharacterError::Upstream(e) => e.code(),
-            CharacterError::Internal(_) => "INTERNAL",
+            CharacterError::Internal(_) => Code::Internal,
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {

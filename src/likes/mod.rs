@@ -66,7 +66,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::ids::{CharacterName, LikerId};
 use crate::lock::{LockError, LockGuard, LockService, LockTier};
 use crate::redis::{RedisError, RedisHandle};
@@ -177,10 +177,10 @@ impl Classify for LikeError {
             LikeError::Redis(e) => e.retryable(),
         }
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            LikeError::InvalidLiker(_) => "BAD_REQUEST",
-            LikeError::Full(_) => "LIKES_UNAVAILABLE",
+            LikeError::InvalidLiker(_) => Code::BadRequest,
+            LikeError::Full(_) => Code::LikesUnavailable,
             LikeError::Store(e) => e.code(),
             LikeError::Lock(e) => e.code(),
             LikeError::Redis(e) => e.code(),

@@ -67,7 +67,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::redis::RedisHandle;
 use crate::store::Fence;
 
@@ -116,12 +116,12 @@ impl Classify for LockError {
     fn retryable(&self) -> bool {
         !matches!(self, LockError::InvalidName(_))
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            LockError::Timeout { .. } => "LOCK_TIMEOUT",
-            LockError::Unavailable { .. } => "LOCK_UNAVAILABLE",
-            LockError::Lost(_) => "LOCK_LOST",
-            LockError::InvalidName(_) => "INTERNAL",
+            LockError::Timeout { .. } => Code::LockTimeout,
+            LockError::Unavailable { .. } => Code::LockUnavailable,
+            LockError::Lost(_) => Code::LockLost,
+            LockError::InvalidName(_) => Code::Internal,
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {

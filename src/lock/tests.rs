@@ -167,8 +167,8 @@ impl Classify for Never {
     fn retryable(&self) -> bool {
         false
     }
-    fn code(&self) -> &'static str {
-        "INTERNAL"
+    fn code(&self) -> Code {
+        Code::Internal
     }
 }
 

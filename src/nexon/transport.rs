@@ -106,7 +106,7 @@ impl Transport {
         };
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         metrics::counter!(telemetry::UPSTREAM_CALLS_TOTAL, "endpoint" => ep.as_str(), "outcome" => outcome)
             .increment(1);

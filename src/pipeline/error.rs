@@ -22,7 +22,7 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 use super::policy::{ClassifiedError, Hook, PolicyError};
 
@@ -91,7 +91,7 @@ impl Classify for HookError {
         self.source.retryable()
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         self.source.code()
     }
 
@@ -119,8 +119,8 @@ impl Classify for DeadlineExceeded {
         true
     }
 
-    fn code(&self) -> &'static str {
-        "TIMEOUT"
+    fn code(&self) -> Code {
+        Code::Timeout
     }
 }
 
@@ -128,7 +128,7 @@ impl Classify for DeadlineExceeded {
 pub struct TaskError {
     kind: ErrorKind,
     retryable: bool,
-    code: &'static str,
+    code: Code,
     retry_after: Option<u64>,
     primary: Box<dyn Error + Send + Sync>,
     suppressed: Vec<HookError>,
@@ -254,7 +254,7 @@ impl Classify for TaskError {
         self.retryable
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         self.code
     }
 

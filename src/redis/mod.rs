@@ -21,7 +21,7 @@ use fred::prelude::*;
 use fred::types::config::{ReconnectError, Server, UnresponsiveConfig};
 
 use crate::config::RedisSettings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// Command timeout: Redis answers in well under a millisecond on a healthy network.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -53,8 +53,8 @@ impl Classify for RedisError {
     fn retryable(&self) -> bool {
         matches!(self, RedisError::Unavailable(_))
     }
-    fn code(&self) -> &'static str {
-        "REDIS_UNAVAILABLE"
+    fn code(&self) -> Code {
+        Code::RedisUnavailable
     }
 }
 

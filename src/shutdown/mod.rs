@@ -49,7 +49,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::likes::LikeService;
 
 pub use journal::Journal;
@@ -84,8 +84,8 @@ impl Classify for ShutdownError {
     fn retryable(&self) -> bool {
         matches!(self, ShutdownError::Io { .. })
     }
-    fn code(&self) -> &'static str {
-        "INTERNAL"
+    fn code(&self) -> Code {
+        Code::Internal
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::pipeline::{
     DeadlineExceeded, HookErrorMode, HookFuture, InvalidTaskName, Outcome, Pipeline, Policy,
     StandardConfig, TaskContext, done,
@@ -39,7 +39,7 @@ async fn execute_or_else_recovers_from_the_task_error() {
 
     let value = pipeline
         .execute_or_else(ctx(), task(Step::Fail, &log), |error| {
-            assert_eq!(error.code(), "TEST_TASK");
+            assert_eq!(error.code(), "INTERNAL");
             99
         })
         .await;
@@ -109,7 +109,7 @@ async fn a_nested_execution_error_keeps_its_identity_and_suppressed_list() {
     let error = result.unwrap_err();
     assert_eq!(error.downcast_ref::<TestError>().unwrap().what, "task");
     assert_eq!(error.suppressed().len(), 1);
-    assert_eq!(error.code(), "TEST_TASK");
+    assert_eq!(error.code(), "INTERNAL");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +126,8 @@ impl Classify for Outer {
     fn retryable(&self) -> bool {
         true
     }
-    fn code(&self) -> &'static str {
-        "UPSTREAM_UNAVAILABLE"
+    fn code(&self) -> Code {
+        Code::UpstreamUnavailable
     }
     fn retry_after_secs(&self) -> Option<u64> {
         Some(30)
@@ -157,7 +157,12 @@ async fn task_error_shows_the_cause_chain_and_keeps_the_classification() {
             error.code(),
             error.retry_after_secs()
         ),
-        (ErrorKind::Upstream, true, "UPSTREAM_UNAVAILABLE", Some(30))
+        (
+            ErrorKind::Upstream,
+            true,
+            Code::UpstreamUnavailable,
+            Some(30)
+        )
     );
     assert!(error.downcast_ref::<Outer>().is_some());
     assert!(error.downcast_ref::<TestError>().is_none());
@@ -285,7 +290,7 @@ async fn a_deadline_set_by_a_policy_drops_the_task_and_fails_it() {
     );
     assert_eq!(
         (error.kind(), error.code(), error.retryable()),
-        (ErrorKind::Upstream, "TIMEOUT", true)
+        (ErrorKind::Upstream, Code::Timeout, true)
     );
     assert_eq!(
         outcomes.lock().unwrap().clone(),
