@@ -199,8 +199,9 @@ impl Default for CacheConfig {
 /// Errors the cache itself can hand to a loader's error type.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
+    /// The spawned load task panicked or was cancelled.
     #[error("the load task failed: {0}")]
-    LoadAborted(String),
+    LoadAborted(#[source] Arc<tokio::task::JoinError>),
 }
 
 #[derive(Clone)]
@@ -715,7 +716,7 @@ where
                 let shared = handle
                     .map(|r| match r {
                         Ok(r) => r,
-                        Err(join) => Err(E::from(CacheError::LoadAborted(join.to_string()))),
+                        Err(join) => Err(E::from(CacheError::LoadAborted(Arc::new(join)))),
                     })
                     .boxed()
                     .shared();

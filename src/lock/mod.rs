@@ -98,7 +98,12 @@ pub enum LockError {
     Timeout { name: String, waited_ms: u64 },
     /// No tier could be asked.
     #[error("no lock tier available for {name}: {reason}")]
-    Unavailable { name: String, reason: String },
+    Unavailable {
+        name: String,
+        reason: String,
+        /// The tier's own error, when one said it is down.
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("invalid lock name {0:?}: 1-128 bytes without spaces or control characters")]
     InvalidName(String),
     /// The lease was lost while the guard was held.
@@ -152,9 +157,31 @@ impl LockTier {
     }
 }
 
-/// Why a tier could not answer (the tier is unavailable, not the lock busy).
+/// Why a tier could not answer (the tier is unavailable, not the lock busy), with the error that said so
+/// when there is one.
 #[derive(Debug, Clone)]
-pub(crate) struct TierDown(pub String);
+pub(crate) struct TierDown {
+    pub reason: String,
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TierDown {
+    /// A tier found unusable without an underlying error.
+    pub(crate) fn new(reason: impl Into<String>) -> TierDown {
+        TierDown {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A tier whose client or server failed with `e`.
+    pub(crate) fn from_error(e: impl std::error::Error + Send + Sync + 'static) -> TierDown {
+        TierDown {
+            reason: e.to_string(),
+            source: Some(Arc::new(e)),
+        }
+    }
+}
 
 /// A lock as held on one tier; owned by the guard's keeper task.
 pub(crate) trait Held: Send + 'static {
@@ -326,7 +353,7 @@ fn spawn_keeper(
                 let r = held
                     .release()
                     .await
-                    .map_err(|e| LockError::Lost(format!("{name}: {}", e.0)));
+                    .map_err(|e| LockError::Lost(format!("{name}: {}", e.reason)));
                 if let Ok(tx) = reply {
                     let _ = tx.send(r);
                 }
@@ -336,7 +363,7 @@ fn spawn_keeper(
             let next = (Instant::now() + period).min(valid_until);
             tokio::select! {
                 reply = &mut release_rx => {
-                    let r = held.release().await.map_err(|e| LockError::Lost(format!("{name}: {}", e.0)));
+                    let r = held.release().await.map_err(|e| LockError::Lost(format!("{name}: {}", e.reason)));
                     if let Ok(tx) = reply {
                         let _ = tx.send(r);
                     }
@@ -356,7 +383,7 @@ fn spawn_keeper(
                         continue;
                     }
                     Err(e) => {
-                        tracing::debug!(lock = %name, error = %e.0, "lock renewal failed; retrying")
+                        tracing::debug!(lock = %name, error = %e.reason, "lock renewal failed; retrying")
                     }
                 }
             }
@@ -441,6 +468,7 @@ impl LockService {
                     LockError::Unavailable {
                         name: "-".into(),
                         reason,
+                        source: None,
                     }
                 })?)
             }
@@ -526,7 +554,7 @@ impl LockService {
                     self.inner.breaker.lock().expect("poisoned").on_success();
                     return Err(self.timed_out(name, LockTier::Redis, started));
                 }
-                Err(TierDown(reason)) => {
+                Err(TierDown { reason, .. }) => {
                     self.inner
                         .breaker
                         .lock()
@@ -551,13 +579,14 @@ impl LockService {
         match r {
             Ok(Some(a)) => Ok(self.guard(name, tier, a, lease, started)),
             Ok(None) => Err(self.timed_out(name, tier, started)),
-            Err(TierDown(reason)) => {
+            Err(TierDown { reason, source }) => {
                 self.inner.stats.unavailable.fetch_add(1, Ordering::SeqCst);
                 metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "unavailable")
                     .increment(1);
                 Err(LockError::Unavailable {
                     name: name.to_string(),
                     reason,
+                    source,
                 })
             }
         }
