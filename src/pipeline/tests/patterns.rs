@@ -58,7 +58,7 @@ async fn execute_with_translation_maps_the_error_into_the_callers_type() {
         })
         .await;
 
-    assert_eq!(result.unwrap_err(), "TEST_TASK:task failed");
+    assert_eq!(result.unwrap_err(), "INTERNAL:task failed");
 }
 
 #[tokio::test]
