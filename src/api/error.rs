@@ -2,8 +2,9 @@
 //!
 //! Contract: every error the gateway returns has the JSON shape
 //! `{"error":{"code":"…","message":"…","request_id":"…"}}`, the status of the error's [`Classify`] code
-//! ([`Code::status`]), and `Retry-After` when the error knows when to retry (5 s for any other 503). Internal errors never leak
-//! their details to the client (the message says "internal error"; the cause is logged with the request id).
+//! ([`Code::status`]), and `Retry-After` when the error knows when to retry (5 s for any other 503).
+//! Internal errors never leak their details to the client (the message says "internal error"; the cause is
+//! logged with the request id).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
