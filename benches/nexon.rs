@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use maple_gateway::config::{RedactedUrl, RedisSettings};
+use maple_gateway::ids::Priority;
 use maple_gateway::nexon::alert::Alerter;
-use maple_gateway::nexon::limiter::{RateConfig, RateLimiter};
+use maple_gateway::nexon::rate_limit::{RateConfig, RateLimiter};
 use maple_gateway::nexon::resilience::{Resilience, ResilienceConfig};
-use maple_gateway::nexon::{Endpoint, NexonError, Priority};
+use maple_gateway::nexon::{Endpoint, NexonError};
 use maple_gateway::redis::RedisHandle;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -156,7 +157,7 @@ fn bench(c: &mut Criterion) {
     if let Some((s, _)) = &shared {
         assert_eq!(
             s.status().rate.mode,
-            maple_gateway::nexon::limiter::LimiterMode::Shared,
+            maple_gateway::nexon::rate_limit::RateLimitMode::Shared,
             "the shared case really used Redis"
         );
     }

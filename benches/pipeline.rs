@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
-use maple_gateway::error::{Classify, ErrorKind};
+use maple_gateway::error::{Classify, Code, ErrorKind};
 use maple_gateway::pipeline::{Pipeline, StandardConfig, TaskContext};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -49,7 +49,7 @@ impl Classify for Never {
     fn retryable(&self) -> bool {
         match *self {}
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match *self {}
     }
 }

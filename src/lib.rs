@@ -5,7 +5,7 @@
 //!
 //! | floor | modules |
 //! |---|---|
-//! | bottom | [`error`] (classification), [`codec`] (gzip), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
+//! | bottom | [`error`] (classification), [`codec`] (gzip), [`ids`] (identifiers, priority), [`expectation`] (pure domain), [`store`], [`redis`], [`config`], [`telemetry`] |
 //! | 2 | [`cache`] (tiered cache, flight), [`nexon`] (upstream client), [`lock`], [`pipeline`] (execution policies) |
 //! | 3 | [`characters`] (the read path), [`likes`] (the write path), [`sim`] (the Nexon simulator) |
 //! | 4 | [`api`] (HTTP, the request gate), [`durability`] (like journal, backup files, start-up recovery) |
@@ -21,6 +21,7 @@ pub mod config;
 pub mod durability;
 pub mod error;
 pub mod expectation;
+pub mod ids;
 pub mod likes;
 pub mod lock;
 pub mod nexon;

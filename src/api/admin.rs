@@ -17,7 +17,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::nexon::CharacterName;
+use crate::error::Code;
+use crate::ids::CharacterName;
 use crate::nexon::breaker::Force;
 use crate::redis::sentinel;
 
@@ -68,14 +69,15 @@ pub async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Respon
             tracing::warn!(caller = %who, path = %req.uri().path(), "admin request without a token");
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
+                Code::Unauthorized,
                 "missing bearer token",
             )
             .into_response()
         }
         Some(t) if !constant_time_eq(t.as_bytes(), token.expose().as_bytes()) => {
             tracing::warn!(caller = %who, path = %req.uri().path(), "admin request with a wrong token");
-            ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "wrong bearer token").into_response()
+            ApiError::new(StatusCode::FORBIDDEN, Code::Forbidden, "wrong bearer token")
+                .into_response()
         }
         Some(_) => {
             tracing::info!(caller = %who, method = %req.method(), path = %req.uri().path(), "admin action");
@@ -206,14 +208,14 @@ pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoRespon
     let Some(r) = &s.redis else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "NOT_APPLICABLE",
+            Code::NotApplicable,
             "Redis is not configured",
         ));
     };
     let Some(ss) = r.sentinel_settings() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "NOT_APPLICABLE",
+            Code::NotApplicable,
             "Redis is not in Sentinel mode",
         ));
     };

@@ -18,8 +18,9 @@ use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::codec;
+use crate::error::Code;
 use crate::expectation::StarforceOptions;
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 use crate::pipeline::TaskContext;
 
 type Params = Query<HashMap<String, String>>;
@@ -125,7 +126,7 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
         let raw = codec::decompress(&answer.body_gz).map_err(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
+                Code::Internal,
                 "internal error",
             )
         })?;
@@ -237,7 +238,7 @@ pub async fn expectation_preset(
     let internal = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
+            Code::Internal,
             "internal error",
         )
     };
@@ -359,7 +360,6 @@ mod tests {
 
     #[test]
     fn client_codes_map_to_documented_statuses() {
-        use crate::api::error::status_for;
         use crate::error::Classify;
         use crate::nexon::NexonError;
         let cases = [
@@ -373,7 +373,7 @@ mod tests {
             (NexonError::Timeout, 503),
         ];
         for (e, want) in cases {
-            assert_eq!(status_for(e.code(), e.kind()).as_u16(), want, "{e:?}");
+            assert_eq!(e.code().status().as_u16(), want, "{e:?}");
         }
     }
 }

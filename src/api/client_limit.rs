@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use crate::error::Code;
 
 /// The header a client may use to name itself.
 pub const CLIENT_HEADER: &str = "x-api-client";
@@ -96,7 +97,7 @@ pub async fn limit(State(limiter): State<ClientLimiter>, req: Request, next: Nex
                 .increment(1);
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
+                Code::RateLimited,
                 "client rate limit exceeded",
             )
             .with_retry_after(secs)

@@ -1,21 +1,22 @@
 //! The one mapping from errors to HTTP responses.
 //!
 //! Contract: every error the gateway returns has the JSON shape
-//! `{"error":{"code":"…","message":"…","request_id":"…"}}`, a status derived from the error's
-//! [`Classify`] code, and `Retry-After` when the error knows when to retry. Internal errors never leak
-//! their details to the client (the message says "internal error"; the cause is logged with the request id).
+//! `{"error":{"code":"…","message":"…","request_id":"…"}}`, the status of the error's [`Classify`] code
+//! ([`Code::status`]), and `Retry-After` when the error knows when to retry (5 s for any other 503).
+//! Internal errors never leak their details to the client (the message says "internal error"; the cause is
+//! logged with the request id).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// An error ready to be sent.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub retry_after: Option<u64>,
 }
@@ -34,7 +35,9 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with `status` (which may differ from [`Code::status`], for the responses the HTTP
+    /// layer itself produces).
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -44,11 +47,11 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        Self::new(StatusCode::BAD_REQUEST, Code::BadRequest, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, message)
     }
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
@@ -59,9 +62,9 @@ impl ApiError {
     /// Maps any classified error: the code picks the status; internal errors are logged, not shown.
     pub fn from_classified<E: Classify + std::fmt::Display + ?Sized>(e: &E) -> Self {
         let code = e.code();
-        let status = status_for(code, e.kind());
+        let status = code.status();
         let message = if e.kind() == ErrorKind::Internal {
-            tracing::error!(error = %e, code, "internal error");
+            tracing::error!(error = %e, code = code.as_str(), "internal error");
             "internal error".to_string()
         } else {
             e.to_string()
@@ -84,7 +87,7 @@ impl ApiError {
     pub fn into_response_with_id(self, request_id: &str) -> Response {
         let body = serde_json::to_vec(&Body {
             error: Inner {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 request_id,
             },
@@ -100,33 +103,6 @@ impl ApiError {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
-    }
-}
-
-/// The status for an error code; unknown codes fall back on the error's kind.
-pub fn status_for(code: &str, kind: ErrorKind) -> StatusCode {
-    match code {
-        "BAD_REQUEST" => StatusCode::BAD_REQUEST,
-        "NOT_FOUND" | "CHARACTER_NOT_FOUND" => StatusCode::NOT_FOUND,
-        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
-        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
-        "UPSTREAM_BAD_RESPONSE" | "UPSTREAM_BUG" => StatusCode::BAD_GATEWAY,
-        "UPSTREAM_UNAVAILABLE"
-        | "OVERLOADED"
-        | "DATABASE_UNAVAILABLE"
-        | "SHUTTING_DOWN"
-        | "UPSTREAM_AUTH"
-        | "LIKES_UNAVAILABLE"
-        | "LOCK_TIMEOUT"
-        | "LOCK_UNAVAILABLE"
-        | "LOCK_LOST"
-        | "REDIS_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
-        _ => match kind {
-            ErrorKind::Client => StatusCode::BAD_REQUEST,
-            ErrorKind::Upstream => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        },
     }
 }
 

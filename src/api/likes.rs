@@ -16,8 +16,8 @@ use axum::http::HeaderMap;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::likes::{LikeAnswer, LikeError, LikeStatus, LikerId};
-use crate::nexon::CharacterName;
+use crate::ids::{CharacterName, LikerId};
+use crate::likes::{LikeAnswer, LikeError, LikeStatus};
 use crate::pipeline::{TaskContext, TaskError};
 
 /// The header carrying the liker's id.

@@ -42,6 +42,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::error::{ApiError, PendingError};
+use crate::error::Code;
 use crate::telemetry;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -225,7 +226,7 @@ where
                 Err(shared) => {
                     let resp = rejected(
                         "overloaded",
-                        "OVERLOADED",
+                        Code::Overloaded,
                         "server is overloaded, retry shortly",
                         done.id_str(),
                     );
@@ -244,7 +245,12 @@ where
             let resp = match within(place.shared.timeout, run).await {
                 Some(Ok(resp)) => resp,
                 Some(Err(never)) => match never {},
-                None => rejected("timeout", "TIMEOUT", "request took too long", done.id_str()),
+                None => rejected(
+                    "timeout",
+                    Code::Timeout,
+                    "request took too long",
+                    done.id_str(),
+                ),
             };
             Ok(place.shared.finish(resp, done))
         })
@@ -362,7 +368,7 @@ async fn within<F: Future>(timeout: Duration, run: F) -> Option<F::Output> {
 }
 
 /// A request the layer turned away (`reason` is the `maple_http_rejected_total` label): 503 with `Retry-After: 1`.
-fn rejected(reason: &'static str, code: &'static str, message: &str, id: &str) -> Response {
+fn rejected(reason: &'static str, code: Code, message: &str, id: &str) -> Response {
     metrics::counter!(telemetry::HTTP_REJECTED_TOTAL, "reason" => reason).increment(1);
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         .with_retry_after(1)
@@ -374,18 +380,18 @@ fn bare_error(status: StatusCode) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => {
             metrics::counter!(telemetry::HTTP_REJECTED_TOTAL, "reason" => "body_too_large")
                 .increment(1);
-            ApiError::new(status, "PAYLOAD_TOO_LARGE", "request body exceeds 64 KiB")
+            ApiError::new(status, Code::PayloadTooLarge, "request body exceeds 64 KiB")
         }
         StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "METHOD_NOT_ALLOWED", "method not allowed")
+            ApiError::new(status, Code::MethodNotAllowed, "method not allowed")
         }
         StatusCode::NOT_FOUND => ApiError::not_found("not found"),
         s if s.is_client_error() => ApiError::new(
             s,
-            "BAD_REQUEST",
+            Code::BadRequest,
             s.canonical_reason().unwrap_or("bad request"),
         ),
-        s => ApiError::new(s, "INTERNAL", s.canonical_reason().unwrap_or("error")),
+        s => ApiError::new(s, Code::Internal, s.canonical_reason().unwrap_or("error")),
     }
 }
 

@@ -36,6 +36,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use error::ApiError;
 
 use crate::characters::CharacterService;
+use crate::error::Code;
 use crate::likes::LikeService;
 use crate::nexon::NexonClient;
 use crate::pipeline::Pipeline;
@@ -235,5 +236,5 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Api {
 }
 
 async fn not_found() -> impl IntoResponse {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+    ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such route")
 }

@@ -8,7 +8,7 @@
 //!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
 //!   old, or `force`) the caller waits for a load. A load failure returns [`LoadFailure`] with the last value
 //!   still within `stale_until` (if any), so the read path can serve it as `STALE` — the decision is the
-//!   caller's, not the cache's. The loader is told its [`LoadMode`]: `Background` for the refreshes the cache
+//!   caller's, not the cache's. The loader is told its [`Priority`]: `Background` for the refreshes the cache
 //!   spawns by itself, `Interactive` when a caller waits.
 //! - Flight: concurrent loads of one key in this instance share one spawned task (a caller that goes away —
 //!   client disconnect, timeout — neither restarts nor aborts it); with Redis, one leader per key in the whole
@@ -39,6 +39,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use moka::Expiry;
 
+use crate::ids::Priority;
 use crate::redis::RedisHandle;
 use crate::telemetry;
 use flight::{ClusterFlight, FlightRole, FlightSignals};
@@ -113,16 +114,16 @@ impl CachedValue {
 
 /// Where a hit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tier {
+pub enum CacheTier {
     L1,
     L2,
 }
 
-impl Tier {
+impl CacheTier {
     pub fn as_str(self) -> &'static str {
         match self {
-            Tier::L1 => "L1",
-            Tier::L2 => "L2",
+            CacheTier::L1 => "L1",
+            CacheTier::L2 => "L2",
         }
     }
 }
@@ -130,7 +131,7 @@ impl Tier {
 /// How a value was served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheStatus {
-    Hit(Tier),
+    Hit(CacheTier),
     Miss,
     Stale,
 }
@@ -147,18 +148,9 @@ impl CacheStatus {
 
 /// A value and how it was served.
 #[derive(Clone, Debug)]
-pub struct Served {
+pub struct ServedValue {
     pub value: Arc<CachedValue>,
     pub status: CacheStatus,
-}
-
-/// Who a load runs for: a caller waiting for it, or a refresh nobody waits for (stale-while-revalidate,
-/// XFetch). Loaders pass it on so background refreshes never wait for, nor crowd out, the upstream budget
-/// interactive requests need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadMode {
-    Interactive,
-    Background,
 }
 
 /// Which tiers hold a key's values (see the module contract).
@@ -207,8 +199,9 @@ impl Default for CacheConfig {
 /// Errors the cache itself can hand to a loader's error type.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
+    /// The spawned load task panicked or was cancelled.
     #[error("the load task failed: {0}")]
-    LoadAborted(String),
+    LoadAborted(#[source] Arc<tokio::task::JoinError>),
 }
 
 #[derive(Clone)]
@@ -282,8 +275,8 @@ impl Counters {
             miss: Default::default(),
             stale: Default::default(),
             metrics: telemetry::PerShard::new(|| RequestMetrics {
-                hit_l1: requests(Tier::L1.as_str(), "hit"),
-                hit_l2: requests(Tier::L2.as_str(), "hit"),
+                hit_l1: requests(CacheTier::L1.as_str(), "hit"),
+                hit_l2: requests(CacheTier::L2.as_str(), "hit"),
                 miss: requests("none", "miss"),
                 stale: requests("fallback", "stale"),
             }),
@@ -383,8 +376,8 @@ where
         let c = &self.inner.counters;
         let m = c.metrics.get();
         let (count, metric) = match status {
-            CacheStatus::Hit(Tier::L1) => (&c.hit_l1, &m.hit_l1),
-            CacheStatus::Hit(Tier::L2) => (&c.hit_l2, &m.hit_l2),
+            CacheStatus::Hit(CacheTier::L1) => (&c.hit_l1, &m.hit_l1),
+            CacheStatus::Hit(CacheTier::L2) => (&c.hit_l2, &m.hit_l2),
             CacheStatus::Miss => (&c.miss, &m.miss),
             CacheStatus::Stale => (&c.stale, &m.stale),
         };
@@ -428,7 +421,7 @@ where
     }
 
     /// Looks a key up in L1 then L2 (ignoring values past `stale_until`).
-    pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, Tier)> {
+    pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedValue>, CacheTier)> {
         self.lookup_in(key, Tiers::All, self.inner.clock.now_ms())
             .await
     }
@@ -439,13 +432,13 @@ where
         key: &str,
         tiers: Tiers,
         now: i64,
-    ) -> Option<(Arc<CachedValue>, Tier)> {
+    ) -> Option<(Arc<CachedValue>, CacheTier)> {
         if tiers == Tiers::All
             && let Some(e) = self.inner.l1.get(key).await
             && e.value.stale_until_ms > now
             && e.l1_until_ms > now
         {
-            return Some((e.value, Tier::L1));
+            return Some((e.value, CacheTier::L1));
         }
         // Boxed: the L2 read (a Redis call) would otherwise make every lookup's future, and so the
         // future of every L1 hit, kilobytes larger (moved on each await and into axum's box).
@@ -458,12 +451,12 @@ where
         key: &str,
         now: i64,
         tiers: Tiers,
-    ) -> Option<(Arc<CachedValue>, Tier)> {
+    ) -> Option<(Arc<CachedValue>, CacheTier)> {
         let v = self.l2_get(key).await?;
         if v.stale_until_ms <= now {
             return None;
         }
-        Some((self.promote(key, v, tiers).await, Tier::L2))
+        Some((self.promote(key, v, tiers).await, CacheTier::L2))
     }
 
     /// Copies a value read from L2 into L1 for its whole window (unless the key is [`Tiers::L2Only`]).
@@ -580,9 +573,9 @@ where
         key: &str,
         force: bool,
         load: F,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         self.get_or_load_in(key, force, Tiers::All, load).await
@@ -595,9 +588,9 @@ where
         force: bool,
         tiers: Tiers,
         load: F,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         self.get_or_load_with(key, force, tiers, move || load).await
@@ -612,10 +605,10 @@ where
         force: bool,
         tiers: Tiers,
         make_load: M,
-    ) -> Result<Served, LoadFailure<E>>
+    ) -> Result<ServedValue, LoadFailure<E>>
     where
         M: FnOnce() -> F,
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let now = self.inner.clock.now_ms();
@@ -647,7 +640,7 @@ where
                 self.count(CacheStatus::Hit(tier));
                 // Moved, not cloned: the hot entry's reference count is shared by every thread serving it.
                 let (value, _) = existing.expect("matched above");
-                return Ok(Served {
+                return Ok(ServedValue {
                     value,
                     status: CacheStatus::Hit(tier),
                 });
@@ -656,12 +649,12 @@ where
         let min_fetched = if force { now } else { i64::MIN };
         let load = make_load();
         // Boxed for the same reason as the L2 read: the hit path above must not carry the flight's state.
-        match Box::pin(self.flight(key, min_fetched, tiers, move || load(LoadMode::Interactive)))
+        match Box::pin(self.flight(key, min_fetched, tiers, move || load(Priority::Interactive)))
             .await
         {
             Ok(value) => {
                 self.count(CacheStatus::Miss);
-                Ok(Served {
+                Ok(ServedValue {
                     value,
                     status: CacheStatus::Miss,
                 })
@@ -676,7 +669,7 @@ where
     /// Starts a refresh that nobody waits for (shares the key's flight if one is running).
     fn refresh_in_background<F, Fut>(&self, key: &str, tiers: Tiers, load: F)
     where
-        F: FnOnce(LoadMode) -> Fut + Send + 'static,
+        F: FnOnce(Priority) -> Fut + Send + 'static,
         Fut: Future<Output = Result<CachedValue, E>> + Send + 'static,
     {
         let this = self.clone();
@@ -684,7 +677,7 @@ where
         let min = self.inner.clock.now_ms();
         tokio::spawn(async move {
             if let Err(e) = this
-                .flight(&key, min, tiers, move || load(LoadMode::Background))
+                .flight(&key, min, tiers, move || load(Priority::Background))
                 .await
             {
                 metrics::counter!("maple_cache_refresh_failures_total").increment(1);
@@ -723,7 +716,7 @@ where
                 let shared = handle
                     .map(|r| match r {
                         Ok(r) => r,
-                        Err(join) => Err(E::from(CacheError::LoadAborted(join.to_string()))),
+                        Err(join) => Err(E::from(CacheError::LoadAborted(Arc::new(join)))),
                     })
                     .boxed()
                     .shared();

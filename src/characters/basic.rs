@@ -16,12 +16,11 @@ use bytes::Bytes;
 
 use super::date::RequestDate;
 use super::fallback::{self, StaleCopy};
-use super::{
-    Answer, CharacterError, CharacterService, combine, keys, negative, rfc3339, skip_if_refused,
-};
+use super::{Answer, CharacterError, CharacterService, keys, negative, rfc3339, skip_if_refused};
 use crate::cache::{CacheStatus, CachedValue};
-use crate::nexon::{CharacterName, NexonError, Priority};
 use crate::codec;
+use crate::ids::{CharacterName, Priority};
+use crate::nexon::NexonError;
 use crate::store::CharacterRow;
 
 impl CharacterService {
@@ -33,8 +32,7 @@ impl CharacterService {
         let served = self
             .cache
             .get_or_load(&key, false, move |mode| async move {
-                this.load_basic(&n, combine(Priority::Interactive, mode))
-                    .await
+                this.load_basic(&n, Priority::Interactive.lower(mode)).await
             })
             .await;
         // `stale`: `Some(data_preparing)` when served from the last good copy.

@@ -19,13 +19,12 @@ use bytes::Bytes;
 
 use super::date::RequestDate;
 use super::fallback::{self, StaleCopy};
-use super::{
-    Answer, CharacterError, CharacterService, DataDate, combine, keys, negative, skip_if_refused,
-};
+use super::{Answer, CharacterError, CharacterService, DataDate, keys, negative, skip_if_refused};
 use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
-use crate::nexon::client::parse_item_equipment;
-use crate::nexon::{CharacterName, NexonError, Priority};
 use crate::codec;
+use crate::ids::{CharacterName, Priority};
+use crate::nexon::NexonError;
+use crate::nexon::client::parse_item_equipment;
 
 impl CharacterService {
     /// The raw item-equipment JSON (gzip) of a character.
@@ -60,7 +59,7 @@ impl CharacterService {
         let served = self
             .cache
             .get_or_load_in(&key, force, tiers, move |mode| async move {
-                this.load_equipment(&n, date, force, combine(outer, mode))
+                this.load_equipment(&n, date, force, outer.lower(mode))
                     .await
             })
             .await;

@@ -21,13 +21,14 @@ use serde::Serialize;
 use super::date::RequestDate;
 use super::fallback::{self, StaleCopy};
 use super::{
-    Answer, CharacterError, CharacterService, DataDate, STALE_RECHECK, combine, keys, rfc3339,
+    Answer, CharacterError, CharacterService, DataDate, STALE_RECHECK, keys, rfc3339,
     skip_if_refused,
 };
 use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
-use crate::expectation::{self as engine, ItemEquipment, StarforceOptions};
-use crate::nexon::{CharacterName, NexonError, Priority};
 use crate::codec;
+use crate::expectation::{self as engine, ItemEquipment, StarforceOptions};
+use crate::ids::{CharacterName, Priority};
+use crate::nexon::NexonError;
 
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
@@ -81,7 +82,7 @@ impl CharacterService {
             let this = self.clone();
             let n = name.clone();
             move |mode| async move {
-                let priority = combine(Priority::Interactive, mode);
+                let priority = Priority::Interactive.lower(mode);
                 // A refresh that cannot reach the upstream would only re-derive the same stale copy.
                 skip_if_refused(&this.nexon, priority)?;
                 let eq = this

@@ -22,8 +22,9 @@ use bytes::Bytes;
 
 use super::CharacterError;
 use crate::cache::{CachedValue, LoadFailure};
-use crate::nexon::{NexonError, Priority};
 use crate::codec;
+use crate::ids::Priority;
+use crate::nexon::NexonError;
 
 /// The last good copy a failed load falls back on.
 pub(super) enum StaleCopy<D> {

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use super::date::RequestDate;
 use crate::expectation::StarforceOptions;
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 
 /// `maple:v1:c:<lowercased name>:`, the prefix of every key of the character.
 pub(super) fn prefix(name: &CharacterName) -> String {

@@ -14,7 +14,7 @@
 //!   Malformed upstream responses (502) are never cached and never replaced by stale data silently: they are
 //!   a bug to see. Every loader takes that decision through one function, [`fallback::decide`].
 //! - Data being prepared (00009) is served the same way, flagged `"data_preparing": true` in JSON envelopes.
-//! - Loads run with the cache's [`LoadMode`], passed to the client as a [`Priority`]: background refreshes
+//! - Loads run with the cache's [`Priority`], passed on to the client: background refreshes
 //!   never wait for a rate slot, are not retried, are skipped outright (no database or render work) while
 //!   the client says the upstream would refuse them (open breaker, maintenance or key hold), and never fall
 //!   back on stale copies or snapshots — a refresh that cannot get fresh data fails and leaves the cached
@@ -53,10 +53,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cache::{CacheError, CacheStatus, CachedValue, LoadMode, TieredCache};
-use crate::error::{Classify, ErrorKind};
+use crate::cache::{CacheError, CacheStatus, CachedValue, TieredCache};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::expectation::{CubeTables, ItemEquipment};
-use crate::nexon::{CharacterName, NexonClient, NexonError, Priority};
+use crate::ids::{CharacterName, Priority};
+use crate::nexon::{NexonClient, NexonError};
 use crate::store::Store;
 
 use cpu::CpuLane;
@@ -102,12 +103,12 @@ impl Classify for CharacterError {
             _ => false,
         }
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            CharacterError::NotFound => "CHARACTER_NOT_FOUND",
-            CharacterError::BadRequest(_) => "BAD_REQUEST",
+            CharacterError::NotFound => Code::CharacterNotFound,
+            CharacterError::BadRequest(_) => Code::BadRequest,
             CharacterError::Upstream(e) => e.code(),
-            CharacterError::Internal(_) => "INTERNAL",
+            CharacterError::Internal(_) => Code::Internal,
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {
@@ -210,14 +211,6 @@ impl CharacterService {
     /// Drops every cached entry of a character in the whole cluster.
     pub async fn invalidate(&self, name: &CharacterName) {
         self.cache.invalidate_prefix(&keys::prefix(name)).await;
-    }
-}
-
-/// A load on behalf of the cache's `mode`, inside work of priority `outer`: background if either is.
-fn combine(outer: Priority, mode: LoadMode) -> Priority {
-    match (outer, mode) {
-        (Priority::Interactive, LoadMode::Interactive) => Priority::Interactive,
-        _ => Priority::Background,
     }
 }
 

@@ -16,10 +16,11 @@ use bytes::Bytes;
 
 use super::date::RequestDate;
 use super::fallback::{self, StaleCopy};
-use super::{CharacterError, CharacterService, combine, keys, negative, skip_if_refused};
-use crate::cache::{CacheStatus, CachedValue, Served};
-use crate::nexon::{CharacterName, NexonError, Ocid, Priority};
+use super::{CharacterError, CharacterService, keys, negative, skip_if_refused};
+use crate::cache::{CacheStatus, CachedValue, ServedValue};
 use crate::codec;
+use crate::ids::{CharacterName, Ocid, Priority};
+use crate::nexon::NexonError;
 
 /// How long a resolved ocid is fresh: it rarely changes.
 const OCID_FRESH_MS: i64 = 24 * 3600 * 1000;
@@ -59,7 +60,7 @@ impl CharacterService {
         let served = self
             .cache
             .get_or_load(&key, force, move |mode| async move {
-                let p = combine(outer, mode);
+                let p = outer.lower(mode);
                 this.load_ocid(&n, p).await
             })
             .await;
@@ -68,7 +69,7 @@ impl CharacterService {
             Err(f) => {
                 let stale = fallback::decide(f, outer, || self.stored_ocid(name)).await?;
                 match stale.copy {
-                    StaleCopy::Cached(value) => Served {
+                    StaleCopy::Cached(value) => ServedValue {
                         value,
                         status: CacheStatus::Stale,
                     },

@@ -20,9 +20,9 @@ use bytes::Bytes;
 use super::date::RequestDate;
 use super::{CharacterService, keys};
 use crate::cache::CachedValue;
-use crate::expectation::ItemEquipment;
-use crate::nexon::{CharacterName, Ocid};
 use crate::codec;
+use crate::expectation::ItemEquipment;
+use crate::ids::{CharacterName, Ocid};
 use crate::store::CharacterRow;
 
 /// How long a load waits for its snapshot write when the database is the only second tier (no Redis).

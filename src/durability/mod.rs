@@ -33,7 +33,7 @@ pub mod recovery;
 #[cfg(test)]
 mod tests;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 pub use journal::Journal;
 pub use recovery::{Dirs, Recovery, RecoveryReport, Source};
@@ -58,7 +58,7 @@ impl Classify for DurabilityError {
     fn retryable(&self) -> bool {
         matches!(self, DurabilityError::Io { .. })
     }
-    fn code(&self) -> &'static str {
-        "INTERNAL"
+    fn code(&self) -> Code {
+        Code::Internal
     }
 }

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 use super::model::ModelError;
 
@@ -60,15 +60,15 @@ impl Classify for ExpectationError {
         false
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
             ExpectationError::InvalidDiscount(_)
-            | ExpectationError::InvalidStarforceOption { .. } => "BAD_REQUEST",
-            ExpectationError::TableRead { .. } => "CUBE_TABLE_UNREADABLE",
+            | ExpectationError::InvalidStarforceOption { .. } => Code::BadRequest,
+            ExpectationError::TableRead { .. } => Code::CubeTableUnreadable,
             ExpectationError::TableFormat { .. } | ExpectationError::TableEmpty => {
-                "CUBE_TABLE_INVALID"
+                Code::CubeTableInvalid
             }
-            ExpectationError::Payload(_) => "UPSTREAM_BAD_PAYLOAD",
+            ExpectationError::Payload(_) => Code::UpstreamBadPayload,
         }
     }
 }
@@ -82,7 +82,7 @@ mod tests {
         let e = ExpectationError::InvalidDiscount(1.5);
         assert_eq!(
             (e.kind(), e.code(), e.retryable()),
-            (ErrorKind::Client, "BAD_REQUEST", false)
+            (ErrorKind::Client, Code::BadRequest, false)
         );
         let e = ExpectationError::TableFormat {
             line: 3,
@@ -90,7 +90,7 @@ mod tests {
         };
         assert_eq!(
             (e.kind(), e.code()),
-            (ErrorKind::Internal, "CUBE_TABLE_INVALID")
+            (ErrorKind::Internal, Code::CubeTableInvalid)
         );
         let bad = super::super::model::ItemEquipment::from_json(b"[1, 2]").unwrap_err();
         let e = ExpectationError::from(bad);

@@ -16,10 +16,11 @@
 
 use std::sync::mpsc::{Receiver, Sender};
 
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 
 use super::buffer::{Accept, pair_key};
-use super::{LikeError, LikeService, LikerId};
+use super::{LikeError, LikeService};
+use crate::ids::LikerId;
 
 /// Likes received, by result (`new`, `duplicate`, `rejected`).
 pub const LIKE_REQUESTS_TOTAL: &str = "maple_like_requests_total";

@@ -20,11 +20,12 @@ use fred::interfaces::ClientLike;
 use fred::types::Value;
 use tokio::time::Instant;
 
-use crate::nexon::CharacterName;
+use crate::ids::CharacterName;
 use crate::redis::RedisHandle;
 
 use super::buffer::{AcceptMark, pair_key};
-use super::{LikeError, LikeService, LikerId, staging};
+use super::{LikeError, LikeService, staging};
+use crate::ids::LikerId;
 
 /// Counts answered as a lower bound (the count view not had in time, or the database count from memory).
 pub const LIKE_COUNT_BOUNDS_TOTAL: &str = "maple_like_count_lower_bounds_total";

@@ -65,7 +65,7 @@ use fred::types::scripts::Script;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::lock::{LockError, LockService};
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{Store, StoreError};
@@ -85,31 +85,6 @@ pub const LIKE_BUFFER_ENTRIES: &str = "maple_like_buffer_entries";
 
 /// Bound on a Redis call of the background jobs.
 const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// An opaque liker id: 1–64 characters, no control characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LikerId(String);
-
-impl LikerId {
-    pub fn parse(raw: &str) -> Result<LikerId, LikeError> {
-        let n = raw.chars().count();
-        if n == 0 || n > 64 {
-            return Err(LikeError::InvalidLiker(format!(
-                "must be 1-64 characters, got {n}"
-            )));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(LikeError::InvalidLiker(
-                "must not contain control characters".into(),
-            ));
-        }
-        Ok(LikerId(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A like failure.
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +121,10 @@ impl Classify for LikeError {
             LikeError::Redis(e) => e.retryable(),
         }
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            LikeError::InvalidLiker(_) => "BAD_REQUEST",
-            LikeError::Full(_) => "LIKES_UNAVAILABLE",
+            LikeError::InvalidLiker(_) => Code::BadRequest,
+            LikeError::Full(_) => Code::LikesUnavailable,
             LikeError::Store(e) => e.code(),
             LikeError::Lock(e) => e.code(),
             LikeError::Redis(e) => e.code(),

@@ -26,7 +26,7 @@ use fred::types::Value;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::lock::{LockError, LockGuard, Tier};
+use crate::lock::{LockError, LockGuard, LockTier};
 use crate::redis::RedisHandle;
 use crate::store::{AppliedBatch, LikeBatch, LikeRecord};
 
@@ -84,7 +84,7 @@ impl LikeService {
     pub async fn sync_once(&self) -> Result<SyncOutcome, LikeError> {
         let _one = self.inner.syncing.lock().await;
         let redis_path =
-            self.inner.redis.is_some() && self.inner.locks.preferred_tier() == Tier::Redis;
+            self.inner.redis.is_some() && self.inner.locks.preferred_tier() == LockTier::Redis;
         if !redis_path && self.buffered() == 0 {
             return Ok(SyncOutcome::Idle);
         }
@@ -106,7 +106,7 @@ impl LikeService {
                 return Err(e.into());
             }
         };
-        let path = if guard.tier() == Tier::Redis && self.inner.redis.is_some() {
+        let path = if guard.tier() == LockTier::Redis && self.inner.redis.is_some() {
             SyncPath::Redis
         } else {
             SyncPath::Direct

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::config::DatabaseSettings;
-use crate::nexon::CharacterName;
+use crate::ids::{CharacterName, LikerId};
 use crate::store::{LikeBatch, LikeRecord};
 
 fn entry_pairs(b: &Buffer) -> Vec<(String, String)> {
@@ -226,10 +226,7 @@ async fn a_full_buffer_refuses_new_likes_with_503_and_keeps_what_it_accepted() {
     }
     let e = svc.like(&n("evan"), &l("d")).await.unwrap_err();
     assert_eq!(e.code(), "LIKES_UNAVAILABLE");
-    assert_eq!(
-        crate::api::error::status_for(e.code(), e.kind()).as_u16(),
-        503
-    );
+    assert_eq!(e.code().status().as_u16(), 503);
     assert!(e.retry_after_secs().is_some());
     // A duplicate of a retained like is still answered.
     assert_eq!(svc.like(&n("evan"), &l("a")).await.unwrap().like_count, 3);

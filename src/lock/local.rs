@@ -131,7 +131,7 @@ impl Held for LocalHeld {
         let r = if mine {
             Ok(())
         } else {
-            Err(TierDown("not the owner any more".into()))
+            Err(TierDown::new("not the owner any more"))
         };
         async move { r }.boxed()
     }

@@ -66,7 +66,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::redis::RedisHandle;
 use crate::store::Fence;
 
@@ -96,7 +96,12 @@ pub enum LockError {
     Timeout { name: String, waited_ms: u64 },
     /// No tier could be asked.
     #[error("no lock tier available for {name}: {reason}")]
-    Unavailable { name: String, reason: String },
+    Unavailable {
+        name: String,
+        reason: String,
+        /// The tier's own error, when one said it is down.
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("invalid lock name {0:?}: 1-128 bytes without spaces or control characters")]
     InvalidName(String),
     /// The lease was lost while the guard was held.
@@ -114,12 +119,12 @@ impl Classify for LockError {
     fn retryable(&self) -> bool {
         !matches!(self, LockError::InvalidName(_))
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            LockError::Timeout { .. } => "LOCK_TIMEOUT",
-            LockError::Unavailable { .. } => "LOCK_UNAVAILABLE",
-            LockError::Lost(_) => "LOCK_LOST",
-            LockError::InvalidName(_) => "INTERNAL",
+            LockError::Timeout { .. } => Code::LockTimeout,
+            LockError::Unavailable { .. } => Code::LockUnavailable,
+            LockError::Lost(_) => Code::LockLost,
+            LockError::InvalidName(_) => Code::Internal,
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {
@@ -134,25 +139,47 @@ impl Classify for LockError {
 /// Where a lock is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Tier {
+pub enum LockTier {
     Redis,
     Mysql,
     InProcess,
 }
 
-impl Tier {
+impl LockTier {
     pub fn as_str(self) -> &'static str {
         match self {
-            Tier::Redis => "redis",
-            Tier::Mysql => "mysql",
-            Tier::InProcess => "in_process",
+            LockTier::Redis => "redis",
+            LockTier::Mysql => "mysql",
+            LockTier::InProcess => "in_process",
         }
     }
 }
 
-/// Why a tier could not answer (the tier is unavailable, not the lock busy).
+/// Why a tier could not answer (the tier is unavailable, not the lock busy), with the error that said so
+/// when there is one.
 #[derive(Debug, Clone)]
-pub(crate) struct TierDown(pub String);
+pub(crate) struct TierDown {
+    pub reason: String,
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TierDown {
+    /// A tier found unusable without an underlying error.
+    pub(crate) fn new(reason: impl Into<String>) -> TierDown {
+        TierDown {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A tier whose client or server failed with `e`.
+    pub(crate) fn from_error(e: impl std::error::Error + Send + Sync + 'static) -> TierDown {
+        TierDown {
+            reason: e.to_string(),
+            source: Some(Arc::new(e)),
+        }
+    }
+}
 
 /// A lock as held on one tier; owned by the guard's keeper task.
 pub(crate) trait Held: Send + 'static {
@@ -210,7 +237,7 @@ type ReleaseReply = oneshot::Sender<Result<(), LockError>>;
 /// and reports the outcome.
 pub struct LockGuard {
     name: String,
-    tier: Tier,
+    tier: LockTier,
     token: u64,
     acquired_in: Duration,
     state: Arc<GuardState>,
@@ -232,7 +259,7 @@ impl LockGuard {
         &self.name
     }
 
-    pub fn tier(&self) -> Tier {
+    pub fn tier(&self) -> LockTier {
         self.tier
     }
 
@@ -302,7 +329,7 @@ impl Drop for LockGuard {
 /// lost when the lease cannot be kept, releases when the guard asks or drops.
 fn spawn_keeper(
     name: String,
-    tier: Tier,
+    tier: LockTier,
     mut held: Box<dyn Held>,
     lease: Duration,
     state: Arc<GuardState>,
@@ -324,7 +351,7 @@ fn spawn_keeper(
                 let r = held
                     .release()
                     .await
-                    .map_err(|e| LockError::Lost(format!("{name}: {}", e.0)));
+                    .map_err(|e| LockError::Lost(format!("{name}: {}", e.reason)));
                 if let Ok(tx) = reply {
                     let _ = tx.send(r);
                 }
@@ -334,7 +361,7 @@ fn spawn_keeper(
             let next = (Instant::now() + period).min(valid_until);
             tokio::select! {
                 reply = &mut release_rx => {
-                    let r = held.release().await.map_err(|e| LockError::Lost(format!("{name}: {}", e.0)));
+                    let r = held.release().await.map_err(|e| LockError::Lost(format!("{name}: {}", e.reason)));
                     if let Ok(tx) = reply {
                         let _ = tx.send(r);
                     }
@@ -354,7 +381,7 @@ fn spawn_keeper(
                         continue;
                     }
                     Err(e) => {
-                        tracing::debug!(lock = %name, error = %e.0, "lock renewal failed; retrying")
+                        tracing::debug!(lock = %name, error = %e.reason, "lock renewal failed; retrying")
                     }
                 }
             }
@@ -377,11 +404,11 @@ pub struct LockStats {
 }
 
 impl LockStats {
-    pub fn acquired(&self, tier: Tier) -> u64 {
+    pub fn acquired(&self, tier: LockTier) -> u64 {
         match tier {
-            Tier::Redis => self.redis.load(Ordering::SeqCst),
-            Tier::Mysql => self.mysql.load(Ordering::SeqCst),
-            Tier::InProcess => self.in_process.load(Ordering::SeqCst),
+            LockTier::Redis => self.redis.load(Ordering::SeqCst),
+            LockTier::Mysql => self.mysql.load(Ordering::SeqCst),
+            LockTier::InProcess => self.in_process.load(Ordering::SeqCst),
         }
     }
 }
@@ -439,6 +466,7 @@ impl LockService {
                     LockError::Unavailable {
                         name: "-".into(),
                         reason,
+                        source: None,
                     }
                 })?)
             }
@@ -464,18 +492,18 @@ impl LockService {
     }
 
     /// The tier an acquisition would try first right now.
-    pub fn preferred_tier(&self) -> Tier {
+    pub fn preferred_tier(&self) -> LockTier {
         if self.redis_usable(false) {
-            Tier::Redis
+            LockTier::Redis
         } else {
             self.fallback_tier()
         }
     }
 
-    fn fallback_tier(&self) -> Tier {
+    fn fallback_tier(&self) -> LockTier {
         match self.inner.fallback {
-            Fallback::Mysql(_) => Tier::Mysql,
-            Fallback::Local(_) => Tier::InProcess,
+            Fallback::Mysql(_) => LockTier::Mysql,
+            Fallback::Local(_) => LockTier::InProcess,
         }
     }
 
@@ -518,13 +546,13 @@ impl LockService {
             match self.acquire_redis(r, name, deadline, lease).await {
                 Ok(Some(a)) => {
                     self.inner.breaker.lock().expect("poisoned").on_success();
-                    return Ok(self.guard(name, Tier::Redis, a, lease, started));
+                    return Ok(self.guard(name, LockTier::Redis, a, lease, started));
                 }
                 Ok(None) => {
                     self.inner.breaker.lock().expect("poisoned").on_success();
-                    return Err(self.timed_out(name, Tier::Redis, started));
+                    return Err(self.timed_out(name, LockTier::Redis, started));
                 }
-                Err(TierDown(reason)) => {
+                Err(TierDown { reason, .. }) => {
                     self.inner
                         .breaker
                         .lock()
@@ -549,13 +577,14 @@ impl LockService {
         match r {
             Ok(Some(a)) => Ok(self.guard(name, tier, a, lease, started)),
             Ok(None) => Err(self.timed_out(name, tier, started)),
-            Err(TierDown(reason)) => {
+            Err(TierDown { reason, source }) => {
                 self.inner.stats.unavailable.fetch_add(1, Ordering::SeqCst);
                 metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "unavailable")
                     .increment(1);
                 Err(LockError::Unavailable {
                     name: name.to_string(),
                     reason,
+                    source,
                 })
             }
         }
@@ -597,7 +626,7 @@ impl LockService {
         }
     }
 
-    fn timed_out(&self, name: &str, tier: Tier, started: Instant) -> LockError {
+    fn timed_out(&self, name: &str, tier: LockTier, started: Instant) -> LockError {
         let waited = started.elapsed();
         self.inner.stats.timeouts.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "timeout")
@@ -613,16 +642,16 @@ impl LockService {
     fn guard(
         &self,
         name: &str,
-        tier: Tier,
+        tier: LockTier,
         a: Acquired,
         lease: Duration,
         started: Instant,
     ) -> LockGuard {
         let waited = started.elapsed();
         let counter = match tier {
-            Tier::Redis => &self.inner.stats.redis,
-            Tier::Mysql => &self.inner.stats.mysql,
-            Tier::InProcess => &self.inner.stats.in_process,
+            LockTier::Redis => &self.inner.stats.redis,
+            LockTier::Mysql => &self.inner.stats.mysql,
+            LockTier::InProcess => &self.inner.stats.in_process,
         };
         counter.fetch_add(1, Ordering::SeqCst);
         metrics::counter!(LOCK_ACQUISITIONS_TOTAL, "tier" => tier.as_str(), "result" => "acquired")

@@ -46,8 +46,8 @@ pub fn mysql_lock_name(database: &str, name: &str) -> String {
     }
 }
 
-fn down(e: impl std::fmt::Display) -> TierDown {
-    TierDown(e.to_string())
+fn down(e: sqlx::Error) -> TierDown {
+    TierDown::from_error(e)
 }
 
 pub(crate) struct MysqlTier {
@@ -78,14 +78,15 @@ impl MysqlTier {
         lease: Duration,
     ) -> Result<Option<Acquired>, TierDown> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let conn = match tokio::time::timeout(remaining.max(CONNECT_FLOOR), self.pool.acquire())
-            .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) if !self.all_busy() => return Err(down(e)),
-            Err(_) if !self.all_busy() => return Err(down("no lock connection within the wait")),
-            _ => return Ok(None),
-        };
+        let conn =
+            match tokio::time::timeout(remaining.max(CONNECT_FLOOR), self.pool.acquire()).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) if !self.all_busy() => return Err(down(e)),
+                Err(_) if !self.all_busy() => {
+                    return Err(TierDown::new("no lock connection within the wait"));
+                }
+                _ => return Ok(None),
+            };
         let mut pinned = Pinned(Some(conn));
         let db_name = mysql_lock_name(&self.database, name);
         let lease_secs = lease.as_secs_f64().ceil().max(1.0) as u64;
@@ -112,7 +113,7 @@ impl MysqlTier {
                 pinned.restore_and_return().await;
                 return Ok(None);
             }
-            _ => return Err(TierDown(format!("GET_LOCK({db_name}) returned NULL"))),
+            _ => return Err(TierDown::new(format!("GET_LOCK({db_name}) returned NULL"))),
         }
         // The token: the database clock in µs, above the last one issued for this name. Safe to
         // read-modify-write here: only the holder of the named lock runs it.
@@ -231,7 +232,7 @@ impl Held for MysqlHeld {
     fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<(), TierDown>> {
         async move {
             let Some(c) = self.conn.0.as_mut() else {
-                return Err(TierDown("the lock's session was already closed".into()));
+                return Err(TierDown::new("the lock's session was already closed"));
             };
             let r: Result<Option<i64>, _> = sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
                 .bind(&self.db_name)
@@ -242,7 +243,7 @@ impl Held for MysqlHeld {
                     self.conn.restore_and_return().await;
                     Ok(())
                 }
-                Ok(other) => Err(TierDown(format!(
+                Ok(other) => Err(TierDown::new(format!(
                     "RELEASE_LOCK({}) returned {other:?}: not held by this session",
                     self.db_name
                 ))),

@@ -102,8 +102,8 @@ impl Drop for RedisTier {
     }
 }
 
-fn down(e: impl std::fmt::Display) -> TierDown {
-    TierDown(e.to_string())
+fn down(e: fred::error::Error) -> TierDown {
+    TierDown::from_error(e)
 }
 
 impl RedisTier {
@@ -137,7 +137,7 @@ impl RedisTier {
         lease: Duration,
     ) -> Result<Option<Acquired>, TierDown> {
         if !self.is_connected() {
-            return Err(TierDown("redis is not connected".into()));
+            return Err(TierDown::new("redis is not connected"));
         }
         let owner = format!("{:032x}", rand::random::<u128>());
         let key = lock_key(name);
@@ -254,7 +254,7 @@ impl Held for RedisHeld {
             if n == 1 {
                 Ok(())
             } else {
-                Err(TierDown("not the owner any more".into()))
+                Err(TierDown::new("not the owner any more"))
             }
         }
         .boxed()

@@ -36,7 +36,7 @@ async fn in_process_lock_excludes_and_hands_over_to_waiters() {
         t.await.unwrap();
     }
     assert_eq!(value.load(Ordering::SeqCst), 40);
-    assert_eq!(locks.stats().acquired(Tier::InProcess), 40);
+    assert_eq!(locks.stats().acquired(LockTier::InProcess), 40);
     assert_eq!(locks.stats().fallbacks.load(Ordering::SeqCst), 0);
 }
 

@@ -4,9 +4,9 @@
 //! Contract:
 //! - [`Breaker::try_acquire`] either admits a call with a [`Ticket`] or rejects it with the time until the
 //!   next probe. The caller runs the call (with its timeout *inside*, so a timeout is a recorded failure) and
-//!   records the outcome on the ticket: [`Outcome::Failure`] for upstream faults only (timeouts, connect
-//!   errors, 5xx, maintenance), [`Outcome::Success`] when the upstream answered (not-found and bad input are
-//!   answers), [`Outcome::Neutral`] for what says nothing about the upstream's health (429, refused key).
+//!   records the outcome on the ticket: [`CallOutcome::Failure`] for upstream faults only (timeouts, connect
+//!   errors, 5xx, maintenance), [`CallOutcome::Success`] when the upstream answered (not-found and bad input are
+//!   answers), [`CallOutcome::Neutral`] for what says nothing about the upstream's health (429, refused key).
 //! - Half-open admits at most `probes` concurrent trial calls; the rest are rejected without a call.
 //!   A probe ticket dropped without an outcome (the caller was cancelled) counts as a failure, so a
 //!   cancelled probe re-opens the breaker instead of leaking its slot.
@@ -120,7 +120,7 @@ impl BreakerState {
 
 /// What a call's outcome says about the upstream's health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// The upstream answered (including not-found, bad input, data being prepared).
     Success,
     /// An upstream fault: timeout, connect error, 5xx, maintenance.
@@ -171,7 +171,7 @@ enum Event {
     Acquire,
     /// An outcome of a ticket of the current epoch; `probe` tells a trial call from a closed-state call.
     Outcome {
-        outcome: Outcome,
+        outcome: CallOutcome,
         probe: bool,
     },
 }
@@ -281,7 +281,7 @@ impl Ticket {
         self.probe
     }
 
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(mut self, outcome: CallOutcome) {
         self.done = true;
         self.breaker.finish(self.epoch, self.probe, outcome);
     }
@@ -295,7 +295,7 @@ impl Drop for Ticket {
         if self.probe {
             // The trial call was cancelled: it proved nothing, and the breaker must not wait for it forever.
             metrics::counter!(BREAKER_PROBES_CANCELLED_TOTAL).increment(1);
-            self.breaker.finish(self.epoch, true, Outcome::Failure);
+            self.breaker.finish(self.epoch, true, CallOutcome::Failure);
         }
         // A cancelled closed-state call records nothing: its outcome is unknown.
     }
@@ -310,7 +310,7 @@ fn closed(m: &mut Machine, ev: Event, now: Instant) -> (Option<State>, Answer) {
     match ev {
         Event::Acquire => (None, Answer::Admit { probe: false }),
         Event::Outcome {
-            outcome: Outcome::Success,
+            outcome: CallOutcome::Success,
             ..
         } => {
             m.policy.record_success();
@@ -318,7 +318,7 @@ fn closed(m: &mut Machine, ev: Event, now: Instant) -> (Option<State>, Answer) {
             (None, Answer::Recorded)
         }
         Event::Outcome {
-            outcome: Outcome::Failure,
+            outcome: CallOutcome::Failure,
             ..
         } => {
             m.consecutive_failures += 1;
@@ -334,7 +334,7 @@ fn closed(m: &mut Machine, ev: Event, now: Instant) -> (Option<State>, Answer) {
             }
         }
         Event::Outcome {
-            outcome: Outcome::Neutral,
+            outcome: CallOutcome::Neutral,
             ..
         } => (None, Answer::Recorded),
     }
@@ -398,7 +398,7 @@ fn half_open(
         // Only probes are admitted in this state; anything else is from an older epoch.
         Event::Outcome { probe: false, .. } => (None, Answer::Recorded),
         Event::Outcome {
-            outcome: Outcome::Success,
+            outcome: CallOutcome::Success,
             ..
         } => {
             m.policy.revived();
@@ -406,7 +406,7 @@ fn half_open(
             (Some(State::Closed), Answer::Recorded)
         }
         Event::Outcome {
-            outcome: Outcome::Failure,
+            outcome: CallOutcome::Failure,
             ..
         } => {
             m.consecutive_failures += 1;
@@ -420,7 +420,7 @@ fn half_open(
             )
         }
         Event::Outcome {
-            outcome: Outcome::Neutral,
+            outcome: CallOutcome::Neutral,
             ..
         } => (
             Some(State::HalfOpen {
@@ -574,7 +574,7 @@ impl Breaker {
         }
     }
 
-    fn finish(&self, epoch: u64, probe: bool, outcome: Outcome) {
+    fn finish(&self, epoch: u64, probe: bool, outcome: CallOutcome) {
         self.step(Event::Outcome { outcome, probe }, Some(epoch));
     }
 
@@ -690,7 +690,7 @@ mod tests {
     }
 
     fn fail(b: &Breaker) {
-        b.try_acquire().unwrap().record(Outcome::Failure);
+        b.try_acquire().unwrap().record(CallOutcome::Failure);
     }
 
     #[test]
@@ -710,10 +710,10 @@ mod tests {
         let b = Breaker::new(cfg(3, 1));
         fail(&b);
         fail(&b);
-        b.try_acquire().unwrap().record(Outcome::Success);
+        b.try_acquire().unwrap().record(CallOutcome::Success);
         fail(&b);
         fail(&b);
-        b.try_acquire().unwrap().record(Outcome::Neutral);
+        b.try_acquire().unwrap().record(CallOutcome::Neutral);
         assert_eq!(
             b.state(),
             BreakerState::Closed,
@@ -742,7 +742,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen);
         let second = b.try_acquire().unwrap_err();
         assert_eq!(second.state, BreakerState::HalfOpen, "one probe at a time");
-        probe.record(Outcome::Success);
+        probe.record(CallOutcome::Success);
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(b.try_acquire().is_ok());
     }
@@ -760,7 +760,7 @@ mod tests {
         }
         assert_eq!(periods, vec![1000, 2000, 4000, 4000]);
         tokio::time::advance(Duration::from_millis(4000)).await;
-        b.try_acquire().unwrap().record(Outcome::Success);
+        b.try_acquire().unwrap().record(CallOutcome::Success);
         fail(&b);
         assert_eq!(
             b.status().open_for_ms,
@@ -789,7 +789,7 @@ mod tests {
         let slow = async move {
             let t = bb.try_acquire().unwrap();
             tokio::time::sleep(Duration::from_secs(60)).await;
-            t.record(Outcome::Success);
+            t.record(CallOutcome::Success);
         };
         assert!(
             tokio::time::timeout(Duration::from_millis(10), slow)
@@ -808,20 +808,20 @@ mod tests {
         assert_eq!(admitted.len(), 3);
         assert_eq!(b.status().probes_in_flight, 3);
         let mut it = admitted.into_iter();
-        it.next().unwrap().record(Outcome::Neutral);
+        it.next().unwrap().record(CallOutcome::Neutral);
         assert_eq!(
             b.status().probes_in_flight,
             2,
             "a neutral probe frees its slot"
         );
         assert!(b.try_acquire().is_ok_and(|t| {
-            t.record(Outcome::Neutral);
+            t.record(CallOutcome::Neutral);
             true
         }));
-        it.next().unwrap().record(Outcome::Success);
+        it.next().unwrap().record(CallOutcome::Success);
         assert_eq!(b.state(), BreakerState::Closed);
         // The third probe's late failure belongs to the closed epoch's predecessor: ignored.
-        it.next().unwrap().record(Outcome::Failure);
+        it.next().unwrap().record(CallOutcome::Failure);
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.status().consecutive_failures, 0);
     }
@@ -833,7 +833,7 @@ mod tests {
         fail(&b);
         fail(&b);
         assert_eq!(b.state(), BreakerState::Open);
-        slow.record(Outcome::Success);
+        slow.record(CallOutcome::Success);
         assert_eq!(
             b.state(),
             BreakerState::Open,
@@ -853,7 +853,7 @@ mod tests {
         });
         fail(&b);
         tokio::time::advance(Duration::from_millis(1000)).await;
-        b.try_acquire().unwrap().record(Outcome::Success);
+        b.try_acquire().unwrap().record(CallOutcome::Success);
         assert_eq!(seen.load(Ordering::SeqCst), 3, "open, half-open, closed");
         assert!(!b.is_rejecting(), "closed again after the probe succeeded");
     }

@@ -18,12 +18,12 @@ use bytes::Bytes;
 
 use super::alert::Alerter;
 use super::error::NexonError;
-use super::limiter::{Priority, RateConfig, RateLimiter};
-use super::names::{CharacterName, Ocid};
+use super::rate_limit::{RateConfig, RateLimiter};
 use super::resilience::{Resilience, ResilienceConfig, UpstreamStatus};
 use super::transport::{Endpoint, Transport};
 use super::wire::{CharacterBasic, IdResponse};
 use crate::expectation::model::ItemEquipment;
+use crate::ids::{CharacterName, Ocid, Priority};
 use crate::redis::RedisHandle;
 
 /// Everything the client needs besides the base URL and key.

@@ -1,7 +1,7 @@
 //! The one error enum of the upstream client, [`NexonError`], and its classification.
 //!
 //! Contract: every way a logical upstream call can end badly is one variant. Variants built from an upstream
-//! answer follow the Nexon error table (DESIGN §5) exactly; three more say the call was *not made* because the
+//! answer follow the Nexon error table exactly; three more say the call was *not made* because the
 //! gateway protected the upstream — the circuit breaker is open ([`NexonError::CircuitOpen`]), maintenance or
 //! a refused key is being held off ([`NexonError::Held`]), or the shared rate budget had no token in time
 //! ([`NexonError::RateLimited`] with a `Retry-After`). Each variant knows whether it is an upstream fault
@@ -11,7 +11,7 @@
 //! clear 503 / 429 with `Retry-After`) must not depend on *why* the upstream cannot answer right now, but the
 //! metrics and logs must.
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// Largest upstream body accepted.
 pub const MAX_BODY: usize = 8 << 20;
@@ -147,18 +147,18 @@ impl Classify for NexonError {
                 }
         )
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            NexonError::NotFound => "CHARACTER_NOT_FOUND",
-            NexonError::Bug(_) => "UPSTREAM_BUG",
-            NexonError::BadResponse(_) | NexonError::TooLarge => "UPSTREAM_BAD_RESPONSE",
-            NexonError::RateLimited { .. } => "RATE_LIMITED",
+            NexonError::NotFound => Code::CharacterNotFound,
+            NexonError::Bug(_) => Code::UpstreamBug,
+            NexonError::BadResponse(_) | NexonError::TooLarge => Code::UpstreamBadResponse,
+            NexonError::RateLimited { .. } => Code::RateLimited,
             NexonError::Auth(_)
             | NexonError::Held {
                 reason: HoldReason::Auth,
                 ..
-            } => "UPSTREAM_AUTH",
-            _ => "UPSTREAM_UNAVAILABLE",
+            } => Code::UpstreamAuth,
+            _ => Code::UpstreamUnavailable,
         }
     }
     fn retry_after_secs(&self) -> Option<u64> {

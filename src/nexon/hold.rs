@@ -17,7 +17,7 @@
 //!
 //! Why: during maintenance every call fails for minutes; calling anyway only burns the rate budget and
 //! delays answers that the stale copy could give at once. A refused key fails every call until an operator
-//! acts: hammering the upstream with it helps nobody ("do not hammer", DESIGN §5).
+//! acts: hammering the upstream with it helps nobody ("do not hammer").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -16,7 +16,7 @@
 //!   [`NexonError::RateLimited`] with the budget's `Retry-After`. An upstream 429 pushes the whole cluster's
 //!   budget back by its `Retry-After`.
 //! - **Retries.** Only for connect errors, timeouts, 5xx and 429; at most `max_retries`; full-jitter
-//!   exponential backoff ([`super::budget::full_jitter`]), at least the upstream's `Retry-After` after a 429
+//!   exponential backoff ([`super::retry_budget::full_jitter`]), at least the upstream's `Retry-After` after a 429
 //!   (and only if that fits the caller's rate wait); only within the retry budget (retries ≤ ratio × calls
 //!   over a sliding window); never for background calls (a refresh that fails leaves the cached value in
 //!   place). When a retry is refused by a hold, the breaker or the budget, the previous attempt's error is
@@ -36,19 +36,20 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::alert::{AlertKind, Alerter};
-use super::breaker::{Breaker, BreakerConfig, BreakerStatus, Outcome, Ticket};
-use super::budget::{BudgetStatus, RetryBudget, full_jitter};
+use super::breaker::{Breaker, BreakerConfig, BreakerStatus, CallOutcome, Ticket};
 use super::error::{HoldReason, NexonError};
 use super::hold::{HoldStatus, Holds};
-use super::limiter::{Priority, RateLimiter, RateStatus, RefusalReason};
+use super::rate_limit::{RateLimiter, RateStatus, RefusalReason};
+use super::retry_budget::{RetryBudget, RetryBudgetStatus, full_jitter};
 use super::transport::Endpoint;
+use crate::ids::Priority;
 
 /// Counter of logical calls by endpoint, priority and outcome.
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "maple_upstream_requests_total";
 /// Counter of retry decisions (`attempted`, `budget_exhausted`, `deadline`, `max_reached`).
 pub const UPSTREAM_RETRIES_TOTAL: &str = "maple_upstream_retries_total";
 
-/// The policy's tunables (the rate budget's are in [`super::limiter::RateConfig`]).
+/// The policy's tunables (the rate budget's are in [`super::rate_limit::RateConfig`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResilienceConfig {
     pub attempt_timeout: Duration,
@@ -82,7 +83,7 @@ pub struct UpstreamStatus {
     pub breaker: BreakerStatus,
     pub hold: Option<HoldStatus>,
     pub rate: RateStatus,
-    pub retry_budget: BudgetStatus,
+    pub retry_budget: RetryBudgetStatus,
 }
 
 /// The policy stack (shared by clones of the client).
@@ -97,13 +98,13 @@ pub struct Resilience {
 }
 
 /// What an outcome means for the breaker.
-fn breaker_outcome(r: &Result<(), &NexonError>) -> Outcome {
+fn breaker_outcome(r: &Result<(), &NexonError>) -> CallOutcome {
     match r {
-        Ok(()) => Outcome::Success,
-        Err(e) if e.is_upstream_fault() => Outcome::Failure,
-        Err(NexonError::RateLimited { .. } | NexonError::Auth(_)) => Outcome::Neutral,
+        Ok(()) => CallOutcome::Success,
+        Err(e) if e.is_upstream_fault() => CallOutcome::Failure,
+        Err(NexonError::RateLimited { .. } | NexonError::Auth(_)) => CallOutcome::Neutral,
         // The upstream answered (not found, bad input, data being prepared, a malformed body).
-        Err(_) => Outcome::Success,
+        Err(_) => CallOutcome::Success,
     }
 }
 
@@ -282,7 +283,7 @@ impl Resilience {
             .acquire(priority, self.limiter.config().max_wait.min(left))
             .await
         {
-            ticket.record(Outcome::Neutral);
+            ticket.record(CallOutcome::Neutral);
             if refused.reason == RefusalReason::Daily {
                 tracing::warn!(
                     endpoint = ep.as_str(),
@@ -298,7 +299,7 @@ impl Resilience {
             .attempt_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         if timeout.is_zero() {
-            ticket.record(Outcome::Neutral);
+            ticket.record(CallOutcome::Neutral);
             return Err(Failed::refused(NexonError::Timeout));
         }
         let r = match tokio::time::timeout(timeout, attempt(timeout)).await {
@@ -381,7 +382,7 @@ impl Failed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nexon::limiter::RateConfig;
+    use crate::nexon::rate_limit::RateConfig;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 

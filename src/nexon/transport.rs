@@ -4,7 +4,7 @@
 //! [`super::resilience`]'s job) with the key in `x-nxopen-api-key` (never logged), a 1 s connect timeout and
 //! the attempt timeout it is given. The body is capped at [`MAX_BODY`] bytes (declared length checked first,
 //! then the streamed length), gzip is accepted. Success statuses return the raw bytes; error answers are mapped
-//! by their Nexon code (DESIGN §5), falling back on the HTTP status:
+//! by their Nexon code, falling back on the HTTP status:
 //!
 //! | code | error |
 //! |---|---|
@@ -106,7 +106,7 @@ impl Transport {
         };
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         metrics::counter!(telemetry::UPSTREAM_CALLS_TOTAL, "endpoint" => ep.as_str(), "outcome" => outcome)
             .increment(1);

@@ -76,7 +76,7 @@ impl ErrorBody {
     }
 }
 
-/// The upstream's documented error codes (DESIGN §5).
+/// The upstream's documented error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NexonErrorCode {
     /// 00001 — internal error (500).

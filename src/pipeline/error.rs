@@ -22,7 +22,7 @@ use std::any::Any;
 use std::error::Error;
 use std::fmt;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// An error that knows its classification; every module error enum is one.
 pub trait ClassifiedError: std::error::Error + Classify + Send + Sync + 'static {}
@@ -118,7 +118,7 @@ impl Classify for HookError {
         self.source.retryable()
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         self.source.code()
     }
 
@@ -131,7 +131,7 @@ impl Classify for HookError {
 pub struct TaskError {
     kind: ErrorKind,
     retryable: bool,
-    code: &'static str,
+    code: Code,
     retry_after: Option<u64>,
     primary: Box<dyn Error + Send + Sync>,
     suppressed: Vec<HookError>,
@@ -257,7 +257,7 @@ impl Classify for TaskError {
         self.retryable
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         self.code
     }
 

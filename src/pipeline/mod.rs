@@ -426,7 +426,7 @@ fn report_swallowed(ctx: &TaskContext, error: &HookError) {
         key = ctx.key(),
         policy = error.policy(),
         hook = error.hook().as_str(),
-        code = error.code(),
+        code = error.code().as_str(),
         error = %chain,
         "pipeline hook error swallowed"
     );

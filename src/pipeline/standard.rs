@@ -112,7 +112,11 @@ impl Policy for TracingPolicy {
         elapsed: Duration,
     ) -> HookFuture<'a> {
         let elapsed_ms = elapsed.as_secs_f64() * 1e3;
-        let (kind, code, retryable) = (error.kind().as_str(), error.code(), error.retryable());
+        let (kind, code, retryable) = (
+            error.kind().as_str(),
+            error.code().as_str(),
+            error.retryable(),
+        );
         match error.kind() {
             ErrorKind::Internal => tracing::error!(
                 parent: ctx.span(), kind, code, retryable, elapsed_ms, error = %error, "task failed"

@@ -6,9 +6,10 @@
 //! a reconnect policy (exponential, 50 ms → 2 s, unbounded attempts: without one fred never reconnects), a
 //! command timeout (so a hung Redis becomes an error, not a hung request), unresponsive-connection detection,
 //! and treats `READONLY` / `LOADING` replies as reconnect triggers (a demoted master is left at once).
-//! Every Redis failure is a [`RedisError`], classified upstream-kind and retryable.
+//! Every Redis failure is a [`RedisError`]: a failed or timed-out call is upstream-kind and retryable, a
+//! rejected configuration is internal; both keep the client's error as their source when there is one.
 //!
-//! In Sentinel mode fred does not follow `+switch-master` by itself (CRATES.md): [`sentinel`] runs a watcher
+//! In Sentinel mode fred does not follow `+switch-master` by itself: [`sentinel`] runs a watcher
 //! that forces every registered client to reconnect on a switch; the command client and every pub/sub client
 //! built by [`RedisHandle::subscriber`] are registered automatically.
 
@@ -21,7 +22,7 @@ use fred::prelude::*;
 use fred::types::config::{ReconnectError, Server, UnresponsiveConfig};
 
 use crate::config::RedisSettings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 /// Command timeout: Redis answers in well under a millisecond on a healthy network.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -31,30 +32,32 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(2);
 /// A Redis failure.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisError {
+    /// The settings cannot make a client (bad address or port).
     #[error("redis configuration rejected: {0}")]
     Config(String),
+    /// The client rejected the configuration.
+    #[error("redis configuration rejected: {0}")]
+    ConfigRejected(#[source] fred::error::Error),
+    /// Redis did not answer in time, or a call found it unusable.
     #[error("redis unavailable: {0}")]
     Unavailable(String),
-}
-
-impl From<fred::error::Error> for RedisError {
-    fn from(e: fred::error::Error) -> Self {
-        RedisError::Unavailable(e.to_string())
-    }
+    /// A Redis call failed with the client's error.
+    #[error("redis unavailable: {0}")]
+    Client(#[from] fred::error::Error),
 }
 
 impl Classify for RedisError {
     fn kind(&self) -> ErrorKind {
         match self {
-            RedisError::Config(_) => ErrorKind::Internal,
-            RedisError::Unavailable(_) => ErrorKind::Upstream,
+            RedisError::Config(_) | RedisError::ConfigRejected(_) => ErrorKind::Internal,
+            RedisError::Unavailable(_) | RedisError::Client(_) => ErrorKind::Upstream,
         }
     }
     fn retryable(&self) -> bool {
-        matches!(self, RedisError::Unavailable(_))
+        matches!(self, RedisError::Unavailable(_) | RedisError::Client(_))
     }
-    fn code(&self) -> &'static str {
-        "REDIS_UNAVAILABLE"
+    fn code(&self) -> Code {
+        Code::RedisUnavailable
     }
 }
 
@@ -92,7 +95,7 @@ impl RedisHandle {
         let (config, mode) = match settings {
             RedisSettings::Disabled => return Ok(None),
             RedisSettings::Standalone { url } => (
-                Config::from_url(url.expose()).map_err(|e| RedisError::Config(e.to_string()))?,
+                Config::from_url(url.expose()).map_err(RedisError::ConfigRejected)?,
                 RedisMode::Standalone,
             ),
             RedisSettings::Sentinel {
@@ -174,7 +177,7 @@ impl RedisHandle {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()
-            .map_err(|e| RedisError::Config(e.to_string()))?;
+            .map_err(RedisError::ConfigRejected)?;
         if self.mode == RedisMode::Sentinel {
             self.master
                 .follow(sentinel::Follower::Subscriber(sub.clone()));
@@ -253,5 +256,25 @@ fn build_client(config: &Config) -> Result<Client, RedisError> {
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build()
-        .map_err(|e| RedisError::Config(e.to_string()))
+        .map_err(RedisError::ConfigRejected)
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_their_source_and_classification() {
+        let e = RedisError::from(fred::error::Error::new(
+            fred::error::ErrorKind::IO,
+            "connection reset",
+        ));
+        let source = std::error::Error::source(&e).expect("the client's error is the source");
+        assert!(source.to_string().contains("connection reset"), "{source}");
+        assert!(e.to_string().starts_with("redis unavailable: "), "{e}");
+        assert_eq!(
+            (e.kind(), e.retryable(), e.code()),
+            (ErrorKind::Upstream, true, Code::RedisUnavailable)
+        );
+    }
 }

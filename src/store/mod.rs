@@ -29,7 +29,7 @@ use sqlx::{MySql, Sqlite};
 
 use crate::codec;
 use crate::config::DatabaseSettings;
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 
 use repo::Repo;
 #[cfg(test)]
@@ -81,11 +81,11 @@ impl Classify for StoreError {
     fn retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Fenced { .. })
     }
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            StoreError::Unavailable(_) => "DATABASE_UNAVAILABLE",
-            StoreError::Fenced { .. } => "LOCK_LOST",
-            _ => "INTERNAL",
+            StoreError::Unavailable(_) => Code::DatabaseUnavailable,
+            StoreError::Fenced { .. } => Code::LockLost,
+            _ => Code::Internal,
         }
     }
 }

@@ -99,7 +99,7 @@ async fn fresh_then_grace_then_miss_then_stale_fallback() {
     tokio::time::advance(Duration::from_secs(14 * 60)).await;
     assert_eq!(
         get(&c, &loads, true).await,
-        Ok(CacheStatus::Hit(maple_gateway::cache::Tier::L1))
+        Ok(CacheStatus::Hit(maple_gateway::cache::CacheTier::L1))
     );
     assert_eq!(loads.load(Ordering::SeqCst), 1, "fresh: no load");
 

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings};
-use maple_gateway::lock::{LockError, LockService, Tier, mysql_lock_name};
+use maple_gateway::lock::{LockError, LockService, LockTier, mysql_lock_name};
 use maple_gateway::redis::RedisHandle;
 use maple_gateway::store::{LikeBatch, LikeRecord, Store, StoreError};
 
@@ -99,7 +99,7 @@ async fn two_instances_of_fifty_tasks_keep_a_mysql_counter_exact_on_both_tiers()
     hammer(&a, &b, &pool, 50).await;
     assert_eq!(db.query("SELECT v FROM counter"), "100");
     assert_eq!(
-        a.stats().acquired(Tier::Redis) + b.stats().acquired(Tier::Redis),
+        a.stats().acquired(LockTier::Redis) + b.stats().acquired(LockTier::Redis),
         100
     );
     assert_eq!(
@@ -115,7 +115,7 @@ async fn two_instances_of_fifty_tasks_keep_a_mysql_counter_exact_on_both_tiers()
     hammer(&a, &b, &pool, 25).await;
     assert_eq!(db.query("SELECT v FROM counter"), "150");
     assert_eq!(
-        a.stats().acquired(Tier::Mysql) + b.stats().acquired(Tier::Mysql),
+        a.stats().acquired(LockTier::Mysql) + b.stats().acquired(LockTier::Mysql),
         50
     );
 }
@@ -129,7 +129,7 @@ async fn the_watchdog_keeps_a_lease_shorter_than_the_work_on_both_tiers() {
     let b = instance(Some(&redis.url()), &db.url()).await;
     let lease = Duration::from_millis(500);
     let g = a.acquire("long-job", Duration::ZERO, lease).await.unwrap();
-    assert_eq!(g.tier(), Tier::Redis);
+    assert_eq!(g.tier(), LockTier::Redis);
     // Three leases of work: the contender waits through them and still does not get in.
     let e = b
         .acquire("long-job", Duration::from_millis(1500), lease)
@@ -147,7 +147,7 @@ async fn the_watchdog_keeps_a_lease_shorter_than_the_work_on_both_tiers() {
     let b = instance(None, &db.url()).await;
     let lease = Duration::from_millis(1500);
     let g = a.acquire("long-job", Duration::ZERO, lease).await.unwrap();
-    assert_eq!(g.tier(), Tier::Mysql);
+    assert_eq!(g.tier(), LockTier::Mysql);
     let e = b
         .acquire("long-job", Duration::from_millis(4500), lease)
         .await
@@ -250,7 +250,7 @@ async fn a_killed_holder_frees_the_lock() {
         .await
         .unwrap();
     let waited = t.elapsed();
-    assert_eq!(g.tier(), Tier::Redis);
+    assert_eq!(g.tier(), LockTier::Redis);
     assert!(
         waited >= Duration::from_millis(300) && waited <= Duration::from_millis(2500),
         "freed after the lease, got {waited:?}"
@@ -272,7 +272,7 @@ async fn a_killed_holder_frees_the_lock() {
         .acquire("job2", Duration::from_secs(5), Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(g.tier(), Tier::Mysql);
+    assert_eq!(g.tier(), LockTier::Mysql);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
@@ -321,7 +321,7 @@ async fn the_store_rejects_a_holder_paused_past_its_lease() {
         .acquire("likes-sync", Duration::ZERO, Duration::from_secs(2))
         .await
         .unwrap();
-    assert_eq!(gc.tier(), Tier::Mysql);
+    assert_eq!(gc.tier(), LockTier::Mysql);
     assert!(gc.token() > gb.token(), "{} vs {}", gc.token(), gb.token());
     store
         .apply_likes(&batch("c1", "c"), &gc.fence())
@@ -347,7 +347,7 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
     let lease = Duration::from_secs(2);
 
     let ga = a.acquire("job", Duration::ZERO, lease).await.unwrap();
-    assert_eq!(ga.tier(), Tier::Redis);
+    assert_eq!(ga.tier(), LockTier::Redis);
     for _ in 0..3 {
         let e = b
             .acquire("job", Duration::from_millis(300), lease)
@@ -361,19 +361,19 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
             .load(std::sync::atomic::Ordering::SeqCst)
     };
     assert_eq!(fallbacks(&b), 0, "contention never moves a lock");
-    assert_eq!(b.stats().acquired(Tier::Mysql), 0);
+    assert_eq!(b.stats().acquired(LockTier::Mysql), 0);
 
     redis.stop();
     let wait = Duration::from_secs(2);
     let t = Instant::now();
     let other = b.acquire("other", wait, lease).await.unwrap();
-    assert_eq!(other.tier(), Tier::Mysql);
+    assert_eq!(other.tier(), LockTier::Mysql);
     assert!(t.elapsed() <= wait, "{:?}", t.elapsed());
     drop(other);
     // The lock A holds in the dead Redis: B takes it on MySQL; the fence orders the two holders.
     let t = Instant::now();
     let gb = b.acquire("job", wait, lease).await.unwrap();
-    assert_eq!(gb.tier(), Tier::Mysql);
+    assert_eq!(gb.tier(), LockTier::Mysql);
     assert!(t.elapsed() <= wait, "{:?}", t.elapsed());
     assert!(fallbacks(&b) >= 2);
     store
@@ -398,7 +398,7 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
             .acquire("probe", Duration::from_millis(200), lease)
             .await
             .unwrap();
-        if g.tier() == Tier::Redis {
+        if g.tier() == LockTier::Redis {
             break;
         }
         assert!(Instant::now() < deadline, "locks did not return to Redis");
@@ -415,7 +415,7 @@ async fn redis_killed_moves_locks_to_mysql_within_one_acquisition_timeout_and_co
         .acquire("job", Duration::from_secs(1), lease)
         .await
         .unwrap();
-    assert_eq!(g.tier(), Tier::Redis);
+    assert_eq!(g.tier(), LockTier::Redis);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -436,7 +436,7 @@ async fn a_mysql_lock_lives_and_dies_with_its_pinned_session() {
         .acquire("session", Duration::ZERO, Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(g.tier(), Tier::Mysql);
+    assert_eq!(g.tier(), LockTier::Mysql);
     let session = holder_of();
     assert_ne!(session, "NULL");
     assert!(

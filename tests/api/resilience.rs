@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use maple_gateway::cache::{CacheConfig, CacheError, CachedValue, Clock, LoadMode, TieredCache};
+use maple_gateway::cache::{CacheConfig, CacheError, CachedValue, Clock, TieredCache};
 use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings, Secret, Settings};
-use maple_gateway::nexon::Priority;
-use maple_gateway::nexon::limiter::{LimiterMode, RateConfig, RateLimiter, WINDOW};
+use maple_gateway::ids::Priority;
+use maple_gateway::nexon::rate_limit::{RateConfig, RateLimitMode, RateLimiter, WINDOW};
 use maple_gateway::redis::RedisHandle;
 use serde_json::{Value, json};
 
@@ -452,7 +452,7 @@ async fn the_shared_budget_holds_across_limiters_and_falls_back_to_one_nth_witho
             .await
             .is_ok() as u32;
     }
-    assert_eq!(l1.mode(), LimiterMode::Shared);
+    assert_eq!(l1.mode(), RateLimitMode::Shared);
     assert_eq!(admitted, 20, "one budget for both");
     assert_eq!(
         l2.status().used_today,
@@ -480,7 +480,7 @@ async fn the_shared_budget_holds_across_limiters_and_falls_back_to_one_nth_witho
             .await
             .is_ok() as u32;
     }
-    assert_eq!(l1.mode(), LimiterMode::Local);
+    assert_eq!(l1.mode(), RateLimitMode::Local);
     assert_eq!(admitted, 5, "20/s over N = 4 instances");
 }
 
@@ -714,7 +714,7 @@ async fn background_refreshes_are_loaded_in_background_mode() {
         negative: false,
         stale: false,
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LoadMode>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Priority>();
     let t = tx.clone();
     cache
         .get_or_load("k", false, move |mode| async move {
@@ -725,7 +725,7 @@ async fn background_refreshes_are_loaded_in_background_mode() {
         .unwrap();
     assert_eq!(
         rx.recv().await,
-        Some(LoadMode::Interactive),
+        Some(Priority::Interactive),
         "a miss is waited for"
     );
     // Past fresh, within the grace: served at once and refreshed by the cache itself.
@@ -739,7 +739,7 @@ async fn background_refreshes_are_loaded_in_background_mode() {
     let mode = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap();
-    assert_eq!(mode, Some(LoadMode::Background));
+    assert_eq!(mode, Some(Priority::Background));
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

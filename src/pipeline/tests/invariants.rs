@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::pipeline::{Hook, Outcome};
 
 use super::support::*;
@@ -213,7 +213,7 @@ async fn inv5_task_error_is_primary_and_later_propagated_hook_errors_are_suppres
     assert_eq!(error.downcast_ref::<TestError>().unwrap().what, "task");
     assert_eq!(
         (error.kind(), error.code(), error.retryable()),
-        (ErrorKind::Internal, "TEST_TASK", false)
+        (ErrorKind::Internal, Code::Internal, false)
     );
     let suppressed: Vec<_> = error.suppressed().iter().map(hook_id).collect();
     assert_eq!(suppressed, [(1, Hook::OnFailure), (0, Hook::After)]);
@@ -251,7 +251,12 @@ async fn inv5_after_a_successful_task_the_first_propagated_hook_error_is_primary
             error.retryable(),
             error.retry_after_secs()
         ),
-        (ErrorKind::Upstream, "TEST_HOOK", true, Some(7))
+        (
+            ErrorKind::Upstream,
+            Code::UpstreamUnavailable,
+            true,
+            Some(7)
+        )
     );
     let suppressed: Vec<_> = error.suppressed().iter().map(hook_id).collect();
     assert_eq!(suppressed, [(0, Hook::After)]);
@@ -400,7 +405,7 @@ async fn inv6_a_propagated_before_error_skips_the_task_and_later_policies() {
     assert!(!polled.load(Ordering::SeqCst), "the task must not run");
     assert_eq!(hook_id(error.hook_error().unwrap()), (1, Hook::Before));
     assert_eq!(error.downcast_ref::<TestError>().unwrap().what, "p1.before");
-    assert_eq!(error.code(), "TEST_HOOK");
+    assert_eq!(error.code(), "UPSTREAM_UNAVAILABLE");
     assert!(error.suppressed().is_empty());
     assert_eq!(
         events(&log),

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::pipeline::{InvalidTaskName, Pipeline, StandardConfig, TaskContext};
 
 use super::support::*;
@@ -27,7 +27,7 @@ async fn a_nested_execution_error_keeps_its_identity_and_suppressed_list() {
     let error = result.unwrap_err();
     assert_eq!(error.downcast_ref::<TestError>().unwrap().what, "task");
     assert_eq!(error.suppressed().len(), 1);
-    assert_eq!(error.code(), "TEST_TASK");
+    assert_eq!(error.code(), "INTERNAL");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +44,8 @@ impl Classify for Outer {
     fn retryable(&self) -> bool {
         true
     }
-    fn code(&self) -> &'static str {
-        "UPSTREAM_UNAVAILABLE"
+    fn code(&self) -> Code {
+        Code::UpstreamUnavailable
     }
     fn retry_after_secs(&self) -> Option<u64> {
         Some(30)
@@ -75,7 +75,12 @@ async fn task_error_shows_the_cause_chain_and_keeps_the_classification() {
             error.code(),
             error.retry_after_secs()
         ),
-        (ErrorKind::Upstream, true, "UPSTREAM_UNAVAILABLE", Some(30))
+        (
+            ErrorKind::Upstream,
+            true,
+            Code::UpstreamUnavailable,
+            Some(30)
+        )
     );
     assert!(error.downcast_ref::<Outer>().is_some());
     assert!(error.downcast_ref::<TestError>().is_none());

@@ -12,7 +12,7 @@ use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::pipeline::{Hook, Pipeline, StandardConfig};
 
 use super::support::*;
@@ -185,8 +185,8 @@ impl Classify for Slow {
     fn retryable(&self) -> bool {
         true
     }
-    fn code(&self) -> &'static str {
-        "UPSTREAM_TIMEOUT"
+    fn code(&self) -> Code {
+        Code::Timeout
     }
 }
 
@@ -262,7 +262,7 @@ async fn tracing_policy_opens_a_span_per_task_and_warns_about_slow_tasks() {
         failed[0]
             .fields
             .iter()
-            .any(|(k, v)| k == "code" && v == "UPSTREAM_TIMEOUT"),
+            .any(|(k, v)| k == "code" && v == "TIMEOUT"),
         "{:?}",
         failed[0]
     );

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use crate::error::{Classify, ErrorKind};
+use crate::error::{Classify, Code, ErrorKind};
 use crate::pipeline::{
     Hook, HookErrorMode, HookFuture, Outcome, Pipeline, Policy, PolicyError, TaskContext,
     TaskError, done, fail,
@@ -22,8 +22,8 @@ use crate::pipeline::{
 
 pub const NAMES: [&str; 8] = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
 
-/// The error of scripted tasks (`what == "task"`, code `TEST_TASK`, internal) and hooks
-/// (`what == "p{i}.{hook}"`, code `TEST_HOOK`, upstream, retryable).
+/// The error of scripted tasks (`what == "task"`, code `INTERNAL`, internal) and hooks
+/// (`what == "p{i}.{hook}"`, code `UPSTREAM_UNAVAILABLE`, upstream, retryable).
 #[derive(Debug, thiserror::Error)]
 #[error("{what} failed")]
 pub struct TestError {
@@ -43,11 +43,11 @@ impl Classify for TestError {
         self.what != "task"
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         if self.what == "task" {
-            "TEST_TASK"
+            Code::Internal
         } else {
-            "TEST_HOOK"
+            Code::UpstreamUnavailable
         }
     }
 

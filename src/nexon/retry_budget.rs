@@ -1,5 +1,6 @@
 //! The retry budget and the retry backoff: retries stay at or below a fixed share of calls over a sliding
-//! window, and each retry waits an exponentially growing, fully jittered delay.
+//! window, and each retry waits an exponentially growing, fully jittered delay. How many calls reach the
+//! upstream per second is bounded separately, by the shared rate limiter (`rate_limit`).
 //!
 //! Contract:
 //! - [`RetryBudget::record_call`] counts a logical call; [`RetryBudget::try_retry`] allows one retry only if,
@@ -47,7 +48,7 @@ pub struct RetryBudget {
 
 /// The budget's counts over the current window.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct BudgetStatus {
+pub struct RetryBudgetStatus {
     pub ratio: f64,
     pub window_s: u64,
     pub calls: u64,
@@ -109,11 +110,11 @@ impl RetryBudget {
         }
     }
 
-    pub fn status(&self) -> BudgetStatus {
+    pub fn status(&self) -> RetryBudgetStatus {
         let mut ring = self.ring.lock().expect("budget lock poisoned");
         self.advance(&mut ring);
         let (calls, retries) = Self::totals(&ring);
-        BudgetStatus {
+        RetryBudgetStatus {
             ratio: self.ratio,
             window_s: WINDOW.as_secs(),
             calls,
@@ -151,7 +152,7 @@ mod tests {
         assert_eq!(granted, 19, "100 calls → 20 retries in all");
         assert_eq!(
             b.status(),
-            BudgetStatus {
+            RetryBudgetStatus {
                 ratio: 0.2,
                 window_s: 10,
                 calls: 100,

@@ -1,8 +1,9 @@
-//! The upstream rate budget: one budget per API key, shared by every instance through Redis (one atomic Lua
-//! script), local when Redis is not configured or not answering (each instance then takes 1/N of it).
+//! The shared upstream rate limiter: one rate limit per API key, shared by every instance through Redis (one
+//! atomic Lua script), local when Redis is not configured or not answering (each instance then takes 1/N of
+//! it). Retries are bounded separately, by the retry budget (`retry_budget`).
 //!
 //! Contract:
-//! - The budget is a *sliding log*: at most `per_second` admissions in any window of [`WINDOW`] (1 s plus a
+//! - The limit is a *sliding log*: at most `per_second` admissions in any window of [`WINDOW`] (1 s plus a
 //!   small guard), and at most `per_day` per KST day. A caller that finds the window full is given the
 //!   earliest free slot *in the future* and reserves it (first come, first served across the cluster); it
 //!   waits for it only if the wait is within its `max_wait`, otherwise it is refused with the wait as its
@@ -34,16 +35,17 @@ use fred::types::scripts::Script;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::ids::Priority;
 use crate::redis::RedisHandle;
 
-/// The window of the per-second budget: one second plus a guard for the jitter between admission and the
+/// The window of the per-second limit: one second plus a guard for the jitter between admission and the
 /// call's arrival upstream (the upstream counts arrivals).
 pub const WINDOW: Duration = Duration::from_millis(1025);
 /// Background calls may only take a slot while the window is filled below this share.
 pub const BACKGROUND_SHARE: f64 = 0.5;
-/// Longest time a limiter round trip to Redis may take before the local budget is used instead.
+/// Longest time a limiter round trip to Redis may take before the local limit is used instead.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
-/// After a Redis failure, how long the local budget is used before Redis is tried again.
+/// After a Redis failure, how long the local limit is used before Redis is tried again.
 pub const REDIS_RETRY: Duration = Duration::from_secs(1);
 
 /// Counter of admissions and refusals.
@@ -58,24 +60,7 @@ pub const DAILY_LIMIT: &str = "maple_upstream_daily_limit";
 const KST_OFFSET_MS: i64 = 9 * 3600 * 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// Who is asking: an interactive request (may wait a little) or a background refresh (never waits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    Interactive,
-    Background,
-}
-
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Interactive => "interactive",
-            Priority::Background => "background",
-        }
-    }
-}
-
-/// The budget's settings.
+/// The rate limiter's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateConfig {
     pub per_second: u64,
@@ -83,14 +68,14 @@ pub struct RateConfig {
     pub per_day: u64,
     /// The longest an interactive call waits for a slot.
     pub max_wait: Duration,
-    /// N: the share each instance takes (1/N) when the budget cannot be shared.
+    /// N: the share each instance takes (1/N) when the limit cannot be shared.
     pub instances: u32,
 }
 
 impl RateConfig {
-    /// The upstream's limits for a key type (DESIGN §5): development keys (`test_…`) 5/s and 1,000/day,
-    /// service keys 500/s and 20,000,000/day. The embedded simulator gets a generous simulated budget
-    /// (10,000/s, no daily limit) so local load tests measure the gateway, not the budget.
+    /// The upstream's published limits for a key type: development keys (`test_…`) 5/s and 1,000/day,
+    /// service keys 500/s and 20,000,000/day. The embedded simulator gets a generous simulated limit
+    /// (10,000/s, no daily limit) so local load tests measure the gateway, not the limit.
     pub fn defaults_for(key: &str, embedded_simulator: bool) -> (u64, u64) {
         if embedded_simulator {
             (10_000, u64::MAX)
@@ -109,7 +94,7 @@ pub enum RefusalReason {
     Rate,
     /// The upstream asked to back off (429 `Retry-After`).
     Backoff,
-    /// Today's budget is used up.
+    /// Today's calls are used up.
     Daily,
     /// A background call found the window at or above the background share.
     Background,
@@ -133,19 +118,19 @@ pub struct Refused {
     pub retry_after: Duration,
 }
 
-/// Where the budget is kept.
+/// Where the rate limit is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LimiterMode {
+pub enum RateLimitMode {
     Shared,
     Local,
 }
 
-impl LimiterMode {
+impl RateLimitMode {
     fn as_str(self) -> &'static str {
         match self {
-            LimiterMode::Shared => "shared",
-            LimiterMode::Local => "local",
+            RateLimitMode::Shared => "shared",
+            RateLimitMode::Local => "local",
         }
     }
 }
@@ -153,11 +138,11 @@ impl LimiterMode {
 /// What `/health/ready` shows.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct RateStatus {
-    pub mode: LimiterMode,
+    pub mode: RateLimitMode,
     pub per_second: u64,
     /// `None`: no daily limit.
     pub per_day: Option<u64>,
-    /// Instances the budget is split across in local mode.
+    /// Instances the limit is split across in local mode.
     pub local_share_of: u32,
     pub max_wait_ms: u64,
     /// Calls admitted today (as last seen: cluster-wide when shared).
@@ -437,11 +422,11 @@ impl RateLimiter {
     }
 
     /// The mode the next admission will use.
-    pub fn mode(&self) -> LimiterMode {
+    pub fn mode(&self) -> RateLimitMode {
         if self.redis_usable() {
-            LimiterMode::Shared
+            RateLimitMode::Shared
         } else {
-            LimiterMode::Local
+            RateLimitMode::Local
         }
     }
 
@@ -451,8 +436,8 @@ impl RateLimiter {
         let max_wait = if background { Duration::ZERO } else { max_wait };
         let (day, to_midnight) = self.clock.kst_day();
         let (result, mode) = match self.try_shared(background, max_wait, day).await {
-            Some(r) => (r, LimiterMode::Shared),
-            None => (self.local(background, max_wait, day), LimiterMode::Local),
+            Some(r) => (r, RateLimitMode::Shared),
+            None => (self.local(background, max_wait, day), RateLimitMode::Local),
         };
         let result = result.map_err(|mut r| {
             if r.reason == RefusalReason::Daily {
@@ -478,10 +463,10 @@ impl RateLimiter {
         Ok(())
     }
 
-    fn ask(&self, background: bool, max_wait: Duration, mode: LimiterMode) -> Ask {
+    fn ask(&self, background: bool, max_wait: Duration, mode: RateLimitMode) -> Ask {
         let n = match mode {
-            LimiterMode::Shared => 1,
-            LimiterMode::Local => self.config.instances as u64,
+            RateLimitMode::Shared => 1,
+            RateLimitMode::Local => self.config.instances as u64,
         };
         let limit = (self.config.per_second / n).max(1);
         Ask {
@@ -503,14 +488,14 @@ impl RateLimiter {
         max_wait: Duration,
         day: i64,
     ) -> Result<(Duration, u64), Refused> {
-        let ask = self.ask(background, max_wait, LimiterMode::Local);
+        let ask = self.ask(background, max_wait, RateLimitMode::Local);
         self.local
             .lock()
             .expect("limiter lock poisoned")
             .admit(Instant::now(), day, &ask)
     }
 
-    /// `None` when Redis is not configured or failed (the caller then uses the local budget).
+    /// `None` when Redis is not configured or failed (the caller then uses the local limit).
     async fn try_shared(
         &self,
         background: bool,
@@ -521,7 +506,7 @@ impl RateLimiter {
             return None;
         }
         let s = self.shared.as_ref()?;
-        let ask = self.ask(background, max_wait, LimiterMode::Shared);
+        let ask = self.ask(background, max_wait, RateLimitMode::Shared);
         let date = chrono::DateTime::from_timestamp_millis(day * DAY_MS)
             .map(|d| d.format("%Y%m%d").to_string())
             .unwrap_or_default();
@@ -581,7 +566,7 @@ impl RateLimiter {
     }
 
     /// The upstream answered 429: nobody calls it for `retry_after` (cluster-wide when shared; the local
-    /// budget always remembers it too, in case Redis fails next).
+    /// limit always remembers it too, in case Redis fails next).
     pub async fn penalize(&self, retry_after: Duration) {
         self.local
             .lock()
@@ -752,7 +737,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_redis_each_instance_takes_one_nth() {
         let l = limiter(10, 100, 4);
-        assert_eq!(l.mode(), LimiterMode::Local);
+        assert_eq!(l.mode(), RateLimitMode::Local);
         let admitted = (0..10)
             .filter(|_| l.local(false, Duration::ZERO, 0).is_ok())
             .count();
