@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
+
+use crate::error::Code;
 
 /// Requests answered 503 because the grace period ended.
 pub const SHUTDOWN_CUT_REQUESTS_TOTAL: &str = "maple_shutdown_cut_requests_total";
@@ -84,11 +86,11 @@ impl RequestGate {
 
 fn shutting_down() -> Response {
     let body = serde_json::json!({"error": {
-        "code": "SHUTTING_DOWN",
+        "code": Code::ShuttingDown.as_str(),
         "message": "the gateway is shutting down; retry on another instance",
         "request_id": "",
     }});
-    let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    let mut r = (Code::ShuttingDown.status(), axum::Json(body)).into_response();
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r

@@ -44,16 +44,44 @@ pub struct Window {
     pub stale_until_ms: i64,
 }
 
-pub fn window(date: Option<NaiveDate>, fetched_ms: i64) -> Window {
-    let max_age = MAX_AGE.as_millis() as i64;
-    let fresh = match date {
-        Some(d) if fetched_ms >= final_from_ms(d) => max_age,
-        _ => LATEST_FRESH.as_millis() as i64,
+/// The freshness rule of one snapshot date, derived once (the date's final instant is computed here, not per
+/// value): [`Schedule::window`] gives the window of any value of that date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// From when the date's data is final; `None` for the latest snapshot.
+    final_from_ms: Option<i64>,
+}
+
+impl Schedule {
+    /// The latest snapshot: never final.
+    pub const LATEST: Schedule = Schedule {
+        final_from_ms: None,
     };
-    Window {
-        fresh_until_ms: fetched_ms + fresh,
-        stale_until_ms: fetched_ms + max_age,
+
+    /// The rule of `date` (`None` = latest).
+    pub fn of(date: Option<NaiveDate>) -> Schedule {
+        Schedule {
+            final_from_ms: date.map(final_from_ms),
+        }
     }
+
+    /// The window of a value fetched at `fetched_ms`.
+    pub fn window(&self, fetched_ms: i64) -> Window {
+        let max_age = MAX_AGE.as_millis() as i64;
+        let fresh = match self.final_from_ms {
+            Some(final_from) if fetched_ms >= final_from => max_age,
+            _ => LATEST_FRESH.as_millis() as i64,
+        };
+        Window {
+            fresh_until_ms: fetched_ms + fresh,
+            stale_until_ms: fetched_ms + max_age,
+        }
+    }
+}
+
+/// The window of a value fetched at `fetched_ms` for `date` (`None` = latest); one-off form of [`Schedule`].
+pub fn window(date: Option<NaiveDate>, fetched_ms: i64) -> Window {
+    Schedule::of(date).window(fetched_ms)
 }
 
 /// XFetch: should a caller that found a fresh value refresh it early? `u` is uniform in (0, 1].

@@ -6,7 +6,7 @@
 //! - [`RequestDate`] is derived once per request from its [`DataDate`] (at the public entry point) and passed
 //!   down: it carries the date's key and query forms and its freshness rule, so every value of the request
 //!   (raw equipment, its snapshot, the expectation derived from it) takes its window from one place.
-//!   [`RequestDate::window`] equals [`freshness::window`] for the same date and fetch time: the latest
+//!   [`RequestDate::window`] is [`freshness::Schedule::window`] of the date (the rule is written once, there): the latest
 //!   snapshot (and a date not yet final) is fresh for [`freshness::LATEST_FRESH`], a final past date for
 //!   [`freshness::MAX_AGE`], and nothing is served past [`freshness::MAX_AGE`] after its fetch.
 
@@ -56,35 +56,27 @@ impl DataDate {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct RequestDate {
     date: DataDate,
-    /// From when the date's data is final (02:00 KST the next day); `None` for the latest snapshot.
-    final_from_ms: Option<i64>,
+    /// The date's freshness rule.
+    schedule: freshness::Schedule,
 }
 
 impl RequestDate {
     /// The latest snapshot (what the ocid and basic info are).
     pub(super) const LATEST: RequestDate = RequestDate {
         date: DataDate::LATEST,
-        final_from_ms: None,
+        schedule: freshness::Schedule::LATEST,
     };
 
     pub(super) fn new(date: DataDate) -> RequestDate {
         RequestDate {
             date,
-            final_from_ms: date.0.map(freshness::final_from_ms),
+            schedule: freshness::Schedule::of(date.0),
         }
     }
 
     /// The freshness window of a value of this date fetched at `fetched_at_ms`.
     pub(super) fn window(&self, fetched_at_ms: i64) -> freshness::Window {
-        let max_age = freshness::MAX_AGE.as_millis() as i64;
-        let fresh = match self.final_from_ms {
-            Some(final_from) if fetched_at_ms >= final_from => max_age,
-            _ => freshness::LATEST_FRESH.as_millis() as i64,
-        };
-        freshness::Window {
-            fresh_until_ms: fetched_at_ms + fresh,
-            stale_until_ms: fetched_at_ms + max_age,
-        }
+        self.schedule.window(fetched_at_ms)
     }
 
     /// A value of this date fetched at `fetched_at_ms`, with its window.

@@ -4,8 +4,8 @@
 //! (with the generation and the index under which it was pushed) until the syncer reports, through the
 //! per-source watermark, that every index up to its own reached MySQL — only then is it dropped. An entry
 //! synced straight to the database (Redis down) is dropped when its batch commits. Nothing else ever drops
-//! an entry, so an accepted like is lost only if the process dies before MySQL has it (issue 8 backs up
-//! [`Buffer::pending`] at shutdown).
+//! an entry, so an accepted like is lost only if the process dies before MySQL has it (the shutdown
+//! sequence backs up [`Buffer::pending`] at shutdown).
 //!
 //! Generations: pushes of one source are numbered 1, 2, 3… within a generation; the syncer confirms a
 //! prefix. Whenever that numbering can no longer be trusted — a flush failed (it may or may not have

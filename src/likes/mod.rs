@@ -89,8 +89,6 @@ const JOB_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// A like failure.
 #[derive(Debug, thiserror::Error)]
 pub enum LikeError {
-    #[error("invalid liker id: {0}")]
-    InvalidLiker(String),
     /// The buffer is full because neither Redis nor the database takes likes.
     #[error("likes are temporarily unavailable: {0} likes are waiting for Redis or the database")]
     Full(usize),
@@ -105,7 +103,6 @@ pub enum LikeError {
 impl Classify for LikeError {
     fn kind(&self) -> ErrorKind {
         match self {
-            LikeError::InvalidLiker(_) => ErrorKind::Client,
             LikeError::Full(_) => ErrorKind::Upstream,
             LikeError::Store(e) => e.kind(),
             LikeError::Lock(e) => e.kind(),
@@ -114,7 +111,6 @@ impl Classify for LikeError {
     }
     fn retryable(&self) -> bool {
         match self {
-            LikeError::InvalidLiker(_) => false,
             LikeError::Full(_) => true,
             LikeError::Store(e) => e.retryable(),
             LikeError::Lock(e) => e.retryable(),
@@ -123,7 +119,6 @@ impl Classify for LikeError {
     }
     fn code(&self) -> Code {
         match self {
-            LikeError::InvalidLiker(_) => Code::BadRequest,
             LikeError::Full(_) => Code::LikesUnavailable,
             LikeError::Store(e) => e.code(),
             LikeError::Lock(e) => e.code(),

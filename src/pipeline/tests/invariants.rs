@@ -1,5 +1,5 @@
-//! One or more unit tests per invariant of the pipeline (numbered as in the module documentation
-//! and issue 3), each checking the exact event log and result of a scripted execution.
+//! One or more unit tests per invariant of the pipeline (numbered as in the module
+//! documentation), each checking the exact event log and result of a scripted execution.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
