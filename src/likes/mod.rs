@@ -65,7 +65,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::LikeSettings;
 use crate::error::{Classify, ErrorKind};
 use crate::lock::{LockError, LockGuard, LockService, Tier};
 use crate::nexon::CharacterName;
@@ -237,12 +237,13 @@ pub struct LikeConfig {
 }
 
 impl LikeConfig {
-    pub fn from_settings(s: &Settings) -> LikeConfig {
+    /// The likes' settings group; the tunables that are not settings keep their fixed values.
+    pub fn from_settings(s: &LikeSettings) -> LikeConfig {
         LikeConfig {
-            flush_interval: s.like_flush,
-            sync_interval: s.like_sync,
-            buffer_max: s.like_buffer_max,
-            sync_batch: s.like_sync_batch,
+            flush_interval: s.flush,
+            sync_interval: s.sync,
+            buffer_max: s.buffer_max,
+            sync_batch: s.sync_batch,
             sync_lease: Duration::from_secs(10),
             resend_after: RESEND_AFTER,
         }
@@ -250,15 +251,9 @@ impl LikeConfig {
 }
 
 impl Default for LikeConfig {
+    /// The declared defaults.
     fn default() -> Self {
-        LikeConfig {
-            flush_interval: Duration::from_millis(500),
-            sync_interval: Duration::from_millis(2000),
-            buffer_max: 200_000,
-            sync_batch: 2000,
-            sync_lease: Duration::from_secs(10),
-            resend_after: RESEND_AFTER,
-        }
+        LikeConfig::from_settings(&LikeSettings::default())
     }
 }
 
