@@ -198,10 +198,10 @@ fn post_like_latency(redis: &RedisServer, db: &TestDatabase, requests: usize, ra
             .map(Duration::from_millis)
     };
     if let Some(d) = env_ms("MAPLE_LIKE_FLUSH_MS") {
-        settings.like_flush = d;
+        settings.likes.flush = d;
     }
     if let Some(d) = env_ms("MAPLE_LIKE_SYNC_MS") {
-        settings.like_sync = d;
+        settings.likes.sync = d;
     }
     let app = server_rt.block_on(Application::build(settings)).unwrap();
     let base = format!("http://{}", app.local_addr());

@@ -28,7 +28,7 @@ use crate::durability::{Dirs, DurabilityError, Journal, Recovery};
 use crate::expectation::{CubeTables, TableReport};
 use crate::likes::{LikeConfig, LikeService};
 use crate::lock::{LockError, LockService};
-use crate::nexon::{BreakerConfig, ClientOptions, NexonClient, RateConfig, ResilienceConfig};
+use crate::nexon::{ClientOptions, NexonClient};
 use crate::pipeline::{Pipeline, StandardConfig};
 use crate::redis::{RedisError, RedisHandle};
 use crate::shutdown::{self, Shutdown};
@@ -86,7 +86,7 @@ fn load_tables(
     settings: &Settings,
 ) -> Result<(Option<Arc<CubeTables>>, serde_json::Value), AppError> {
     let (tables, report, source): (CubeTables, TableReport, String) = if let Some(path) =
-        &settings.cube_table
+        &settings.instance.cube_table
     {
         let (t, r) = CubeTables::load(path)
             .map_err(|e| AppError::Table(format!("{}: {e}", path.display())))?;
@@ -121,54 +121,26 @@ fn load_tables(
     Ok((Some(Arc::new(tables)), status))
 }
 
-/// The upstream client's settings: resilience knobs, and the rate budget of the key's type unless overridden.
-fn client_options(settings: &Settings, key: &str, redis: Option<RedisHandle>) -> ClientOptions {
-    let (per_second, per_day) = RateConfig::defaults_for(key, settings.uses_embedded_simulator());
-    ClientOptions {
-        resilience: ResilienceConfig {
-            attempt_timeout: settings.upstream_timeout,
-            deadline: settings.upstream_deadline,
-            max_retries: settings.retry_max,
-            retry_budget_ratio: settings.retry_budget_ratio,
-            breaker: BreakerConfig {
-                failures: settings.breaker_failures,
-                open: settings.breaker_open,
-                open_max: settings.breaker_open_max,
-                probes: settings.breaker_probes,
-            },
-            maintenance_hold: settings.maintenance_hold,
-            auth_hold: settings.auth_hold,
-        },
-        rate: RateConfig {
-            per_second: settings.rate_per_s.unwrap_or(per_second),
-            per_day: settings.rate_per_day.unwrap_or(per_day),
-            max_wait: settings.rate_wait,
-            instances: settings.rate_instances,
-        },
-        redis,
-        alert_webhook: settings.alert_webhook.clone(),
-        instance_id: settings.instance_id.clone(),
-    }
-}
-
 /// What the server serves: the API with its inbound layers, behind the shutdown gate.
 pub type Served = Gated<api::Api>;
 
 /// The API with its inbound layers, behind the shutdown gate.
 fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> Served {
     let limits = HttpLimits {
-        max_concurrency: settings.max_concurrency,
-        client_rps: settings.client_rps,
-        request_timeout: settings.request_timeout,
+        max_concurrency: settings.server.max_concurrency,
+        client_rps: settings.server.client_rps,
+        request_timeout: settings.server.request_timeout,
     };
     tower::Layer::layer(gate, api::router(state.clone(), &limits))
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
+        std::fs::create_dir_all(&settings.instance.data_dir).map_err(|source| {
+            AppError::DataDir {
+                path: settings.instance.data_dir.display().to_string(),
+                source,
+            }
         })?;
 
         // The metrics recorder first: recovery (below) already counts.
@@ -199,10 +171,10 @@ impl Application {
                 UpstreamMode::Simulator,
             )
         } else {
-            let key = settings.nexon_api_key.clone().unwrap_or_default();
+            let key = settings.upstream.api_key.clone().unwrap_or_default();
             (
                 None,
-                settings.upstream_url.clone(),
+                settings.upstream.url.clone(),
                 key,
                 UpstreamMode::Nexon,
             )
@@ -212,7 +184,12 @@ impl Application {
         let nexon = NexonClient::new(
             &upstream_base,
             key.clone(),
-            client_options(&settings, key.expose(), redis.clone()),
+            ClientOptions::from_settings(
+                &settings.upstream,
+                key.expose(),
+                redis.clone(),
+                &settings.instance.id,
+            ),
         )
         .map_err(|e| AppError::Upstream(e.to_string()))?;
         let rate = nexon.status().rate;
@@ -224,16 +201,10 @@ impl Application {
             "upstream rate budget"
         );
         let cache = TieredCache::new(
-            CacheConfig {
-                l1_max_bytes: settings.l1_max_bytes,
-                flight_lease: settings.flight_lease,
-                flight_wait: settings.flight_wait,
-                xfetch_beta: settings.xfetch_beta,
-                ..CacheConfig::default()
-            },
+            CacheConfig::from_settings(&settings.cache),
             redis.clone(),
             Clock::new(),
-            settings.instance_id.clone(),
+            settings.instance.id.clone(),
         );
         let cancel = tokio_util::sync::CancellationToken::new();
         let background = tokio_util::task::TaskTracker::new();
@@ -250,16 +221,16 @@ impl Application {
         let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
         let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
         let likes = LikeService::new(
-            LikeConfig::from_settings(&settings),
+            LikeConfig::from_settings(&settings.likes),
             store.clone(),
             redis.clone(),
             locks,
-            &settings.instance_id,
+            &settings.instance.id,
         );
         // Recovery before anything can be accepted: backup files and journal segments of earlier processes.
-        let dirs = Dirs::new(&settings.data_dir);
+        let dirs = Dirs::new(&settings.instance.data_dir);
         dirs.create()?;
-        let recovery = Recovery::new(likes.clone(), dirs.clone(), settings.like_sync_batch);
+        let recovery = Recovery::new(likes.clone(), dirs.clone(), settings.likes.sync_batch);
         let sources = recovery.sources();
         if !sources.is_empty() {
             let started = Instant::now();
@@ -277,7 +248,11 @@ impl Application {
                 background.spawn(recovery.retry_loop(report.deferred, cancel.clone()));
             }
         }
-        let journal = Journal::start(&dirs.journal, likes.clone(), settings.journal_fsync)?;
+        let journal = Journal::start(
+            &dirs.journal,
+            likes.clone(),
+            settings.shutdown.journal_fsync,
+        )?;
         background.spawn(telemetry::run_upkeep(
             metrics_handle.clone(),
             cancel.clone(),
@@ -286,17 +261,16 @@ impl Application {
         background.spawn(likes.clone().run_sync_loop(cancel.clone()));
         let pipeline = Arc::new(Pipeline::standard(StandardConfig::default()));
 
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| AppError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: settings.server.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(AppError::Serve)?;
 
         let state = Arc::new(Services {
-            instance_id: settings.instance_id.clone(),
+            instance_id: settings.instance.id.clone(),
             started_at: Instant::now(),
             readiness: Readiness::default(),
             store,
@@ -307,7 +281,7 @@ impl Application {
             redis,
             pipeline,
             characters,
-            admin_token: settings.admin_token.clone(),
+            admin_token: settings.server.admin_token.clone(),
             server_errors: Default::default(),
             http_metrics: Default::default(),
             likes,
@@ -331,7 +305,7 @@ impl Application {
         shutdown::Emergency {
             likes: self.state.likes.clone(),
             backup_dir: self.dirs.backup.clone(),
-            instance: self.settings.instance_id.clone(),
+            instance: self.settings.instance.id.clone(),
         }
     }
 
@@ -379,7 +353,7 @@ impl Application {
         let sequence = Shutdown {
             state,
             gate,
-            grace: settings.shutdown_grace,
+            grace: settings.shutdown.grace,
             cancel,
             background,
             journal,

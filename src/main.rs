@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use maple_gateway::app::Application;
-use maple_gateway::config::{ENV_VARS, Settings};
+use maple_gateway::config::{Settings, env_help};
 use maple_gateway::{sim, telemetry};
 
 /// mimalloc instead of glibc's allocator: under load glibc's arenas make the worker threads contend on their
@@ -15,16 +15,6 @@ use maple_gateway::{sim, telemetry};
 /// parsing upstream JSON.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_help() -> String {
-    let mut s = String::from(
-        "Environment variables (override the config file, which overrides defaults):\n",
-    );
-    for (name, default, meaning) in ENV_VARS {
-        s.push_str(&format!("  {name:<28} {meaning} [default: {default}]\n"));
-    }
-    s
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,7 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let settings = Settings::from_process(cli.config.as_deref())?;
-            telemetry::init_tracing(settings.log_format);
+            telemetry::init_tracing(settings.telemetry.log_format);
             for (name, close) in maple_gateway::config::unknown_env_vars(
                 std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
             ) {

@@ -183,16 +183,24 @@ pub struct CacheConfig {
     pub flight_wait: Duration,
 }
 
-impl Default for CacheConfig {
-    fn default() -> Self {
+impl CacheConfig {
+    /// The cache's settings group; the tunables that are not settings keep their fixed values.
+    pub fn from_settings(s: &crate::config::CacheSettings) -> CacheConfig {
         CacheConfig {
-            l1_max_bytes: 256 << 20,
+            l1_max_bytes: s.l1_max_bytes,
             swr_grace: Duration::from_secs(3600),
-            xfetch_beta: 1.0,
+            xfetch_beta: s.xfetch_beta,
             degraded_l1_ttl: Duration::from_secs(60),
-            flight_lease: Duration::from_secs(10),
-            flight_wait: Duration::from_secs(5),
+            flight_lease: s.flight_lease,
+            flight_wait: s.flight_wait,
         }
+    }
+}
+
+impl Default for CacheConfig {
+    /// The declared defaults.
+    fn default() -> Self {
+        CacheConfig::from_settings(&crate::config::CacheSettings::default())
     }
 }
 

@@ -64,7 +64,7 @@ use std::time::Duration;
 use fred::types::scripts::Script;
 use tokio::time::Instant;
 
-use crate::config::Settings;
+use crate::config::LikeSettings;
 use crate::error::{Classify, Code, ErrorKind};
 use crate::lock::{LockError, LockService};
 use crate::redis::{RedisError, RedisHandle};
@@ -151,12 +151,13 @@ pub struct LikeConfig {
 }
 
 impl LikeConfig {
-    pub fn from_settings(s: &Settings) -> LikeConfig {
+    /// The likes' settings group; the tunables that are not settings keep their fixed values.
+    pub fn from_settings(s: &LikeSettings) -> LikeConfig {
         LikeConfig {
-            flush_interval: s.like_flush,
-            sync_interval: s.like_sync,
-            buffer_max: s.like_buffer_max,
-            sync_batch: s.like_sync_batch,
+            flush_interval: s.flush,
+            sync_interval: s.sync,
+            buffer_max: s.buffer_max,
+            sync_batch: s.sync_batch,
             sync_lease: Duration::from_secs(10),
             resend_after: RESEND_AFTER,
         }
@@ -164,15 +165,9 @@ impl LikeConfig {
 }
 
 impl Default for LikeConfig {
+    /// The declared defaults.
     fn default() -> Self {
-        LikeConfig {
-            flush_interval: Duration::from_millis(500),
-            sync_interval: Duration::from_millis(2000),
-            buffer_max: 200_000,
-            sync_batch: 2000,
-            sync_lease: Duration::from_secs(10),
-            resend_after: RESEND_AFTER,
-        }
+        LikeConfig::from_settings(&LikeSettings::default())
     }
 }
 

@@ -56,14 +56,22 @@ pub struct BreakerConfig {
     pub probes: u32,
 }
 
-impl Default for BreakerConfig {
-    fn default() -> Self {
+impl BreakerConfig {
+    /// The breaker's part of the upstream settings group.
+    pub fn from_settings(s: &crate::config::UpstreamSettings) -> BreakerConfig {
         BreakerConfig {
-            failures: 5,
-            open: Duration::from_secs(5),
-            open_max: Duration::from_secs(60),
-            probes: 1,
+            failures: s.breaker_failures,
+            open: s.breaker_open,
+            open_max: s.breaker_open_max,
+            probes: s.breaker_probes,
         }
+    }
+}
+
+impl Default for BreakerConfig {
+    /// The declared defaults.
+    fn default() -> Self {
+        BreakerConfig::from_settings(&crate::config::UpstreamSettings::default())
     }
 }
 

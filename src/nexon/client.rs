@@ -12,7 +12,6 @@
 //! Cloning is cheap and clones share the breaker, holds, budget and limiter: one client per process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -22,6 +21,7 @@ use super::rate_limit::{RateConfig, RateLimiter};
 use super::resilience::{Resilience, ResilienceConfig, UpstreamStatus};
 use super::transport::{Endpoint, Transport};
 use super::wire::{CharacterBasic, IdResponse};
+use crate::config::UpstreamSettings;
 use crate::expectation::model::ItemEquipment;
 use crate::ids::{CharacterName, Ocid, Priority};
 use crate::redis::RedisHandle;
@@ -38,20 +38,25 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Defaults everywhere, the budget of a key of the given type, no Redis, no webhook.
-    pub fn for_key(key: &str, embedded_simulator: bool) -> Self {
-        let (per_second, per_day) = RateConfig::defaults_for(key, embedded_simulator);
+    /// The upstream settings group; the rate budget is the key type's unless the group sets it.
+    pub fn from_settings(
+        s: &UpstreamSettings,
+        key: &str,
+        redis: Option<RedisHandle>,
+        instance_id: &str,
+    ) -> Self {
+        let (per_second, per_day) = RateConfig::defaults_for(key, s.uses_embedded_simulator());
         ClientOptions {
-            resilience: ResilienceConfig::default(),
+            resilience: ResilienceConfig::from_settings(s),
             rate: RateConfig {
-                per_second,
-                per_day,
-                max_wait: Duration::from_millis(100),
-                instances: 1,
+                per_second: s.rate_per_s.unwrap_or(per_second),
+                per_day: s.rate_per_day.unwrap_or(per_day),
+                max_wait: s.rate_wait,
+                instances: s.rate_instances,
             },
-            redis: None,
-            alert_webhook: None,
-            instance_id: "gateway".into(),
+            redis,
+            alert_webhook: s.alert_webhook.clone(),
+            instance_id: instance_id.to_string(),
         }
     }
 }

@@ -61,17 +61,25 @@ pub struct ResilienceConfig {
     pub auth_hold: Duration,
 }
 
-impl Default for ResilienceConfig {
-    fn default() -> Self {
+impl ResilienceConfig {
+    /// The policy's part of the upstream settings group.
+    pub fn from_settings(s: &crate::config::UpstreamSettings) -> ResilienceConfig {
         ResilienceConfig {
-            attempt_timeout: Duration::from_secs(3),
-            deadline: Duration::from_secs(8),
-            max_retries: 2,
-            retry_budget_ratio: 0.2,
-            breaker: BreakerConfig::default(),
-            maintenance_hold: Duration::from_secs(300),
-            auth_hold: Duration::from_secs(60),
+            attempt_timeout: s.timeout,
+            deadline: s.deadline,
+            max_retries: s.retry_max,
+            retry_budget_ratio: s.retry_budget_ratio,
+            breaker: BreakerConfig::from_settings(s),
+            maintenance_hold: s.maintenance_hold,
+            auth_hold: s.auth_hold,
         }
+    }
+}
+
+impl Default for ResilienceConfig {
+    /// The declared defaults.
+    fn default() -> Self {
+        ResilienceConfig::from_settings(&crate::config::UpstreamSettings::default())
     }
 }
 

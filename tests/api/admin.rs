@@ -14,7 +14,7 @@ const TOKEN: &str = "admintoken-0123456789";
 fn sentinel_settings(topo: &SentinelTopology) -> impl Fn(&mut Settings) + Clone + Send + 'static {
     let sentinels: Vec<String> = topo.sentinel_list().split(',').map(String::from).collect();
     move |s: &mut Settings| {
-        s.admin_token = Some(Secret::new(TOKEN));
+        s.server.admin_token = Some(Secret::new(TOKEN));
         s.redis = RedisSettings::Sentinel {
             sentinels: sentinels.clone(),
             master: "mymaster".into(),
@@ -46,7 +46,7 @@ async fn admin_routes_are_absent_without_a_token_and_guarded_with_one() {
     let (s, _) = admin(&plain, reqwest::Method::GET, "/admin/status", Some(TOKEN)).await;
     assert_eq!(s, 404);
 
-    let app = spawn_app_with(|s| s.admin_token = Some(Secret::new(TOKEN))).await;
+    let app = spawn_app_with(|s| s.server.admin_token = Some(Secret::new(TOKEN))).await;
     let (s, body) = admin(&app, reqwest::Method::GET, "/admin/status", None).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
@@ -301,7 +301,7 @@ async fn a_client_left_on_a_server_that_is_not_the_master_is_reconnected() {
 
 #[tokio::test]
 async fn operators_force_the_breaker_and_run_an_upstream_outage_drill() {
-    let app = spawn_app_with(|s| s.admin_token = Some(Secret::new(TOKEN))).await;
+    let app = spawn_app_with(|s| s.server.admin_token = Some(Secret::new(TOKEN))).await;
     assert_eq!(
         app.get("/api/v4/characters/Drill1/expectation")
             .await

@@ -159,7 +159,7 @@ async fn openapi_documents_the_data_routes() {
 
 #[tokio::test]
 async fn per_client_rate_limit_answers_429_with_retry_after() {
-    let app = crate::helpers::spawn_app_with(|s| s.client_rps = 2).await;
+    let app = crate::helpers::spawn_app_with(|s| s.server.client_rps = 2).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let r = app
@@ -202,10 +202,10 @@ async fn per_client_rate_limit_answers_429_with_retry_after() {
 async fn overload_is_shed_at_once_and_a_slow_request_times_out() {
     use std::time::{Duration, Instant};
     let app = crate::helpers::spawn_app_with(|s| {
-        s.max_concurrency = 1;
-        s.request_timeout = Duration::from_millis(400);
-        s.upstream_timeout = Duration::from_secs(60);
-        s.upstream_deadline = Duration::from_secs(60);
+        s.server.max_concurrency = 1;
+        s.server.request_timeout = Duration::from_millis(400);
+        s.upstream.timeout = Duration::from_secs(60);
+        s.upstream.deadline = Duration::from_secs(60);
     })
     .await;
     let sim = app.sim_url.clone().expect("embedded simulator");

@@ -138,8 +138,8 @@ fn workload(seed: u64) -> Workload {
 }
 
 pub(crate) fn fast_likes(s: &mut Settings) {
-    s.like_flush = Duration::from_millis(100);
-    s.like_sync = Duration::from_millis(300);
+    s.likes.flush = Duration::from_millis(100);
+    s.likes.sync = Duration::from_millis(300);
 }
 
 async fn instance(
@@ -274,8 +274,8 @@ async fn likes_stay_exact_when_redis_is_restarted_in_the_middle() {
     let db = TestDatabase::create();
     // Syncs are rarer than flushes here, so Redis holds likes MySQL does not have yet when it dies.
     let slow_sync = |s: &mut Settings| {
-        s.like_flush = Duration::from_millis(50);
-        s.like_sync = Duration::from_millis(2000);
+        s.likes.flush = Duration::from_millis(50);
+        s.likes.sync = Duration::from_millis(2000);
     };
     let a = instance(&redis.url(), &db.url(), slow_sync).await;
     let b = instance(&redis.url(), &db.url(), slow_sync).await;
@@ -319,8 +319,8 @@ async fn likes_lost_from_the_tail_of_the_redis_queue_are_pushed_again() {
     let redis = RedisServer::start();
     let db = TestDatabase::create();
     let app = instance(&redis.url(), &db.url(), |s| {
-        s.like_flush = Duration::from_millis(50);
-        s.like_sync = Duration::from_millis(3000);
+        s.likes.flush = Duration::from_millis(50);
+        s.likes.sync = Duration::from_millis(3000);
     })
     .await;
     let mut likes: Vec<(String, String)> = Vec::new();
@@ -413,7 +413,7 @@ async fn with_redis_and_mariadb_down_the_buffer_fills_to_its_bound_then_503_and_
     let mut redis = RedisServer::start();
     let db = TestDatabase::create();
     let relay = CutRelay::start(db.port).await;
-    let app = instance(&redis.url(), &relay.url(&db), |s| s.like_buffer_max = 50).await;
+    let app = instance(&redis.url(), &relay.url(&db), |s| s.likes.buffer_max = 50).await;
     tokio::task::block_in_place(|| redis.stop());
     relay.cut();
     let likes: Vec<(String, String)> = (0..80)

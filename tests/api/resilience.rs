@@ -26,8 +26,8 @@ const KEY: &str = "live_resilience_key";
 async fn gateway(sim_url: &str, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> TestApp {
     let sim_url = sim_url.to_string();
     spawn_app_with(move |s| {
-        s.upstream_url = sim_url;
-        s.nexon_api_key = Some(Secret::new(KEY));
+        s.upstream.url = sim_url;
+        s.upstream.api_key = Some(Secret::new(KEY));
         tweak(s);
     })
     .await
@@ -99,7 +99,7 @@ async fn expectation(app: &TestApp, name: &str) -> (u16, Option<String>, Option<
 async fn latency_above_the_timeout_answers_within_timeout_times_attempts_plus_backoff() {
     let sim = start_sim().await;
     let app = gateway(&sim.base_url(), |s| {
-        s.upstream_timeout = Duration::from_millis(200);
+        s.upstream.timeout = Duration::from_millis(200);
     })
     .await;
     let http = &app.http;
@@ -130,8 +130,8 @@ async fn latency_above_the_timeout_answers_within_timeout_times_attempts_plus_ba
 async fn outage_opens_the_breaker_then_zero_calls_then_one_probe_closes_it() {
     let sim = start_sim().await;
     let app = gateway(&sim.base_url(), |s| {
-        s.breaker_failures = 3;
-        s.breaker_open = Duration::from_millis(1500);
+        s.upstream.breaker_failures = 3;
+        s.upstream.breaker_open = Duration::from_millis(1500);
     })
     .await;
     let (http, sim_url) = (&app.http, sim.base_url());
@@ -207,9 +207,9 @@ async fn outage_opens_the_breaker_then_zero_calls_then_one_probe_closes_it() {
 async fn fifty_concurrent_requests_during_half_open_make_at_most_one_upstream_call() {
     let sim = start_sim().await;
     let app = gateway(&sim.base_url(), |s| {
-        s.breaker_failures = 2;
-        s.breaker_open = Duration::from_millis(800);
-        s.breaker_probes = 1;
+        s.upstream.breaker_failures = 2;
+        s.upstream.breaker_open = Duration::from_millis(800);
+        s.upstream.breaker_probes = 1;
     })
     .await;
     let (http, sim_url) = (&app.http, sim.base_url());
@@ -249,7 +249,7 @@ async fn thirty_percent_errors_keep_cached_characters_at_full_success_within_the
     let sim = start_sim().await;
     let app = gateway(&sim.base_url(), |s| {
         // Isolate the retry budget from the breaker in this test.
-        s.breaker_failures = 1_000;
+        s.upstream.breaker_failures = 1_000;
     })
     .await;
     let (http, sim_url) = (&app.http, sim.base_url());
@@ -355,7 +355,7 @@ async fn two_instances_sharing_redis_never_exceed_the_rate_even_in_a_429_storm()
                 s.redis = RedisSettings::Standalone {
                     url: RedactedUrl::new(url),
                 };
-                s.rate_per_s = Some(RATE);
+                s.upstream.rate_per_s = Some(RATE);
             })
             .await
         }
@@ -530,7 +530,7 @@ async fn each_nexon_error_code_gets_its_documented_status_and_body() {
     let results = join_all(cases.iter().map(
         |&(code, s_new, e_new, ra, s_seen, health)| async move {
             let sim = start_sim().await;
-            let app = gateway(&sim.base_url(), |s| s.breaker_failures = 1_000).await;
+            let app = gateway(&sim.base_url(), |s| s.upstream.breaker_failures = 1_000).await;
             assert_eq!(expectation(&app, "Seen1").await.0, 200);
             faults(
                 &app.http,
@@ -587,7 +587,7 @@ async fn previously_seen_is_stale_fast_and_never_seen_is_503_fast_during_a_full_
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_path_buf();
     let on_disk = move |s: &mut Settings| {
-        s.data_dir = dir.clone();
+        s.instance.data_dir = dir.clone();
         s.database = DatabaseSettings::Sqlite {
             path: dir.join("maple.db"),
         };
@@ -611,7 +611,7 @@ async fn previously_seen_is_stale_fast_and_never_seen_is_503_fast_during_a_full_
     .await;
     let app = gateway(&sim_url, move |s| {
         on_disk(s);
-        s.breaker_failures = 2;
+        s.upstream.breaker_failures = 2;
     })
     .await;
 
@@ -673,9 +673,9 @@ async fn the_webhook_hears_when_the_breaker_opens() {
 
     let sim = start_sim().await;
     let app = gateway(&sim.base_url(), move |s| {
-        s.breaker_failures = 1;
-        s.alert_webhook = Some(hook_url);
-        s.instance_id = "alerting-1".into();
+        s.upstream.breaker_failures = 1;
+        s.upstream.alert_webhook = Some(hook_url);
+        s.instance.id = "alerting-1".into();
     })
     .await;
     faults(

@@ -50,8 +50,8 @@ pub async fn faults(http: &reqwest::Client, sim_url: &str, body: Value) {
 async fn app_on(sim_url: &str, redis: Option<String>) -> TestApp {
     let sim_url = sim_url.to_string();
     spawn_app_with(move |s| {
-        s.upstream_url = sim_url;
-        s.nexon_api_key = Some(Secret::new("test_key"));
+        s.upstream.url = sim_url;
+        s.upstream.api_key = Some(Secret::new("test_key"));
         if let Some(url) = redis {
             s.redis = RedisSettings::Standalone {
                 url: RedactedUrl::new(url),
