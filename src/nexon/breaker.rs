@@ -138,8 +138,9 @@ pub struct Rejected {
 }
 
 /// An operator's command (admin API, outage drills). It bypasses the failure count: `Open(d)` rejects every
-/// call for `d` (then the usual half-open probing follows), `Close` closes at once, `Reset` closes and also
-/// forgets the open-period backoff.
+/// call for `d` (then the usual half-open probing follows); `Close` and `Reset` close at once and forget all
+/// failure state (the consecutive-failure count, the failure policy's own count and the open-period backoff),
+/// so the breaker behaves as a new one (the lifetime totals `opened_total` / `rejected_total` remain).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Force {
     Open(Duration),
@@ -592,9 +593,9 @@ impl Breaker {
                 Force::Close | Force::Reset => State::Closed,
             };
             if matches!(cmd, Force::Close | Force::Reset) {
+                // All failure state goes, failsafe's own count and backoff included: a closed breaker must
+                // not re-open on the next single failure, for a doubled period, while reporting one failure.
                 m.consecutive_failures = 0;
-            }
-            if cmd == Force::Reset {
                 m.policy = consecutive_failures(
                     self.inner.config.failures,
                     OpenBackoff::new(self.inner.config.open, self.inner.config.open_max),
@@ -870,6 +871,37 @@ mod tests {
         assert!(b.is_rejecting());
         tokio::time::advance(Duration::from_millis(600)).await;
         assert!(!b.is_rejecting(), "due for a probe");
+    }
+
+    /// After an outage an operator closes the breaker by hand: it starts over as a new breaker would — the
+    /// configured number of failures opens it again, for the first open period, not the doubled one.
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_close_or_reset_forgets_all_failure_state() {
+        for cmd in [Force::Close, Force::Reset] {
+            let b = Breaker::new(cfg(3, 1));
+            for _ in 0..3 {
+                fail(&b);
+            }
+            tokio::time::advance(Duration::from_millis(1000)).await;
+            fail(&b); // the probe fails: open for 2000 ms
+            assert_eq!(b.status().open_for_ms, Some(2000));
+            b.force(cmd);
+            fail(&b);
+            assert_eq!(
+                b.state(),
+                BreakerState::Closed,
+                "{cmd:?}: one failure after the close does not re-open it"
+            );
+            assert_eq!(b.status().consecutive_failures, 1, "{cmd:?}");
+            fail(&b);
+            fail(&b);
+            assert_eq!(b.state(), BreakerState::Open, "{cmd:?}");
+            assert_eq!(
+                b.status().open_for_ms,
+                Some(1000),
+                "{cmd:?}: the backoff starts over"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
