@@ -13,6 +13,9 @@
 //! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
 //! `unmatched` for none), never the raw path (bounded cardinality).
 //!
+//! [`accepts_gzip`] is the response-encoding negotiation the data handlers use (RFC 9110 `Accept-Encoding`:
+//! q-values, `*`, `identity`), a pure function over the header's lines.
+//!
 //! Why one hand-written layer around the router instead of `from_fn` plus tower's `HandleError`/`LoadShed`/
 //! `ConcurrencyLimit`/`Timeout`/`RequestBodyLimit`, and instead of `Router::layer`: `Router::layer` wraps
 //! every route, and axum clones a route's whole service stack (a boxed clone per layer) and boxes a future
@@ -77,6 +80,58 @@ fn fresh_id() -> HeaderValue {
 /// Routes answered without a concurrency permit (the timeout still applies): cheap, bounded, and needed most
 /// while the instance is overloaded.
 pub const PROBE_ROUTES: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
+
+/// Content negotiation of the response encoding (RFC 9110 §12.5.3): whether a response may be sent gzip-encoded
+/// to a request whose `Accept-Encoding` field lines are `lines` (no field: no gzip, the body goes as it is).
+///
+/// Codings compare case-insensitively (`x-gzip` is `gzip`); the weight parameter is `q` or `Q` with a
+/// qvalue (`0`–`1`, at most three decimals; an element with a malformed weight is ignored); a coding not
+/// listed takes the weight of `*`, if listed. gzip is chosen when its weight is above zero and `identity`
+/// is not listed with a higher one. So `gzip;q=0`, `gzip;q=0.0`, `gzip;Q=0` and `gzip;q=0, *` refuse gzip.
+pub fn accepts_gzip<'a>(lines: impl IntoIterator<Item = &'a str>) -> bool {
+    let (mut gzip, mut any, mut identity) = (None, None, None);
+    for element in lines.into_iter().flat_map(|l| l.split(',')) {
+        let mut parts = element.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut weight = Some(1000);
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                weight = qvalue(value.trim());
+            }
+        }
+        let Some(weight) = weight else { continue };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut any
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        slot.get_or_insert(weight);
+    }
+    let gzip = gzip.or(any).unwrap_or(0);
+    gzip > 0 && identity.is_none_or(|identity| identity <= gzip)
+}
+
+/// A qvalue in thousandths: `0` or `1`, optionally followed by `.` and up to three digits (only zeros
+/// after a `1`); `None` when malformed.
+fn qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = frac.bytes().chain(std::iter::repeat(b'0')).take(3);
+    let frac = thousandths.fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match int {
+        "0" => Some(frac),
+        "1" if frac == 0 => Some(1000),
+        _ => None,
+    }
+}
 
 /// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
 /// template a request will be routed to (its metrics label, and whether it is a probe) is known before
@@ -414,6 +469,48 @@ mod tests {
             );
         }
         assert!(sane_id(&HeaderValue::from_str(&"y".repeat(64)).unwrap()).is_some());
+    }
+
+    #[test]
+    fn gzip_negotiation_follows_the_accept_encoding_rules() {
+        let cases: &[(&[&str], bool)] = &[
+            (&[], false),
+            (&[""], false),
+            (&["gzip"], true),
+            (&["GZIP"], true),
+            (&["x-gzip"], true),
+            (&["br, gzip;q=0.8"], true),
+            (&["gzip;q=0.001"], true),
+            (&["gzip;q=1"], true),
+            (&["gzip;q=1.000"], true),
+            (&["gzip ; q=0.5"], true),
+            (&["*"], true),
+            (&["*;q=0.1"], true),
+            (&["deflate", "gzip"], true),
+            (&["gzip, identity;q=0"], true),
+            (&["gzip;q=0.5, identity;q=0.5"], true),
+            (&["gzip;q=0"], false),
+            (&["gzip;q=0.0"], false),
+            (&["gzip;q=0.000"], false),
+            (&["gzip;Q=0"], false),
+            (&["gzip; q=0"], false),
+            (&["gzip;q=0, *"], false),
+            (&["*, gzip;q=0"], false),
+            (&["gzip;q=0", "*"], false),
+            (&["*;q=0"], false),
+            (&["identity"], false),
+            (&["deflate, br"], false),
+            (&["gzip;q=0.5, identity"], false),
+            (&["gzip;q=2"], false),
+            (&["gzip;q=1.5"], false),
+            (&["gzip;q=0.0001"], false),
+            (&["gzip;q=abc"], false),
+            (&["gzip;q="], false),
+            (&["gzip;q=abc, *"], true),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(accepts_gzip(lines.iter().copied()), *want, "{lines:?}");
+        }
     }
 
     #[test]
