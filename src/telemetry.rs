@@ -33,6 +33,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "maple_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "maple_http_request_duration_seconds";
 /// Requests rejected before reaching a handler, by reason (`overloaded`, `timeout`, `body_too_large`).
 pub const HTTP_REJECTED_TOTAL: &str = "maple_http_rejected_total";
+/// Requests whose handler panicked (answered 500 `INTERNAL`), by route template.
+pub const HTTP_PANICS_TOTAL: &str = "maple_http_panics_total";
 /// Cache lookups by tier and result (`hit`, `miss`, `stale`).
 pub const CACHE_REQUESTS_TOTAL: &str = "maple_cache_requests_total";
 /// Upstream calls by endpoint and outcome.

@@ -33,6 +33,7 @@
 //! pool).
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
@@ -294,13 +296,26 @@ where
             return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
         }
         let span = tracing::info_span!("request", request_id = %done.id_str(), method = method, route = %route);
-        let run = tracing::Instrument::instrument(self.inner.call(cap_body(req)), span);
+        // A panic in routing or in the handler is caught here and answered 500, instead of resetting the
+        // connection. Unwind safety: the request's own state is dropped with it; shared state the handler
+        // touched is behind locks and atomics that stay consistent (a poisoned lock fails later calls loudly).
+        let inner = &mut self.inner;
+        let routed = std::panic::catch_unwind(AssertUnwindSafe(move || inner.call(cap_body(req))));
+        let run = match routed {
+            Ok(fut) => tracing::Instrument::instrument(fut, span),
+            Err(panic) => {
+                let resp = panicked(panic.as_ref(), &done);
+                return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
+            }
+        };
         Box::pin(async move {
-            let resp = match within(place.shared.timeout, run).await {
-                Some(Ok(resp)) => resp,
-                Some(Err(never)) => match never {},
-                None => rejected("timeout", "TIMEOUT", "request took too long", done.id_str()),
-            };
+            let resp =
+                match within(place.shared.timeout, AssertUnwindSafe(run).catch_unwind()).await {
+                    Some(Ok(Ok(resp))) => resp,
+                    Some(Ok(Err(never))) => match never {},
+                    Some(Err(panic)) => panicked(panic.as_ref(), &done),
+                    None => rejected("timeout", "TIMEOUT", "request took too long", done.id_str()),
+                };
             Ok(place.shared.finish(resp, done))
         })
     }
@@ -416,6 +431,30 @@ async fn within<F: Future>(timeout: Duration, run: F) -> Option<F::Output> {
     tokio::time::timeout(timeout, run).await.ok()
 }
 
+/// The answer to a request whose handler panicked: 500 `INTERNAL` in the JSON error shape, counted in
+/// `maple_http_panics_total{route}` and logged at ERROR with the request id and the panic message.
+fn panicked(panic: &(dyn std::any::Any + Send), done: &Done) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    metrics::counter!(telemetry::HTTP_PANICS_TOTAL, "route" => done.route).increment(1);
+    tracing::error!(
+        request_id = %done.id_str(),
+        method = done.method,
+        route = done.route,
+        panic = message,
+        "request handler panicked; answered 500"
+    );
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "internal error",
+    )
+    .into_response_with_id(done.id_str())
+}
+
 /// A request the layer turned away (`reason` is the `maple_http_rejected_total` label): 503 with `Retry-After: 1`.
 fn rejected(reason: &'static str, code: &'static str, message: &str, id: &str) -> Response {
     metrics::counter!(telemetry::HTTP_REJECTED_TOTAL, "reason" => reason).increment(1);
@@ -511,6 +550,62 @@ mod tests {
         for (lines, want) in cases {
             assert_eq!(accepts_gzip(lines.iter().copied()), *want, "{lines:?}");
         }
+    }
+
+    /// A handler that panics (in its future, or while being routed) is answered 500 in the JSON error shape
+    /// with the request id, counted, and the connection's service stays usable.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_the_json_error_shape() {
+        use axum::body::Body;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::for_data_dir(dir.path());
+        let app = crate::app::Application::build(settings).await.unwrap();
+        let state = app.state().clone();
+        let router = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if rand::random::<u8>() < u8::MAX {
+                        panic!("handler bug");
+                    }
+                    "lucky"
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let layer = InboundLayer::new(
+            state.clone(),
+            RouteTemplates::new(&["/boom", "/fine"]),
+            4,
+            Duration::from_secs(5),
+        );
+        let mut svc = layer.layer(router);
+        let errors_before = state.server_errors.load(Ordering::Relaxed);
+        let req = Request::builder()
+            .uri("/boom")
+            .header(REQUEST_ID_HEADER, "panic-1")
+            .body(Body::empty())
+            .unwrap();
+        let resp = svc.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()[REQUEST_ID_HEADER], "panic-1");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "INTERNAL", "{body}");
+        assert_eq!(body["error"]["request_id"], "panic-1", "{body}");
+        assert_eq!(
+            state.server_errors.load(Ordering::Relaxed),
+            errors_before + 1
+        );
+        let req = Request::builder().uri("/fine").body(Body::empty()).unwrap();
+        assert_eq!(svc.call(req).await.unwrap().status(), StatusCode::OK);
+        let text = state.metrics.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("maple_http_panics_total{route=\"/boom\"}")),
+            "{text}"
+        );
     }
 
     #[test]
