@@ -116,3 +116,64 @@ async fn gzip_is_sent_only_to_clients_that_accept_it() {
         }
     }
 }
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs `program args…` in the repository, asserting it succeeds (its stderr in the message).
+fn run_ok(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/install-deps.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}{}",
+        args.last().filter(|a| a.len() < 80).unwrap_or(&"(script)"),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// No Docker engine runs here: the compose file is checked with a YAML parser for what a deployment relies
+/// on, and the deploy scripts with the shells' syntax check.
+#[test]
+fn the_compose_file_and_the_deploy_scripts_hold_what_operators_rely_on() {
+    const CHECK: &str = r#"
+import yaml
+d = yaml.safe_load(open("deploy/docker-compose.yml"))
+s = d["services"]
+gateways = [n for n in s if n.startswith("gateway-")]
+assert len(gateways) >= 2, gateways
+for g in gateways:
+    env = s[g]["environment"]
+    got = str(env.get("MAPLE_RATE_INSTANCES"))
+    assert got == str(len(gateways)), f"{g}: MAPLE_RATE_INSTANCES={got}, {len(gateways)} gateways"
+    dep = s[g]["depends_on"]
+    assert dep["mariadb"]["condition"] == "service_healthy", f"{g}: {dep}"
+assert s["mariadb"]["healthcheck"]["test"], "mariadb healthcheck"
+for node in ("redis-master", "redis-replica"):
+    assert "--replicaof" not in str(s[node].get("command")), f"{node}: a fixed --replicaof"
+    assert "redis-follow-master.sh" in str(s[node].get("entrypoint")), f"{node}: entrypoint"
+    env = s[node]["environment"]
+    assert env["SENTINELS"] and env["MASTER_NAME"] == "mymaster", f"{node}: {env}"
+assert s["redis-replica"]["environment"]["FALLBACK_MASTER_HOST"] == "redis-master"
+"#;
+    run_ok("python3", &["-c", CHECK]);
+    for script in [
+        "deploy/local-cluster.sh",
+        "deploy/redis-follow-master.sh",
+        "scripts/install-deps.sh",
+        "scripts/test.sh",
+    ] {
+        run_ok("bash", &["-n", script]);
+    }
+    run_ok("sh", &["-n", "deploy/redis-follow-master.sh"]);
+    let cluster = std::fs::read_to_string(repo_file("deploy/local-cluster.sh")).unwrap();
+    assert!(
+        cluster.contains(r#"MAPLE_RATE_INSTANCES="${#GW_PORTS[@]}""#),
+        "local-cluster.sh gives the gateways their number as MAPLE_RATE_INSTANCES"
+    );
+}
