@@ -13,6 +13,12 @@
 //! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
 //! `unmatched` for none), never the raw path (bounded cardinality).
 //!
+//! Every response is logged as one access-log event (tracing target `access`, INFO): method, route template,
+//! status, duration, request id and cache status (`x-cache`, `-` for none); never the raw path or query
+//! string (no secrets, bounded lines). `RUST_LOG=…,access=off` silences it. A panic in routing or in a
+//! handler is caught and answered 500 `INTERNAL` in the JSON error shape, counted in
+//! `maple_http_panics_total{route}` and logged at ERROR with the request id.
+//!
 //! [`accepts_gzip`] is the response-encoding negotiation the data handlers use (RFC 9110 `Accept-Encoding`:
 //! q-values, `*`, `identity`), a pure function over the header's lines.
 //!
@@ -392,11 +398,26 @@ impl Inbound {
                 .server_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let elapsed = done.started.elapsed();
         self.state.http_metrics.record(
             done.route,
             done.method,
             resp.status().as_u16(),
-            done.started.elapsed().as_secs_f64(),
+            elapsed.as_secs_f64(),
+        );
+        tracing::info!(
+            target: "access",
+            method = done.method,
+            route = done.route,
+            status = resp.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = %done.id_str(),
+            cache = resp
+                .headers()
+                .get(super::CACHE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            "request"
         );
         resp.headers_mut().insert(REQUEST_ID_HEADER, done.id);
         resp
@@ -557,6 +578,14 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_answered_500_in_the_json_error_shape() {
         use axum::body::Body;
+        let log = Captured::default();
+        let _log = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(log.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let settings = crate::config::Settings::for_data_dir(dir.path());
         let app = crate::app::Application::build(settings).await.unwrap();
@@ -606,6 +635,50 @@ mod tests {
                 .any(|l| l.starts_with("maple_http_panics_total{route=\"/boom\"}")),
             "{text}"
         );
+        let log = log.text();
+        let panic_line = log
+            .lines()
+            .find(|l| l.contains("request handler panicked"))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(panic_line.contains("ERROR") && panic_line.contains("request_id=panic-1"));
+        let access: Vec<&str> = log.lines().filter(|l| l.contains(" access:")).collect();
+        assert_eq!(access.len(), 2, "one access line per request: {log}");
+        for (line, route, status) in [(access[0], "/boom", 500), (access[1], "/fine", 200)] {
+            assert!(line.contains(" INFO "), "{line}");
+            assert!(line.contains("method=\"GET\""), "{line}");
+            assert!(line.contains(&format!("route=\"{route}\"")), "{line}");
+            assert!(line.contains(&format!("status={status}")), "{line}");
+            assert!(line.contains("duration_ms="), "{line}");
+            assert!(line.contains("request_id="), "{line}");
+            assert!(line.contains("cache=\"-\""), "{line}");
+        }
+    }
+
+    /// A log writer into memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
     }
 
     #[test]

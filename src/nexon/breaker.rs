@@ -14,7 +14,7 @@
 //!   cannot close a breaker that has since opened).
 //! - Time is tokio's ([`tokio::time::Instant`]), so tests drive open periods with paused time.
 //! - Every transition is logged, counted (`maple_breaker_transitions_total{to}`), reflected in the
-//!   `maple_breaker_state` gauge (0 closed, 1 open, 2 half-open) and passed to the transition listener (the
+//!   `maple_breaker_state{breaker="nexon",state}` gauge (1 for the current state, 0 for the others) and passed to the transition listener (the
 //!   alerter); rejections are counted in `maple_breaker_rejections_total`. [`Breaker::status`] is the
 //!   snapshot `/health/ready` shows (and the admin API can).
 //!
@@ -34,8 +34,10 @@ use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use serde::Serialize;
 use tokio::time::Instant;
 
-/// Gauge: 0 closed, 1 open, 2 half-open.
+/// Gauge, one series per state: `maple_breaker_state{breaker="nexon",state="open"} 1`, the other states 0.
 pub const BREAKER_STATE: &str = "maple_breaker_state";
+/// The `breaker` label of this breaker's series.
+pub const BREAKER_NAME: &str = "nexon";
 /// Counter of transitions, by target state.
 pub const BREAKER_TRANSITIONS_TOTAL: &str = "maple_breaker_transitions_total";
 /// Counter of calls rejected without an upstream call, by state.
@@ -109,11 +111,17 @@ impl BreakerState {
             BreakerState::HalfOpen => "half_open",
         }
     }
-    fn gauge(self) -> f64 {
-        match self {
-            BreakerState::Closed => 0.0,
-            BreakerState::Open => 1.0,
-            BreakerState::HalfOpen => 2.0,
+    const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
+    /// Sets the state gauge: 1 for `self`'s series, 0 for the others.
+    fn export(self) {
+        for s in Self::ALL {
+            metrics::gauge!(BREAKER_STATE, "breaker" => BREAKER_NAME, "state" => s.as_str())
+                .set(if s == self { 1.0 } else { 0.0 });
         }
     }
 }
@@ -473,7 +481,7 @@ impl Breaker {
             config.failures,
             OpenBackoff::new(config.open, config.open_max),
         );
-        metrics::gauge!(BREAKER_STATE).set(BreakerState::Closed.gauge());
+        BreakerState::Closed.export();
         Breaker {
             inner: Arc::new(Inner {
                 machine: Mutex::new(Machine {
@@ -539,7 +547,7 @@ impl Breaker {
     }
 
     fn announce(&self, t: &Transition) {
-        metrics::gauge!(BREAKER_STATE).set(t.to.gauge());
+        t.to.export();
         metrics::counter!(BREAKER_TRANSITIONS_TOTAL, "to" => t.to.as_str()).increment(1);
         match t.to {
             BreakerState::Open => tracing::warn!(
