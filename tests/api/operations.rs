@@ -177,3 +177,129 @@ assert s["redis-replica"]["environment"]["FALLBACK_MASTER_HOST"] == "redis-maste
         "local-cluster.sh gives the gateways their number as MAPLE_RATE_INSTANCES"
     );
 }
+
+/// Every `maple_*` / `process_*` token of `text` (a token starts after a character that cannot be part of
+/// a name).
+fn metric_tokens(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let b = text.as_bytes();
+    let is_name = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_';
+    for start in 0..b.len() {
+        if (start > 0 && (is_name(b[start - 1]) || b[start - 1].is_ascii_uppercase()))
+            || !(b[start..].starts_with(b"maple_") || b[start..].starts_with(b"process_"))
+        {
+            continue;
+        }
+        let end = (start..b.len())
+            .find(|&i| !is_name(b[i]))
+            .unwrap_or(b.len());
+        out.insert(text[start..end].to_string());
+    }
+    out
+}
+
+/// The metric names the code registers: the `"maple_…"` / `"process_…"` string literals under `src/`.
+fn names_in_code() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for piece in text.split('"').skip(1).step_by(2) {
+                    let t = metric_tokens(piece);
+                    if t.len() == 1 && t.contains(piece) {
+                        out.insert(piece.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Default::default();
+    walk(&repo_file("src"), &mut out);
+    out
+}
+
+/// `name` as registered: a histogram's `_bucket` / `_sum` / `_count` series name its histogram.
+fn registered_as(name: &str, code: &std::collections::BTreeSet<String>) -> Option<String> {
+    if code.contains(name) {
+        return Some(name.to_string());
+    }
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .filter_map(|s| name.strip_suffix(s))
+        .find(|base| code.contains(*base))
+        .map(String::from)
+}
+
+/// The alert rules and the dashboard only use metrics the gateway exports: every name they mention is
+/// registered by the code, and the scan of the code is checked against a running gateway's `/metrics`
+/// (every name it exports after some traffic is found by the scan), which must also carry the build info,
+/// the process metrics and the breaker state per state.
+#[tokio::test]
+async fn alert_rules_and_dashboard_use_only_metrics_the_gateway_exports() {
+    let app = spawn_app().await;
+    assert_eq!(app.get(EXPECTATION).await.status(), 200);
+    assert_eq!(app.get(EXPECTATION).await.status(), 200);
+    assert_eq!(app.get("/api/v4/characters/x/nothing").await.status(), 404);
+    app.get("/health/ready").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let exported: std::collections::BTreeSet<String> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            metric_tokens(l.split(['{', ' ']).next()?)
+                .into_iter()
+                .next()
+        })
+        .collect();
+    for must in [
+        "maple_build_info",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "maple_http_requests_total",
+        "maple_http_request_duration_seconds_bucket",
+        "maple_ready",
+        "maple_breaker_state",
+    ] {
+        assert!(exported.contains(must), "/metrics lacks {must}:\n{metrics}");
+    }
+    for state in ["closed", "open", "half_open"] {
+        let want = if state == "closed" { 1 } else { 0 };
+        let series = format!("maple_breaker_state{{breaker=\"nexon\",state=\"{state}\"}} {want}");
+        assert!(metrics.lines().any(|l| l == series), "{series}:\n{metrics}");
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with("maple_build_info{")
+            && l.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && l.contains("commit=\"")),
+        "{metrics}"
+    );
+
+    let code = names_in_code();
+    for name in &exported {
+        assert!(
+            registered_as(name, &code).is_some(),
+            "{name} is exported but the scan of src/ does not find it (the scan is wrong)"
+        );
+    }
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(repo_file(file)).unwrap();
+        let used = metric_tokens(&text);
+        assert!(used.len() > 10, "{file}: {used:?}");
+        let unknown: Vec<_> = used
+            .iter()
+            .filter(|n| registered_as(n, &code).is_none())
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses metrics the gateway does not export: {unknown:?}"
+        );
+    }
+}
