@@ -6,6 +6,7 @@
 #   MASTER_NAME           the monitored master's name (mymaster)
 #   SELF_HOST             this node's host name as the Sentinels know it (the master's address is compared
 #                         with it, by name and by resolved address)
+#   SELF_PORT             this node's port (6379)
 #   FALLBACK_MASTER_HOST  the master to follow when no Sentinel answers (unset: start as master)
 #   FALLBACK_MASTER_PORT  its port (6379)
 #
@@ -26,7 +27,8 @@ ask_sentinels() { # prints "host port" of the current master, or nothing
   return 1
 }
 
-is_self() { # host
+is_self() { # host port
+  [ "$2" = "${SELF_PORT:-6379}" ] || return 1
   [ "$1" = "$SELF_HOST" ] && return 0
   self_ip=$(getent hosts "$SELF_HOST" 2>/dev/null | awk '{print $1; exit}')
   [ -n "$self_ip" ] && [ "$1" = "$self_ip" ]
@@ -35,7 +37,7 @@ is_self() { # host
 if master=$(ask_sentinels); then
   host=${master% *}
   port=${master#* }
-  if is_self "$host"; then
+  if is_self "$host" "$port"; then
     echo "redis-follow-master: the Sentinels report this node ($host:$port) as master: starting as master"
     exec "$@"
   fi

@@ -303,3 +303,42 @@ async fn alert_rules_and_dashboard_use_only_metrics_the_gateway_exports() {
         );
     }
 }
+
+/// The Redis nodes' entrypoint follows the master the Sentinels report (this node itself: no
+/// `--replicaof`), and the configured master only when no Sentinel answers.
+#[test]
+fn redis_nodes_start_following_the_master_the_sentinels_report() {
+    let topo = crate::harness::SentinelTopology::start();
+    let master = topo
+        .reported_master_port()
+        .expect("the Sentinels know the master");
+    let sentinels = topo.sentinel_list().replace(',', " ");
+    let follow = |sentinels: &str, self_port: u16| {
+        let out = std::process::Command::new("sh")
+            .arg(repo_file("deploy/redis-follow-master.sh"))
+            .args(["echo", "redis-server"])
+            .env("SENTINELS", sentinels)
+            .env("MASTER_NAME", &topo.master_name)
+            .env("SELF_HOST", "127.0.0.1")
+            .env("SELF_PORT", self_port.to_string())
+            .env("FALLBACK_MASTER_HOST", "configured-master")
+            .env("FALLBACK_MASTER_PORT", "6379")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let replica = follow(&sentinels, topo.replica.port);
+    assert!(
+        replica.ends_with(&format!("redis-server --replicaof 127.0.0.1 {master}\n")),
+        "{replica}"
+    );
+    let the_master = follow(&sentinels, master);
+    assert!(the_master.ends_with("\nredis-server\n"), "{the_master}");
+    let closed = crate::harness::free_port();
+    let alone = follow(&format!("127.0.0.1:{closed}"), topo.replica.port);
+    assert!(
+        alone.ends_with("redis-server --replicaof configured-master 6379\n"),
+        "{alone}"
+    );
+}
