@@ -2,7 +2,8 @@
 # The distributed topology from local binaries (no Docker), on loopback:
 #   Redis master + one replica + three Sentinels (quorum 2, down-after 1000 ms, failover-timeout 3000 ms),
 #   a database `maple_cluster` on the local MariaDB (127.0.0.1:3306, root), the Nexon simulator, and two
-#   gateway instances sharing all of them.
+#   gateway instances sharing all of them (MAPLE_RATE_INSTANCES = the number of gateways, so their local
+#   fallback limiters together stay within the upstream budget while Redis is unreachable).
 #
 #   deploy/local-cluster.sh start | stop | status
 #
@@ -75,6 +76,7 @@ start() {
       MAPLE_UPSTREAM_URL="http://127.0.0.1:$SIM_PORT" NEXON_API_KEY="${NEXON_API_KEY:-local-cluster-key}" \
       MAPLE_REDIS_SENTINELS="$sentinel_list" MAPLE_REDIS_MASTER=mymaster MAPLE_DATABASE_URL="$DB_URL" \
       MAPLE_CUBE_TABLE="${MAPLE_CUBE_TABLE:-data/sim-cube-table.csv}" MAPLE_ADMIN_TOKEN="$ADMIN_TOKEN" \
+      MAPLE_RATE_INSTANCES="${#GW_PORTS[@]}" \
       start_bg "gw$n" "$BIN" serve
   done
   for p in "${GW_PORTS[@]}"; do wait_tcp "$p" "gateway"; done

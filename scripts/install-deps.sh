@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the server binaries the test suite starts (redis-server with Sentinel, MariaDB server and client)
-# when they are missing. Debian/Ubuntu only (apt-get); does nothing when everything is present.
+# and the checkers it runs (promtool, PyYAML) when they are missing. Debian/Ubuntu only (apt-get); does
+# nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,9 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+# promtool checks deploy/prometheus/alerts.yml; PyYAML parses deploy/docker-compose.yml in the test suite.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

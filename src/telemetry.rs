@@ -7,7 +7,8 @@
 //! `cache`, `characters`, `likes`, `lock`, `nexon`, `pipeline`, `redis`, `shutdown` and `store` modules, the
 //! API layer); the constants below name the HTTP metrics recorded here and the few that other modules
 //! share. `GET /metrics` lists every metric the running gateway has recorded. Labels are
-//! bounded-cardinality (never a character name).
+//! bounded-cardinality (never a character name). Installing the recorder sets `maple_build_info`;
+//! [`flush`] also reads the `process_*` metrics from `/proc` (Linux; elsewhere they are absent).
 //!
 //! The recorder is installed without its own upkeep task: the application runs [`run_upkeep`] (histogram
 //! buffers drained every 5 s) until shutdown. Hot paths do not call `metrics::counter!` with labels per
@@ -35,6 +36,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "maple_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "maple_http_request_duration_seconds";
 /// Requests rejected before reaching a handler, by reason (`overloaded`, `timeout`, `body_too_large`).
 pub const HTTP_REJECTED_TOTAL: &str = "maple_http_rejected_total";
+/// Requests whose handler panicked (answered 500 `INTERNAL`), by route template.
+pub const HTTP_PANICS_TOTAL: &str = "maple_http_panics_total";
 /// Cache lookups by tier and result (`hit`, `miss`, `stale`).
 pub const CACHE_REQUESTS_TOTAL: &str = "maple_cache_requests_total";
 /// Upstream calls by endpoint and outcome.
@@ -45,6 +48,99 @@ pub const UPSTREAM_CALL_DURATION: &str = "maple_upstream_call_duration_seconds";
 pub const CUBE_TABLE_ERRORS: &str = "maple_cube_table_error_groups";
 /// 1 while the application is ready, 0 while starting or shutting down.
 pub const READY: &str = "maple_ready";
+/// Always 1; labels `version` (the crate's) and `commit` (`MAPLE_GIT_COMMIT` at build time, else `unknown`).
+pub const BUILD_INFO: &str = "maple_build_info";
+/// Resident memory of the process in bytes (`/proc/self/status` `VmRSS`).
+pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+/// CPU time of the process (user + system) in seconds (`/proc/self/stat`). A gauge carrying a counter's
+/// value: the recorder's counters are integers; `rate()` works on it as on a counter.
+pub const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
+/// Open file descriptors (`/proc/self/fd`).
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+/// When the process started, in Unix seconds (`/proc/self/stat` start time plus the boot time).
+pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
+
+/// The git commit the binary was built from, when the build set `MAPLE_GIT_COMMIT`.
+pub const GIT_COMMIT: &str = match option_env!("MAPLE_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+/// Sets `maple_build_info` (once per recorder: the labels never change).
+fn export_build_info() {
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => GIT_COMMIT)
+        .set(1.0);
+}
+
+/// What the process metrics read from `/proc` (Linux only; elsewhere, or when a file cannot be read, the
+/// metric is not updated).
+#[derive(Debug, Default, PartialEq)]
+struct ProcessSample {
+    resident_bytes: Option<f64>,
+    cpu_seconds: Option<f64>,
+    start_time_seconds: Option<f64>,
+    open_fds: Option<f64>,
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`: 100 on every Linux architecture the gateway
+/// is built for).
+const USER_HZ: f64 = 100.0;
+
+/// `VmRSS` of `/proc/self/status` in bytes.
+fn parse_rss(status: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// `(cpu seconds, start time in seconds since boot)` from `/proc/self/stat` (fields 14 + 15 and 22; the
+/// command name, field 2, may contain spaces and parentheses, so fields are counted after its last `)`).
+fn parse_stat(stat: &str) -> Option<(f64, f64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i)?.parse::<f64>().ok();
+    // After `)`, index 0 is field 3 (state): field n is at index n - 3.
+    Some(((tick(11)? + tick(12)?) / USER_HZ, tick(19)? / USER_HZ))
+}
+
+/// The `btime` line of `/proc/stat`: boot time in Unix seconds.
+fn parse_btime(stat: &str) -> Option<f64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn sample_process() -> ProcessSample {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let stat = read("/proc/self/stat").and_then(|s| parse_stat(&s));
+    let btime = read("/proc/stat").and_then(|s| parse_btime(&s));
+    ProcessSample {
+        resident_bytes: read("/proc/self/status").and_then(|s| parse_rss(&s)),
+        cpu_seconds: stat.map(|(cpu, _)| cpu),
+        start_time_seconds: stat.zip(btime).map(|((_, start), boot)| boot + start),
+        open_fds: std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as f64),
+    }
+}
+
+/// Reads the process metrics from `/proc` into their gauges ([`flush`] runs it, so every scrape sees them
+/// current).
+fn export_process_metrics() {
+    let s = sample_process();
+    for (name, value) in [
+        (PROCESS_RESIDENT_MEMORY, s.resident_bytes),
+        (PROCESS_CPU_SECONDS, s.cpu_seconds),
+        (PROCESS_START_TIME, s.start_time_seconds),
+        (PROCESS_OPEN_FDS, s.open_fds),
+    ] {
+        if let Some(v) = value {
+            metrics::gauge!(name).set(v);
+        }
+    }
+}
 
 /// Installs the global tracing subscriber (idempotent). Filter from `RUST_LOG`, default `info`.
 pub fn init_tracing(format: LogFormat) {
@@ -76,7 +172,10 @@ pub fn metrics_handle() -> PrometheusHandle {
                 ])
                 .expect("static bucket list is not empty");
             match builder.install_recorder() {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    export_build_info();
+                    handle
+                }
                 // A recorder was installed by someone else: render our own (empty) one rather than panic.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }
@@ -282,9 +381,11 @@ fn registered<B: Flush + 'static>(batch: B) -> std::sync::Arc<B> {
     batch
 }
 
-/// Hands every batched counter's and histogram's pending updates to the recorder. Run before rendering the
-/// metrics (the `/metrics` handler does) so that the text includes everything counted until then.
+/// Hands every batched counter's and histogram's pending updates to the recorder and reads the process
+/// metrics. Run before rendering the metrics (the `/metrics` handler does) so that the text includes
+/// everything counted until then.
 pub fn flush() {
+    export_process_metrics();
     let live: Vec<_> = {
         let mut batches = BATCHES
             .lock()
@@ -470,6 +571,37 @@ impl HttpMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_metrics_are_parsed_from_proc_text() {
+        let status = "Name:\tmaple\nVmPeak:\t  9000 kB\nVmRSS:\t  2048 kB\nThreads:\t4\n";
+        assert_eq!(parse_rss(status), Some(2048.0 * 1024.0));
+        assert_eq!(parse_rss("Name: x\n"), None);
+        // The command name may hold spaces and parentheses.
+        let stat = "4242 (maple (gw) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 12345 \
+                    1000 500 18446744073709551615";
+        assert_eq!(parse_stat(stat), Some((3.0, 123.45)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(
+            parse_btime("cpu  1 2 3\nbtime 1700000000\nprocesses 9\n"),
+            Some(1_700_000_000.0)
+        );
+        if cfg!(target_os = "linux") {
+            let s = sample_process();
+            assert!(s.resident_bytes.is_some_and(|b| b > 1e6), "{s:?}");
+            assert!(s.cpu_seconds.is_some_and(|c| c >= 0.0), "{s:?}");
+            assert!(s.open_fds.is_some_and(|n| n >= 3.0), "{s:?}");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            assert!(
+                s.start_time_seconds
+                    .is_some_and(|t| t <= now + 1.0 && t > now - 86_400.0),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn sharded_counts_are_exact_when_units_are_taken_back_on_other_threads() {

@@ -193,7 +193,8 @@ pub async fn upstream_outage(
     Ok(Json(report))
 }
 
-/// `POST /admin/cache/invalidate/{name}`
+/// `POST /admin/cache/invalidate/{name}`: drops the character's keys from L2 (Redis) and its L1 copies in
+/// every instance (pub/sub).
 pub async fn invalidate(
     State(s): State<AppState>,
     Path(raw): Path<String>,

@@ -13,6 +13,15 @@
 //! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
 //! `unmatched` for none), never the raw path (bounded cardinality).
 //!
+//! Every response is logged as one access-log event (tracing target `access`, INFO): method, route template,
+//! status, duration, request id and cache status (`x-cache`, `-` for none); never the raw path or query
+//! string (no secrets, bounded lines). `RUST_LOG=…,access=off` silences it. A panic in routing or in a
+//! handler is caught and answered 500 `INTERNAL` in the JSON error shape, counted in
+//! `maple_http_panics_total{route}` and logged at ERROR with the request id.
+//!
+//! [`accepts_gzip`] is the response-encoding negotiation the data handlers use (RFC 9110 `Accept-Encoding`:
+//! q-values, `*`, `identity`), a pure function over the header's lines.
+//!
 //! Why one hand-written layer around the router instead of `from_fn` plus tower's `HandleError`/`LoadShed`/
 //! `ConcurrencyLimit`/`Timeout`/`RequestBodyLimit`, and instead of `Router::layer`: `Router::layer` wraps
 //! every route, and axum clones a route's whole service stack (a boxed clone per layer) and boxes a future
@@ -30,6 +39,7 @@
 //! pool).
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -38,6 +48,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
@@ -78,6 +89,58 @@ fn fresh_id() -> HeaderValue {
 /// Routes answered without a concurrency permit (the timeout still applies): cheap, bounded, and needed most
 /// while the instance is overloaded.
 pub const PROBE_ROUTES: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
+
+/// Content negotiation of the response encoding (RFC 9110 §12.5.3): whether a response may be sent gzip-encoded
+/// to a request whose `Accept-Encoding` field lines are `lines` (no field: no gzip, the body goes as it is).
+///
+/// Codings compare case-insensitively (`x-gzip` is `gzip`); the weight parameter is `q` or `Q` with a
+/// qvalue (`0`–`1`, at most three decimals; an element with a malformed weight is ignored); a coding not
+/// listed takes the weight of `*`, if listed. gzip is chosen when its weight is above zero and `identity`
+/// is not listed with a higher one. So `gzip;q=0`, `gzip;q=0.0`, `gzip;Q=0` and `gzip;q=0, *` refuse gzip.
+pub fn accepts_gzip<'a>(lines: impl IntoIterator<Item = &'a str>) -> bool {
+    let (mut gzip, mut any, mut identity) = (None, None, None);
+    for element in lines.into_iter().flat_map(|l| l.split(',')) {
+        let mut parts = element.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut weight = Some(1000);
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                weight = qvalue(value.trim());
+            }
+        }
+        let Some(weight) = weight else { continue };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut any
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        slot.get_or_insert(weight);
+    }
+    let gzip = gzip.or(any).unwrap_or(0);
+    gzip > 0 && identity.is_none_or(|identity| identity <= gzip)
+}
+
+/// A qvalue in thousandths: `0` or `1`, optionally followed by `.` and up to three digits (only zeros
+/// after a `1`); `None` when malformed.
+fn qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = frac.bytes().chain(std::iter::repeat(b'0')).take(3);
+    let frac = thousandths.fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match int {
+        "0" => Some(frac),
+        "1" if frac == 0 => Some(1000),
+        _ => None,
+    }
+}
 
 /// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
 /// template a request will be routed to (its metrics label, and whether it is a probe) is known before
@@ -240,18 +303,31 @@ where
             return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
         }
         let span = tracing::info_span!("request", request_id = %done.id_str(), method = method, route = %route);
-        let run = tracing::Instrument::instrument(self.inner.call(cap_body(req)), span);
+        // A panic in routing or in the handler is caught here and answered 500, instead of resetting the
+        // connection. Unwind safety: the request's own state is dropped with it; shared state the handler
+        // touched is behind locks and atomics that stay consistent (a poisoned lock fails later calls loudly).
+        let inner = &mut self.inner;
+        let routed = std::panic::catch_unwind(AssertUnwindSafe(move || inner.call(cap_body(req))));
+        let run = match routed {
+            Ok(fut) => tracing::Instrument::instrument(fut, span),
+            Err(panic) => {
+                let resp = panicked(panic.as_ref(), &done);
+                return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
+            }
+        };
         Box::pin(async move {
-            let resp = match within(place.shared.timeout, run).await {
-                Some(Ok(resp)) => resp,
-                Some(Err(never)) => match never {},
-                None => rejected(
-                    "timeout",
-                    Code::Timeout,
-                    "request took too long",
-                    done.id_str(),
-                ),
-            };
+            let resp =
+                match within(place.shared.timeout, AssertUnwindSafe(run).catch_unwind()).await {
+                    Some(Ok(Ok(resp))) => resp,
+                    Some(Ok(Err(never))) => match never {},
+                    Some(Err(panic)) => panicked(panic.as_ref(), &done),
+                    None => rejected(
+                        "timeout",
+                        Code::Timeout,
+                        "request took too long",
+                        done.id_str(),
+                    ),
+                };
             Ok(place.shared.finish(resp, done))
         })
     }
@@ -328,11 +404,26 @@ impl Inbound {
                 .server_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let elapsed = done.started.elapsed();
         self.state.http_metrics.record(
             done.route,
             done.method,
             resp.status().as_u16(),
-            done.started.elapsed().as_secs_f64(),
+            elapsed.as_secs_f64(),
+        );
+        tracing::info!(
+            target: "access",
+            method = done.method,
+            route = done.route,
+            status = resp.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = %done.id_str(),
+            cache = resp
+                .headers()
+                .get(super::CACHE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            "request"
         );
         resp.headers_mut().insert(REQUEST_ID_HEADER, done.id);
         resp
@@ -365,6 +456,30 @@ async fn within<F: Future>(timeout: Duration, run: F) -> Option<F::Output> {
         return Some(out);
     }
     tokio::time::timeout(timeout, run).await.ok()
+}
+
+/// The answer to a request whose handler panicked: 500 `INTERNAL` in the JSON error shape, counted in
+/// `maple_http_panics_total{route}` and logged at ERROR with the request id and the panic message.
+fn panicked(panic: &(dyn std::any::Any + Send), done: &Done) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    metrics::counter!(telemetry::HTTP_PANICS_TOTAL, "route" => done.route).increment(1);
+    tracing::error!(
+        request_id = %done.id_str(),
+        method = done.method,
+        route = done.route,
+        panic = message,
+        "request handler panicked; answered 500"
+    );
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Internal,
+        "internal error",
+    )
+    .into_response_with_id(done.id_str())
 }
 
 /// A request the layer turned away (`reason` is the `maple_http_rejected_total` label): 503 with `Retry-After: 1`.
@@ -420,6 +535,156 @@ mod tests {
             );
         }
         assert!(sane_id(&HeaderValue::from_str(&"y".repeat(64)).unwrap()).is_some());
+    }
+
+    #[test]
+    fn gzip_negotiation_follows_the_accept_encoding_rules() {
+        let cases: &[(&[&str], bool)] = &[
+            (&[], false),
+            (&[""], false),
+            (&["gzip"], true),
+            (&["GZIP"], true),
+            (&["x-gzip"], true),
+            (&["br, gzip;q=0.8"], true),
+            (&["gzip;q=0.001"], true),
+            (&["gzip;q=1"], true),
+            (&["gzip;q=1.000"], true),
+            (&["gzip ; q=0.5"], true),
+            (&["*"], true),
+            (&["*;q=0.1"], true),
+            (&["deflate", "gzip"], true),
+            (&["gzip, identity;q=0"], true),
+            (&["gzip;q=0.5, identity;q=0.5"], true),
+            (&["gzip;q=0"], false),
+            (&["gzip;q=0.0"], false),
+            (&["gzip;q=0.000"], false),
+            (&["gzip;Q=0"], false),
+            (&["gzip; q=0"], false),
+            (&["gzip;q=0, *"], false),
+            (&["*, gzip;q=0"], false),
+            (&["gzip;q=0", "*"], false),
+            (&["*;q=0"], false),
+            (&["identity"], false),
+            (&["deflate, br"], false),
+            (&["gzip;q=0.5, identity"], false),
+            (&["gzip;q=2"], false),
+            (&["gzip;q=1.5"], false),
+            (&["gzip;q=0.0001"], false),
+            (&["gzip;q=abc"], false),
+            (&["gzip;q="], false),
+            (&["gzip;q=abc, *"], true),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(accepts_gzip(lines.iter().copied()), *want, "{lines:?}");
+        }
+    }
+
+    /// A handler that panics (in its future, or while being routed) is answered 500 in the JSON error shape
+    /// with the request id, counted, and the connection's service stays usable.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_the_json_error_shape() {
+        use axum::body::Body;
+        let log = Captured::default();
+        let _log = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(log.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::for_data_dir(dir.path());
+        let app = crate::app::Application::build(settings).await.unwrap();
+        let state = app.state().clone();
+        let router = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if rand::random::<u8>() < u8::MAX {
+                        panic!("handler bug");
+                    }
+                    "lucky"
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let layer = InboundLayer::new(
+            state.clone(),
+            RouteTemplates::new(&["/boom", "/fine"]),
+            4,
+            Duration::from_secs(5),
+        );
+        let mut svc = layer.layer(router);
+        let errors_before = state.server_errors.load(Ordering::Relaxed);
+        let req = Request::builder()
+            .uri("/boom")
+            .header(REQUEST_ID_HEADER, "panic-1")
+            .body(Body::empty())
+            .unwrap();
+        let resp = svc.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()[REQUEST_ID_HEADER], "panic-1");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "INTERNAL", "{body}");
+        assert_eq!(body["error"]["request_id"], "panic-1", "{body}");
+        assert_eq!(
+            state.server_errors.load(Ordering::Relaxed),
+            errors_before + 1
+        );
+        let req = Request::builder().uri("/fine").body(Body::empty()).unwrap();
+        assert_eq!(svc.call(req).await.unwrap().status(), StatusCode::OK);
+        let text = state.metrics.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("maple_http_panics_total{route=\"/boom\"}")),
+            "{text}"
+        );
+        let log = log.text();
+        let panic_line = log
+            .lines()
+            .find(|l| l.contains("request handler panicked"))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(panic_line.contains("ERROR") && panic_line.contains("request_id=panic-1"));
+        let access: Vec<&str> = log.lines().filter(|l| l.contains(" access:")).collect();
+        assert_eq!(access.len(), 2, "one access line per request: {log}");
+        for (line, route, status) in [(access[0], "/boom", 500), (access[1], "/fine", 200)] {
+            assert!(line.contains(" INFO "), "{line}");
+            assert!(line.contains("method=\"GET\""), "{line}");
+            assert!(line.contains(&format!("route=\"{route}\"")), "{line}");
+            assert!(line.contains(&format!("status={status}")), "{line}");
+            assert!(line.contains("duration_ms="), "{line}");
+            assert!(line.contains("request_id="), "{line}");
+            assert!(line.contains("cache=\"-\""), "{line}");
+        }
+    }
+
+    /// A log writer into memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
     }
 
     #[test]

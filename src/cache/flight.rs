@@ -29,9 +29,12 @@ pub const DONE_CHANNEL: &str = "maple:v1:flight:done";
 
 const COMPARE_AND_DELETE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
+/// What [`lease_key`] appends to a cache key.
+pub const LEASE_SUFFIX: &str = ":flight";
+
 /// The Redis key holding the flight lease of a cache key.
 pub fn lease_key(key: &str) -> String {
-    format!("{key}:flight")
+    format!("{key}{LEASE_SUFFIX}")
 }
 
 /// Local dispatch of completion signals to waiting followers.

@@ -325,6 +325,18 @@ impl<E> Clone for TieredCache<E> {
     }
 }
 
+/// `s` with Redis glob metacharacters escaped, for a `MATCH` pattern that matches it literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The invalidation channel: payload `instance_id\nkey-prefix`.
 pub const INVALIDATE_CHANNEL: &str = "maple:v1:invalidate";
 
@@ -536,10 +548,47 @@ where
             .await;
     }
 
-    /// Drops every key starting with `prefix` from L1 here, from L2, and (via pub/sub) from other instances.
+    /// Drops every key starting with `prefix` from L2, from L1 here, and (via pub/sub) from L1 on the other
+    /// instances. L2 goes first, so no instance can promote an old value from L2 again after dropping its
+    /// copy. Flight leases under the prefix stay (a running load keeps its one leader). A Redis failure is
+    /// logged and counted (`maple_cache_l2_errors_total{op="invalidate"}`); the L1 drops happen anyway.
     pub async fn invalidate_prefix(&self, prefix: &str) {
+        self.invalidate_l2(prefix).await;
         self.invalidate_local(prefix);
         self.publish_invalidation(prefix).await;
+    }
+
+    /// Deletes the L2 keys starting with `prefix` (found with `SCAN MATCH`, deleted in batches).
+    async fn invalidate_l2(&self, prefix: &str) {
+        use futures::TryStreamExt;
+        let Some(redis) = &self.inner.l2 else {
+            return;
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            metrics::counter!("maple_cache_l2_errors_total", "op" => "invalidate").increment(1);
+            tracing::warn!(error = %e, prefix, "L2 invalidation failed");
+        };
+        let pattern = format!("{}*", glob_escape(prefix));
+        let scanned: Result<Vec<fred::types::Key>, _> = redis
+            .client()
+            .scan_buffered(pattern, Some(1000), None)
+            .try_collect()
+            .await;
+        let keys: Vec<fred::types::Key> = match scanned {
+            Ok(keys) => keys
+                .into_iter()
+                .filter(|k| {
+                    !k.as_str()
+                        .is_some_and(|k| k.ends_with(flight::LEASE_SUFFIX))
+                })
+                .collect(),
+            Err(e) => return failed(&e),
+        };
+        for batch in keys.chunks(500) {
+            if let Err(e) = redis.client().del::<i64, _>(batch.to_vec()).await {
+                failed(&e);
+            }
+        }
     }
 
     /// Tells the other instances (not this one) to drop their L1 entries under `prefix`: after a forced
@@ -872,6 +921,12 @@ pub async fn run_listener<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalidation_patterns_match_the_prefix_literally() {
+        assert_eq!(glob_escape("maple:v1:c:stat1:"), "maple:v1:c:stat1:");
+        assert_eq!(glob_escape(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+    }
 
     #[test]
     fn l2_encoding_round_trips() {

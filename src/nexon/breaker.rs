@@ -14,7 +14,7 @@
 //!   cannot close a breaker that has since opened).
 //! - Time is tokio's ([`tokio::time::Instant`]), so tests drive open periods with paused time.
 //! - Every transition is logged, counted (`maple_breaker_transitions_total{to}`), reflected in the
-//!   `maple_breaker_state` gauge (0 closed, 1 open, 2 half-open) and passed to the transition listener (the
+//!   `maple_breaker_state{breaker="nexon",state}` gauge (1 for the current state, 0 for the others) and passed to the transition listener (the
 //!   alerter); rejections are counted in `maple_breaker_rejections_total`. [`Breaker::status`] is the
 //!   snapshot `/health/ready` shows (and the admin API can).
 //!
@@ -34,8 +34,10 @@ use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use serde::Serialize;
 use tokio::time::Instant;
 
-/// Gauge: 0 closed, 1 open, 2 half-open.
+/// Gauge, one series per state: `maple_breaker_state{breaker="nexon",state="open"} 1`, the other states 0.
 pub const BREAKER_STATE: &str = "maple_breaker_state";
+/// The `breaker` label of this breaker's series.
+pub const BREAKER_NAME: &str = "nexon";
 /// Counter of transitions, by target state.
 pub const BREAKER_TRANSITIONS_TOTAL: &str = "maple_breaker_transitions_total";
 /// Counter of calls rejected without an upstream call, by state.
@@ -117,11 +119,17 @@ impl BreakerState {
             BreakerState::HalfOpen => "half_open",
         }
     }
-    fn gauge(self) -> f64 {
-        match self {
-            BreakerState::Closed => 0.0,
-            BreakerState::Open => 1.0,
-            BreakerState::HalfOpen => 2.0,
+    const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
+    /// Sets the state gauge: 1 for `self`'s series, 0 for the others.
+    fn export(self) {
+        for s in Self::ALL {
+            metrics::gauge!(BREAKER_STATE, "breaker" => BREAKER_NAME, "state" => s.as_str())
+                .set(if s == self { 1.0 } else { 0.0 });
         }
     }
 }
@@ -146,8 +154,9 @@ pub struct Rejected {
 }
 
 /// An operator's command (admin API, outage drills). It bypasses the failure count: `Open(d)` rejects every
-/// call for `d` (then the usual half-open probing follows), `Close` closes at once, `Reset` closes and also
-/// forgets the open-period backoff.
+/// call for `d` (then the usual half-open probing follows); `Close` and `Reset` close at once and forget all
+/// failure state (the consecutive-failure count, the failure policy's own count and the open-period backoff),
+/// so the breaker behaves as a new one (the lifetime totals `opened_total` / `rejected_total` remain).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Force {
     Open(Duration),
@@ -480,7 +489,7 @@ impl Breaker {
             config.failures,
             OpenBackoff::new(config.open, config.open_max),
         );
-        metrics::gauge!(BREAKER_STATE).set(BreakerState::Closed.gauge());
+        BreakerState::Closed.export();
         Breaker {
             inner: Arc::new(Inner {
                 machine: Mutex::new(Machine {
@@ -546,7 +555,7 @@ impl Breaker {
     }
 
     fn announce(&self, t: &Transition) {
-        metrics::gauge!(BREAKER_STATE).set(t.to.gauge());
+        t.to.export();
         metrics::counter!(BREAKER_TRANSITIONS_TOTAL, "to" => t.to.as_str()).increment(1);
         match t.to {
             BreakerState::Open => tracing::warn!(
@@ -600,9 +609,9 @@ impl Breaker {
                 Force::Close | Force::Reset => State::Closed,
             };
             if matches!(cmd, Force::Close | Force::Reset) {
+                // All failure state goes, failsafe's own count and backoff included: a closed breaker must
+                // not re-open on the next single failure, for a doubled period, while reporting one failure.
                 m.consecutive_failures = 0;
-            }
-            if cmd == Force::Reset {
                 m.policy = consecutive_failures(
                     self.inner.config.failures,
                     OpenBackoff::new(self.inner.config.open, self.inner.config.open_max),
@@ -878,6 +887,37 @@ mod tests {
         assert!(b.is_rejecting());
         tokio::time::advance(Duration::from_millis(600)).await;
         assert!(!b.is_rejecting(), "due for a probe");
+    }
+
+    /// After an outage an operator closes the breaker by hand: it starts over as a new breaker would — the
+    /// configured number of failures opens it again, for the first open period, not the doubled one.
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_close_or_reset_forgets_all_failure_state() {
+        for cmd in [Force::Close, Force::Reset] {
+            let b = Breaker::new(cfg(3, 1));
+            for _ in 0..3 {
+                fail(&b);
+            }
+            tokio::time::advance(Duration::from_millis(1000)).await;
+            fail(&b); // the probe fails: open for 2000 ms
+            assert_eq!(b.status().open_for_ms, Some(2000));
+            b.force(cmd);
+            fail(&b);
+            assert_eq!(
+                b.state(),
+                BreakerState::Closed,
+                "{cmd:?}: one failure after the close does not re-open it"
+            );
+            assert_eq!(b.status().consecutive_failures, 1, "{cmd:?}");
+            fail(&b);
+            fail(&b);
+            assert_eq!(b.state(), BreakerState::Open, "{cmd:?}");
+            assert_eq!(
+                b.status().open_for_ms,
+                Some(1000),
+                "{cmd:?}: the backoff starts over"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ mod engine;
 mod foundation;
 mod likes;
 mod locks;
+mod operations;
 mod resilience;
 mod services;
 mod shutdown;
