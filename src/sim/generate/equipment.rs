@@ -2,10 +2,11 @@
 //! and medal shape.
 //!
 //! Contract: [`generate_equipment`] draws everything from the stream `(seed, "gear", ocid)` in one fixed
-//! order (loadout slot by slot, then each preset's swaps and kept optional slots, then companions, title,
-//! medal shape), so the same inputs give the same payload. Preset 1 is the loadout; presets 2 and 3 swap
-//! 1–5 items for weaker ones; each preset keeps 20–24 items. A date the character did not exist on gives
-//! every field empty except `date`.
+//! order (loadout slot by slot, then each preset's re-rolled and kept slots, then companions, title, medal
+//! shape), so the same inputs give the same payload. Every preset is the loadout with some optional slots
+//! left empty (20–24 items kept); presets 2 and 3 also re-roll 1–5 slots at 60% of the gear tier.
+//! `item_equipment` is the preset named by `preset_no`. A date the character did not exist on gives every
+//! field empty except `date`.
 
 use chrono::NaiveDate;
 

@@ -1,12 +1,12 @@
 //! One item rolled from a catalog template: which template a slot gets, and every field of the item.
 //!
 //! Contract: [`roll_slot`] picks a template near the gear tier (rings and pendants are never worn twice)
-//! and [`roll_item`] fills it — potential grades and lines, stars (star force or, for some items of level
-//! 150 or less, scroll stars), flames, scroll upgrades, exceptional enhancement, soul, shape, cuttable count,
-//! golden hammer, special-ring level — drawing from the caller's stream in that fixed order. The item's
-//! total option is the field-wise sum of base, flames, scroll upgrades, stars and exceptional stats.
-//! [`roll_companion`] rolls one piece of dragon or mechanic equipment. [`icon`] is the stable icon URL of
-//! a name. None of them panics.
+//! and [`roll_item`] fills it — potential grades and lines, stars (star force, or scroll stars for some
+//! scroll-starrable items of level 150 or less), flames, scroll upgrades, exceptional enhancement, soul,
+//! shape, cuttable count, golden hammer, special-ring level — drawing from the caller's stream in that
+//! fixed order. The item's total option is the field-wise sum of base, flames, scroll upgrades, stars and
+//! exceptional stats. [`roll_companion`] rolls one piece of dragon or mechanic equipment. [`icon`] is the
+//! stable icon URL of a name. None of them panics.
 
 use super::flames::roll_flames;
 use super::options::{opt_add, opt_base, opt_exceptional, opt_small, opt_total};

@@ -2,8 +2,9 @@
 //!
 //! Contract: [`roll_grade`] draws a grade that rises with the gear tier (an additional potential may also
 //! be absent); [`draw_lines`] draws lines 1..=3 of a grade from the synthetic cube table, line `k` from
-//! group `(cube, grade, level, slot, k)` — nothing else produces option lines. A group the table lacks is a
-//! bug (a debug assertion; release builds fall back to a fixed line rather than panic).
+//! group `(cube, grade, level, slot, k)`, and no grade gives no lines; nothing else produces option lines.
+//! A group the table lacks is a bug (a debug assertion; release builds fall back to a fixed line rather
+//! than panic).
 
 use crate::sim::catalog::{CubeType, Grade};
 use crate::sim::rng::SplitMix64;
