@@ -56,16 +56,15 @@ impl CharacterService {
             .flatten()
             .map(|r| r.like_count)
             .unwrap_or(0);
-        let raw = codec::decompress(&value.body_gz)
-            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let raw = codec::decompress(&value.body_gz).map_err(CharacterError::internal)?;
         let mut v: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+            serde_json::from_slice(&raw).map_err(CharacterError::internal)?;
         v["like_count"] = likes.into();
         v["stale"] = (status == CacheStatus::Stale).into();
         if stale == Some(true) {
             v["data_preparing"] = true.into();
         }
-        let json = serde_json::to_vec(&v).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let json = serde_json::to_vec(&v).map_err(CharacterError::internal)?;
         let body_gz = Bytes::from(codec::compress(&json));
         Ok(match stale {
             Some(data_preparing) => Answer::stale(body_gz, value.fetched_at_ms, data_preparing),

@@ -37,12 +37,12 @@ impl CpuLane {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| CharacterError::Internal("CPU lane closed".into()))?;
+            .map_err(|_| CharacterError::internal("CPU lane closed"))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()
         })
         .await
-        .map_err(|e| CharacterError::Internal(e.to_string()))
+        .map_err(CharacterError::internal)
     }
 }

@@ -155,8 +155,8 @@ impl CharacterService {
                 let model = match model {
                     Some(m) => m,
                     None => {
-                        let raw = codec::decompress(&eq.body_gz)
-                            .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                        let raw =
+                            codec::decompress(&eq.body_gz).map_err(CharacterError::internal)?;
                         Arc::new(ItemEquipment::from_json_for_engine(&raw).map_err(|e| {
                             CharacterError::Upstream(NexonError::BadResponse(e.to_string()))
                         })?)
@@ -170,8 +170,7 @@ impl CharacterService {
                     data_preparing: eq.data_preparing,
                     expectation: &exp,
                 };
-                let json = serde_json::to_vec(&env)
-                    .map_err(|e| CharacterError::Internal(e.to_string()))?;
+                let json = serde_json::to_vec(&env).map_err(CharacterError::internal)?;
                 Ok(date.value(Bytes::from(codec::compress(&json)), eq.fetched_at_ms))
             })
             .await?

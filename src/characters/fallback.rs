@@ -102,9 +102,9 @@ fn is_data_preparing(e: &CharacterError) -> bool {
 /// Rewrites a cached JSON body with `"stale": true` (and `"data_preparing": true` when that is the cause);
 /// only on the degraded path. Fails with `Internal` when the body is not gzip JSON.
 pub(super) fn mark_stale(body_gz: &[u8], data_preparing: bool) -> Result<Bytes, CharacterError> {
-    let raw = codec::decompress(body_gz).map_err(|e| CharacterError::Internal(e.to_string()))?;
+    let raw = codec::decompress(body_gz).map_err(CharacterError::internal)?;
     let mut v: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        serde_json::from_slice(&raw).map_err(CharacterError::internal)?;
     v["stale"] = true.into();
     if data_preparing {
         v["data_preparing"] = true.into();

@@ -79,13 +79,22 @@ pub enum CharacterError {
     BadRequest(String),
     #[error(transparent)]
     Upstream(#[from] NexonError),
+    /// A fault inside the gateway; the cause is kept as the error's source (shared, so the error stays
+    /// cheap to clone for every waiter of a load).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl CharacterError {
+    /// An internal error caused by `cause` (an error, or a message when there is no error value).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CharacterError {
+        CharacterError::Internal(Arc::from(cause.into()))
+    }
 }
 
 impl From<CacheError> for CharacterError {
     fn from(e: CacheError) -> Self {
-        CharacterError::Internal(e.to_string())
+        CharacterError::internal(e)
     }
 }
 

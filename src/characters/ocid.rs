@@ -80,12 +80,11 @@ impl CharacterService {
         if served.value.negative {
             return Err(CharacterError::NotFound);
         }
-        let raw = codec::decompress(&served.value.body_gz)
-            .map_err(|e| CharacterError::Internal(e.to_string()))?;
-        let s = String::from_utf8(raw).map_err(|e| CharacterError::Internal(e.to_string()))?;
+        let raw = codec::decompress(&served.value.body_gz).map_err(CharacterError::internal)?;
+        let s = String::from_utf8(raw).map_err(CharacterError::internal)?;
         Ocid::parse(&s)
             .map(|o| (o, served.status))
-            .map_err(|e| CharacterError::Internal(e.to_string()))
+            .map_err(CharacterError::internal)
     }
 
     async fn load_ocid(
