@@ -12,5 +12,6 @@ mod foundation;
 mod likes;
 mod locks;
 mod resilience;
+mod rules;
 mod services;
 mod shutdown;
