@@ -1,11 +1,15 @@
 //! Character routes: expectation (all presets, one preset, recalculate), raw equipment, basic info.
 //!
 //! Contract: names, presets, dates and options are validated here, before any I/O (400 `BAD_REQUEST` with
-//! the problem named). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
+//! the problem named: an unknown parameter, or a starforce option with its name, value and range). The
+//! expectation routes take `force`, `date` and every starforce option of [`starforce::PARAMS`], read once into
+//! [`StarforceSettings`] (the settings the cache key names and the engine computes with, echoed in the body as
+//! `starforce_options`). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
 //! and `x-data-source`. A client that accepts gzip gets the stored gzip bytes as they are (no per-request
 //! compression); others get them inflated. All work runs through the execution-policy pipeline.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -19,7 +23,8 @@ use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::codec;
 use crate::error::Code;
-use crate::expectation::StarforceOptions;
+use crate::expectation::StarforceSettings;
+use crate::expectation::starforce;
 use crate::ids::CharacterName;
 use crate::pipeline::TaskContext;
 
@@ -56,30 +61,16 @@ fn date(q: &HashMap<String, String>, now_ms: i64) -> Result<DataDate, ApiError> 
     }
 }
 
-fn options(q: &HashMap<String, String>) -> Result<StarforceOptions, ApiError> {
-    let discount = match q.get("discount") {
-        None => 0.0,
-        Some(d) => d.parse::<f64>().map_err(|_| {
-            ApiError::bad_request(format!("discount must be a number in [0, 1), got {d:?}"))
-        })?,
-    };
-    StarforceOptions::new(
-        flag(q, "starcatch")?,
-        flag(q, "sunday")?,
-        flag(q, "prevention")?,
-        discount,
-    )
-    .map_err(|e| ApiError::bad_request(e.to_string()))
+/// The starforce settings of the query (parameters [`starforce::PARAMS`]; `discount` is the event sale's older
+/// name), each bad value a 400 naming the parameter, its value and its range.
+fn options(q: &HashMap<String, String>) -> Result<StarforceSettings, ApiError> {
+    StarforceSettings::from_params(|k| q.get(k).map(String::as_str))
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-const EXPECTATION_PARAMS: &[&str] = &[
-    "force",
-    "date",
-    "starcatch",
-    "sunday",
-    "prevention",
-    "discount",
-];
+/// The query parameters of the expectation routes: `force`, `date` and every starforce option.
+static EXPECTATION_PARAMS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| [&["force", "date"][..], starforce::PARAMS].concat());
 
 /// Whether the client accepts gzip, read from the request head without copying its headers (the
 /// `HeaderMap` extractor clones the whole map on every request).
@@ -163,7 +154,7 @@ async fn expectation_answer(
     force_override: bool,
     operation: &'static str,
 ) -> Result<(Answer, i64), ApiError> {
-    check_params(q, EXPECTATION_PARAMS)?;
+    check_params(q, &EXPECTATION_PARAMS)?;
     let n = name(raw_name)?;
     let now = s.characters.now_ms();
     let d = date(q, now)?;
@@ -251,6 +242,7 @@ pub async fn expectation_preset(
         "main_stat",
         "attack_type",
         "starforce_options",
+        "rules",
     ] {
         if let Some(v) = full.get(k) {
             out.insert(k.to_string(), v.clone());
@@ -349,8 +341,64 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e = options(&q(&[("sunday", "maybe")])).unwrap_err();
         assert!(e.message.contains("sunday"), "{}", e.message);
-        let e = check_params(&q(&[("forse", "true")]), EXPECTATION_PARAMS).unwrap_err();
+        let e = check_params(&q(&[("forse", "true")]), &EXPECTATION_PARAMS).unwrap_err();
         assert!(e.message.contains("forse"));
+        // Every option the engine reads is a parameter of the route, each checked with its name and range.
+        for p in starforce::PARAMS {
+            assert!(
+                check_params(&q(&[(p, "1")]), &EXPECTATION_PARAMS).is_ok(),
+                "{p}"
+            );
+        }
+        for (p, bad, range) in [
+            ("mvp", "platinum", "diamond"),
+            ("pc_room", "maybe", "true or false"),
+            ("event_sale", "1", "[0, 1)"),
+            ("event_5_10_15", "yes", "true or false"),
+            ("event_1plus1", "2", "true or false"),
+            ("replacement_cost", "-1", "non-negative integer"),
+            ("starcatch", "on", "true or false"),
+            ("prevention", "x", "true or false"),
+            ("discount", "abc", "[0, 1)"),
+        ] {
+            let e = options(&q(&[(p, bad)])).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{p}");
+            assert!(
+                e.message.contains(p) && e.message.contains(range),
+                "{p}: {}",
+                e.message
+            );
+        }
+        let o = options(&q(&[
+            ("mvp", "gold"),
+            ("pc_room", "true"),
+            ("event_sale", "0.3"),
+            ("event_5_10_15", "1"),
+            ("event_1plus1", "true"),
+            ("replacement_cost", "1500000000"),
+        ]))
+        .unwrap();
+        assert_eq!(o.mvp, crate::expectation::MvpGrade::Gold);
+        assert!(o.pc_room && o.event_5_10_15 && o.event_1plus1);
+        assert_eq!(o.replacement_cost, Some(1_500_000_000));
+    }
+
+    #[test]
+    fn a_sale_is_read_once_so_the_key_and_the_figures_agree() {
+        let q = |v: &str| {
+            [("discount".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        let fine = options(&q("0.30004")).unwrap();
+        let plain = options(&q("0.3")).unwrap();
+        assert_eq!(fine.key_fragment(), plain.key_fragment());
+        let sample = std::fs::read("../shared/data/nexon/item-equipment-evan.json").unwrap();
+        let body = |o: &StarforceSettings| {
+            serde_json::to_string(&crate::expectation::compute_json(&sample, None, o).unwrap())
+                .unwrap()
+        };
+        assert_eq!(body(&fine), body(&plain));
     }
 
     #[test]

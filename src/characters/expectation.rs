@@ -1,9 +1,13 @@
-//! The expectation JSON (gzip) of a character, date and starforce options: derived from the cached raw
-//! equipment and rendered on the CPU lane, cached under `…:exp:<date>:<options>:<table>`.
+//! The expectation JSON (gzip) of a character, date and starforce settings: derived from the cached raw
+//! equipment and rendered on the CPU lane, cached under `…:exp:<date>:<options>:<rule set>:<table>`.
 //!
 //! Contract:
-//! - Options are validated first (`BadRequest`). The raw equipment is read through the equipment loader
-//!   with [`Tiers::L2Only`]: L1 holds what clients are served.
+//! - Settings are validated first (`BadRequest`); the key names them by [`StarforceSettings::key_fragment`] and
+//!   the engine computes with the same settings. The rule set in the key is the one of the requested date
+//!   (the latest snapshot: the current rules); a payload whose own date falls under another rule set is not
+//!   the requested snapshot and fails with a 502 instead of being cached under the wrong rules.
+//! - The raw equipment is read through the equipment loader with [`Tiers::L2Only`]: L1 holds what clients are
+//!   served.
 //! - An expectation derived from a stale copy of the equipment is cached flagged stale, reported `STALE`,
 //!   and retried only after [`STALE_RECHECK`]; served again from the cache it counts as a stale serve.
 //! - While the upstream refuses calls (open breaker, hold), an unforced request finding a copy already
@@ -26,7 +30,7 @@ use super::{
 };
 use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
 use crate::codec;
-use crate::expectation::{self as engine, ItemEquipment, StarforceOptions};
+use crate::expectation::{self as engine, ItemEquipment, RuleSet, StarforceSettings};
 use crate::ids::{CharacterName, Priority};
 use crate::nexon::NexonError;
 
@@ -47,13 +51,20 @@ impl CharacterService {
         self: &Arc<Self>,
         name: &CharacterName,
         date: DataDate,
-        opts: StarforceOptions,
+        opts: StarforceSettings,
         force: bool,
     ) -> Result<Answer, CharacterError> {
         opts.validate()
             .map_err(|e| CharacterError::BadRequest(e.to_string()))?;
+        let rule_set = rule_set_of(date);
         let date = RequestDate::new(date);
-        let key = keys::expectation_key(name, date, &opts, self.table_version().unwrap_or("none"));
+        let key = keys::expectation_key(
+            name,
+            date,
+            &opts,
+            rule_set,
+            self.table_version().unwrap_or("none"),
+        );
         // While the upstream refuses calls (open breaker, hold), a copy already derived from stale data is
         // served as it is: asking the cache would only spawn a refresh that cannot succeed.
         if !force
@@ -89,7 +100,9 @@ impl CharacterService {
                     .equipment_for(&n, date, force, priority, Tiers::L2Only)
                     .await?;
                 let stale = eq.status == CacheStatus::Stale;
-                let mut v = this.render_expectation(&n, date, opts, eq, stale).await?;
+                let mut v = this
+                    .render_expectation(&n, date, opts, rule_set, eq, stale)
+                    .await?;
                 if stale {
                     // Computed from a stale copy: reported STALE, and retried only after a short pause so
                     // an upstream outage does not turn every read into a refresh attempt.
@@ -136,12 +149,14 @@ impl CharacterService {
     }
 
     /// Computes and renders an expectation on the blocking pool (parse, compute and gzip are CPU work that
-    /// must not hold up the async workers serving cached reads).
+    /// must not hold up the async workers serving cached reads). `rule_set` is the one the key names; a payload
+    /// priced under another is not the requested snapshot (502).
     async fn render_expectation(
         &self,
         name: &CharacterName,
         date: RequestDate,
-        opts: StarforceOptions,
+        opts: StarforceSettings,
+        rule_set: RuleSet,
         eq: Answer,
         stale: bool,
     ) -> Result<CachedValue, CharacterError> {
@@ -163,6 +178,13 @@ impl CharacterService {
                     }
                 };
                 let exp = engine::compute(&model, tables.as_deref(), &opts);
+                if exp.rules.rule_set != rule_set {
+                    return Err(CharacterError::Upstream(NexonError::BadResponse(format!(
+                        "the snapshot is dated {:?}, outside the {} rules of the requested date",
+                        exp.date.as_deref().unwrap_or("null"),
+                        rule_set.name()
+                    ))));
+                }
                 let env = ExpectationEnvelope {
                     character: &character,
                     data_as_of: rfc3339(eq.fetched_at_ms),
@@ -174,5 +196,31 @@ impl CharacterService {
                 Ok(date.value(Bytes::from(codec::compress(&json)), eq.fetched_at_ms))
             })
             .await?
+    }
+}
+
+/// The rule set of a requested date: the date's own, the current rules for the latest snapshot.
+fn rule_set_of(date: DataDate) -> RuleSet {
+    match date.date() {
+        Some(d) => RuleSet::for_date(Some(&d.format("%Y-%m-%d").to_string())),
+        None => RuleSet::for_date(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requested_date_names_its_rule_set() {
+        let now = 1_800_000_000_000; // 2027-01-15
+        let date = |d: &str| DataDate::parse(d, now).unwrap();
+        assert_eq!(rule_set_of(DataDate::LATEST), RuleSet::Kms30Stars);
+        assert_eq!(rule_set_of(date("2025-03-19")), RuleSet::Kms25Stars);
+        assert_eq!(
+            rule_set_of(date(engine::rules::STARFORCE_30_FROM)),
+            RuleSet::Kms30Stars
+        );
+        assert_eq!(rule_set_of(date("2023-12-21")), RuleSet::Kms25Stars);
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Contract:
 //! - Keys: `maple:v1:c:{name}:{kind}:…` (name canonicalised), so `maple:v1:c:{name}:` invalidates everything
-//!   of one character. Expectations are keyed by (character, date, starforce options, table version) and are
-//!   *derived from the cached raw equipment*: a new table recomputes without an upstream call.
+//!   of one character. Expectations are keyed by (character, date, starforce settings, rule set, table
+//!   version) and are *derived from the cached raw equipment*: a new table recomputes without an upstream call.
 //! - One upstream call per key: every step goes through [`TieredCache::get_or_load`] (local + cluster flight).
 //! - Not found (the upstream's 00003/00004) is cached negatively for [`NEGATIVE_TTL`] and reported as
 //!   `CHARACTER_NOT_FOUND`; a stored ocid is then forgotten.

@@ -12,8 +12,8 @@
 //! `invalid_options` (callers build [`StarforceSettings::from_params`] or validate first to answer `BAD_REQUEST`).
 //! - The rule set comes from the payload's `date` ([`RuleSet::for_date`]); the answer carries a [`Rules`] object
 //!   (rule set, table version, starforce constants, unpriced rule families, response-wide assumptions) and every
-//!   item a `warnings` list ([`Warning`]: incomplete table groups with their missing mass, fixed stars, rules
-//!   assumed). Destroyed items and their replacement are a separate line (`replacement`), never folded into the
+//!   item a `warnings` list ([`Warning`]: every incomplete table group a priced or `unreachable` cube block looked
+//!   up, with its missing mass; fixed stars; rules assumed). Destroyed items and their replacement are a separate line (`replacement`), never folded into the
 //!   attempts' meso; unpriced replacements make the totals' `replacement_meso` `null` ("not priced").
 //!
 //! Why total: the gateway serves whatever the upstream returned, including the empty "before the character
@@ -211,11 +211,17 @@ fn evaluate_item(
     options_valid: bool,
     memo: &mut FlameMemo,
 ) -> ItemExpectation {
-    let potential = cube::evaluate(item, CubeType::Black, tables, profile);
-    let additional = cube::evaluate(item, CubeType::Additional, tables, profile);
+    let (potential, potential_missing) =
+        cube::evaluate_with_missing_mass(item, CubeType::Black, tables, profile);
+    let (additional, additional_missing) =
+        cube::evaluate_with_missing_mass(item, CubeType::Additional, tables, profile);
     let starforce = starforce::evaluate(item, opts, rules, options_valid);
     let flames = flames::evaluate(item, profile, memo);
-    let warnings = warnings(item, &potential, &additional, &starforce, &flames, opts);
+    let missing = [
+        ("potential", potential_missing),
+        ("additional", additional_missing),
+    ];
+    let warnings = warnings(item, missing, &starforce, &flames, opts);
     let meso = [&potential, &additional]
         .iter()
         .filter_map(|b| b.available().map(|r| r.expected_meso))
@@ -236,26 +242,24 @@ fn evaluate_item(
     }
 }
 
-/// The warnings of one item; see the module contract.
+/// The warnings of one item; see the module contract. `missing` is the missing mass of every group each cube
+/// block looked up, whether the block is priced or `unreachable`.
 fn warnings(
     item: &Item,
-    potential: &Block<CubeResult>,
-    additional: &Block<CubeResult>,
+    missing: [(&'static str, [f64; 3]); 2],
     starforce: &Block<StarforceResult>,
     flames: &Block<FlameResult>,
     opts: &StarforceSettings,
 ) -> Vec<Warning> {
     let mut w = Vec::new();
-    for (block, b) in [("potential", potential), ("additional", additional)] {
-        if let Some(c) = b.available() {
-            for (i, &missing_mass) in c.missing_mass.iter().enumerate() {
-                if missing_mass > 0.0 {
-                    w.push(Warning::IncompleteTableGroup {
-                        block,
-                        slot: i as u8 + 1,
-                        missing_mass,
-                    });
-                }
+    for (block, masses) in missing {
+        for (i, &missing_mass) in masses.iter().enumerate() {
+            if missing_mass > 0.0 {
+                w.push(Warning::IncompleteTableGroup {
+                    block,
+                    slot: i as u8 + 1,
+                    missing_mass,
+                });
             }
         }
     }

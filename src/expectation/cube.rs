@@ -11,8 +11,8 @@
 //! - Expected meso = expected cubes × the price of one cube for the cube type, grade and price band (the largest
 //!   of 0/160/200/250 ≤ the item level), rounded to the nearest meso only at the end.
 //! - A group whose rates sum below 1 is used with its missing mass as "some other line" and the mass is reported
-//!   per slot ([`CubeResult::missing_mass`]), never hidden: a group lacking the target's line makes the target
-//!   look far rarer than it is.
+//!   per slot ([`CubeResult::missing_mass`]; for an `unreachable` block too, by [`evaluate_with_missing_mass`]),
+//!   never hidden: a group lacking the target's line makes the target look far rarer than it is, or unreachable.
 //!
 //! Why: a reroll reproduces "this item's lines" only in the sense the player cares about — the one stat the item
 //! was rolled for — and a threshold over a sum is what makes `INT 12/9/9` and `INT 9/12/9` the same goal.
@@ -235,8 +235,20 @@ pub fn evaluate(
     tables: Option<&CubeTables>,
     profile: &Profile,
 ) -> Block<CubeResult> {
+    evaluate_with_missing_mass(item, cube_type, tables, profile).0
+}
+
+/// [`evaluate`], with the missing mass of each line slot's group the block looked up (0 where the group is
+/// complete or none was looked up): an `unreachable` block rests on its groups as much as a priced one.
+pub fn evaluate_with_missing_mass(
+    item: &Item,
+    cube_type: CubeType,
+    tables: Option<&CubeTables>,
+    profile: &Profile,
+) -> (Block<CubeResult>, [f64; 3]) {
+    let none = [0.0; 3];
     let Some(tables) = tables else {
-        return Block::unavailable(Unavailable::NoTable);
+        return (Block::unavailable(Unavailable::NoTable), none);
     };
     let (grade_text, raw_lines) = match cube_type {
         CubeType::Black => (
@@ -256,42 +268,55 @@ pub fn evaluate(
         .collect();
     let grade_text = grade_text.map(str::trim).filter(|g| !g.is_empty());
     let Some(grade_text) = grade_text else {
-        return Block::unavailable(Unavailable::NoPotential);
+        return (Block::unavailable(Unavailable::NoPotential), none);
     };
     if lines.is_empty() {
-        return Block::unavailable(Unavailable::NoPotential);
+        return (Block::unavailable(Unavailable::NoPotential), none);
     }
     let Some(grade) = Grade::parse(grade_text) else {
-        return Block::unavailable_because(Unavailable::UnknownGrade, grade_text);
+        return (
+            Block::unavailable_because(Unavailable::UnknownGrade, grade_text),
+            none,
+        );
     };
     let Some(target) = choose_target(&lines, profile) else {
-        return Block::unavailable(Unavailable::NoTarget);
+        return (Block::unavailable(Unavailable::NoTarget), none);
     };
     let Some(part) = item
         .item_equipment_slot
         .as_deref()
         .and_then(PartName::parse)
     else {
-        return Block::unavailable_because(Unavailable::NoTableGroup, "item has no slot name");
+        return (
+            Block::unavailable_because(Unavailable::NoTableGroup, "item has no slot name"),
+            none,
+        );
     };
     let level = item.base_level();
     let selected = match tables.select(cube_type, grade, &part, level) {
         Ok(s) => s,
         Err((reason, detail)) => {
-            return Block::Unavailable {
-                unavailable: reason,
-                detail,
-            };
+            return (
+                Block::Unavailable {
+                    unavailable: reason,
+                    detail,
+                },
+                none,
+            );
         }
     };
+    let missing_mass = selected.slots.map(|g| match g.state {
+        GroupSum::Incomplete => (1.0 - g.sum).max(0.0),
+        GroupSum::Normalized | GroupSum::OverOne => 0.0,
+    });
     let p = probability(selected.slots, target, profile);
     if p <= 0.0 {
-        return Block::unavailable(Unavailable::Unreachable);
+        return (Block::unavailable(Unavailable::Unreachable), missing_mass);
     }
     let expected_cubes = 1.0 / p;
     let cube_price = cube_price(cube_type, grade, level);
     let expected_meso = round_meso(expected_cubes * cube_price as f64);
-    Block::Available(CubeResult {
+    let result = Block::Available(CubeResult {
         cube_type,
         grade,
         level_band: selected.level_band,
@@ -306,11 +331,9 @@ pub fn evaluate(
         expected_meso,
         meso_text: meso_text(expected_meso),
         table_version: tables.version().to_owned(),
-        missing_mass: selected.slots.map(|g| match g.state {
-            GroupSum::Incomplete => (1.0 - g.sum).max(0.0),
-            GroupSum::Normalized | GroupSum::OverOne => 0.0,
-        }),
-    })
+        missing_mass,
+    });
+    (result, missing_mass)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - Rates per star `s` (0..=29): success `SUCCESS[s]`, destroy `DESTROY[s]` (0 below 15★), otherwise the star stays
 //!   (no downgrade). A destroyed item comes back at [`DESTROY_RETURN`]★. The player's options are a validated
 //!   [`StarforceSettings`] (all off by default; the older four-field [`StarforceOptions`] converts into it, its
-//!   `discount` becoming the event sale):
+//!   `discount` becoming the event sale; [`StarforceSettings::from_params`] reads the sale to the basis point, the
+//!   unit its key fragment names it in):
 //!   - star catch multiplies success by [`STAR_CATCH_MULTIPLIER`] (capped at 1), the gain taken from stay and
 //!     destroy in proportion;
 //!   - Sunday destruction relief multiplies destroy by [`SUNDAY_DESTROY_FACTOR`] at [`SUNDAY_STARS`] (to stay);
@@ -245,10 +246,23 @@ fn parse_flag(name: &'static str, v: Option<&str>) -> Result<bool, ExpectationEr
     }
 }
 
+/// The event sale is read in steps of 1/`SALE_STEPS` (basis points): the key names the sale in them, and the
+/// settings compute with the value the key names.
+pub const SALE_STEPS: f64 = 10_000.0;
+
+/// `sale` rounded to the nearest basis point.
+pub fn quantise_sale(sale: f64) -> f64 {
+    (sale * SALE_STEPS).round() / SALE_STEPS
+}
+
 fn parse_fraction(name: &'static str, v: &str) -> Result<f64, ExpectationError> {
-    match v.trim().parse::<f64>() {
+    match v.trim().parse::<f64>().map(quantise_sale) {
         Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
-        _ => Err(invalid(name, v, "a fraction in [0, 1), e.g. 0.3")),
+        _ => Err(invalid(
+            name,
+            v,
+            "a fraction in [0, 1), e.g. 0.3 (read to 4 decimals)",
+        )),
     }
 }
 
@@ -256,7 +270,9 @@ impl StarforceSettings {
     /// Builds validated settings from raw query values: `get(name)` returns the value of parameter `name` (see
     /// [`PARAMS`]) or `None` when absent. Flags take `true`/`false`/`1`/`0` (an empty value is `true`); `mvp` one of
     /// `none|bronze|silver|gold|diamond|red`; `event_sale` (alias `discount`, the first API's name; both given must
-    /// agree) a fraction in `[0, 1)`; `replacement_cost` a non-negative integer meso amount.
+    /// agree) a fraction in `[0, 1)`, rounded to the basis point ([`quantise_sale`]) before it is checked, so the
+    /// settings compute with the sale [`StarforceSettings::key_fragment`] names; `replacement_cost` a non-negative
+    /// integer meso amount.
     pub fn from_params<'a>(
         get: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<StarforceSettings, ExpectationError> {
@@ -316,7 +332,8 @@ impl StarforceSettings {
         }
     }
 
-    /// A stable cache-key fragment naming every option (the sale in basis points):
+    /// A stable cache-key fragment naming every option (the sale in basis points; settings built by
+    /// [`StarforceSettings::from_params`] hold a sale already rounded to them, so equal fragments compute equally):
     /// `sc0su0pr0mvnonepc0es0e0o0rc-` (`rc-` = not priced, else `rc<meso>`).
     pub fn key_fragment(&self) -> String {
         let b = |x: bool| x as u8;
@@ -330,7 +347,7 @@ impl StarforceSettings {
             b(self.prevention),
             self.mvp.as_str(),
             b(self.pc_room),
-            (self.event_sale * 10_000.0).round() as i64,
+            (self.event_sale * SALE_STEPS).round() as i64,
             b(self.event_5_10_15),
             b(self.event_1plus1),
             rc
@@ -1023,6 +1040,34 @@ mod tests {
     }
 
     #[test]
+    fn the_sale_is_read_to_the_basis_point_the_key_names() {
+        // The key names the sale in basis points; the settings must compute with that same value, so two
+        // sales the key cannot tell apart are one setting.
+        let fine = StarforceSettings::from_params(params(&[("discount", "0.30004")])).unwrap();
+        let plain = StarforceSettings::from_params(params(&[("event_sale", "0.3")])).unwrap();
+        assert_eq!(fine.key_fragment(), plain.key_fragment());
+        assert_eq!(fine, plain);
+        assert_eq!(fine.event_sale, 0.3);
+        assert_eq!(
+            expected_chain(200, 0, 22, &fine),
+            expected_chain(200, 0, 22, &plain)
+        );
+        // Given together, the alias and the name agree when they name the same basis point.
+        assert!(
+            StarforceSettings::from_params(params(&[
+                ("event_sale", "0.3"),
+                ("discount", "0.30004")
+            ]))
+            .is_ok()
+        );
+        // A sale that rounds to 100 % is not a sale.
+        let e = StarforceSettings::from_params(params(&[("event_sale", "0.99996")])).unwrap_err();
+        assert!(e.to_string().contains("event_sale"), "{e}");
+        let near = StarforceSettings::from_params(params(&[("event_sale", "0.99994")])).unwrap();
+        assert_eq!(near.event_sale, 0.9999);
+    }
+
+    #[test]
     fn max_stars_scrolls_fixed_stars_and_blocks() {
         assert_eq!(
             [94, 95, 107, 108, 117, 127, 137, 138].map(max_stars),
@@ -1280,7 +1325,8 @@ mod tests {
                 pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
             };
             let parsed = StarforceSettings::from_params(get).unwrap();
-            prop_assert_eq!(parsed, o);
+            // The sale is read to the basis point, the unit the key names it in.
+            prop_assert_eq!(parsed, StarforceSettings { event_sale: quantise_sale(o.event_sale), ..o });
             prop_assert_eq!(parsed.key_fragment(), o.key_fragment());
         }
     }

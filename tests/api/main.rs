@@ -13,5 +13,6 @@ mod likes;
 mod locks;
 mod operations;
 mod resilience;
+mod rules;
 mod services;
 mod shutdown;
