@@ -5,7 +5,8 @@
 //! characters, otherwise a fresh random id. A request that finds all `max_concurrency` places taken is
 //! answered at once with 503 `OVERLOADED` and `Retry-After: 1` (nothing queues) — except the probes
 //! ([`PROBE_ROUTES`]: `/health/live`, `/health/ready`, `/metrics`), which take no place; one that runs longer than
-//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped. A body
+//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped — except the
+//! operator drills ([`UNTIMED_ROUTES`]), which bound themselves. A body
 //! declared (`Content-Length`) over 64 KiB is answered 413 without being read; a body without a length is
 //! capped at 64 KiB (reading past it fails, and the extractor answers 413). An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
@@ -78,6 +79,13 @@ fn fresh_id() -> HeaderValue {
 /// Routes answered without a concurrency permit (the timeout still applies): cheap, bounded, and needed most
 /// while the instance is overloaded.
 pub const PROBE_ROUTES: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
+
+/// Routes the request timeout does not apply to: operator drills, which last as long as they are asked to
+/// and bound themselves (see `api::admin`).
+pub const UNTIMED_ROUTES: [&str; 2] = [
+    "/admin/drills/redis-failover",
+    "/admin/drills/upstream-outage",
+];
 
 /// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
 /// template a request will be routed to (its metrics label, and whether it is a probe) is known before
@@ -241,8 +249,14 @@ where
         }
         let span = tracing::info_span!("request", request_id = %done.id_str(), method = method, route = %route);
         let run = tracing::Instrument::instrument(self.inner.call(cap_body(req)), span);
+        let untimed = UNTIMED_ROUTES.contains(&route);
         Box::pin(async move {
-            let resp = match within(place.shared.timeout, run).await {
+            let finished = if untimed {
+                Some(run.await)
+            } else {
+                within(place.shared.timeout, run).await
+            };
+            let resp = match finished {
                 Some(Ok(resp)) => resp,
                 Some(Err(never)) => match never {},
                 None => rejected(

@@ -11,6 +11,7 @@ mod engine;
 mod foundation;
 mod likes;
 mod locks;
+mod operator;
 mod resilience;
 mod services;
 mod shutdown;
