@@ -4,7 +4,13 @@
 //! `Authorization: Bearer <token>`: missing → 401, wrong → 403; the comparison takes the same time whatever
 //! the bytes (no early exit), and the token is never echoed or logged. Every admin action is logged with its
 //! caller (peer address, `x-api-client`, user agent).
+//!
+//! Drills (`/admin/drills/*`) answer when they are done, with their report; they are exempt from the
+//! request timeout and bound themselves. Each runs as its own task owned by its request: if the request goes
+//! away (the client disconnects) the drill is cancelled and restores what it changed — an outage drill closes
+//! the breaker, a failover drill stops its probe writes, quits its Sentinel clients and deletes its probe key.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,6 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::error::ApiError;
@@ -161,34 +168,82 @@ pub async fn breaker(
     Ok(Json(json!({"breaker": s.nexon.breaker().status()})))
 }
 
+/// Runs a drill as its own task, owned by the request: if the request goes away (the client disconnects)
+/// the drop guard cancels the drill, which restores what it changed before its task ends.
+async fn owned_drill<T, F, Fut>(drill: F) -> Result<T, ApiError>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    tokio::spawn(drill(cancel)).await.map_err(|e| {
+        tracing::error!(error = %e, "drill task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            "the drill failed",
+        )
+    })?
+}
+
+/// Closes the Nexon breaker when dropped: an outage drill ends with the breaker closed, however it ends.
+struct CloseBreaker(AppState);
+
+impl Drop for CloseBreaker {
+    fn drop(&mut self) {
+        self.0.nexon.breaker().force(Force::Close);
+    }
+}
+
 /// `POST /admin/drills/upstream-outage?seconds=N` — forces the breaker open for N seconds (clients get stale
-/// copies or fast 503s), then closes it, and reports what was served meanwhile.
+/// copies or fast 503s), then closes it, and reports what was served meanwhile. Exempt from the request
+/// timeout; abandoned by its request, it closes the breaker at once.
 pub async fn upstream_outage(
     State(s): State<AppState>,
     Query(q): Query<SecondsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let secs = seconds(&q, 10)?;
-    let cache0 = s.characters.cache().stats();
-    let up0 = s.nexon.status();
-    let errors0 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
-    s.nexon
-        .breaker()
-        .force(Force::Open(Duration::from_secs(secs)));
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    s.nexon.breaker().force(Force::Close);
-    let cache1 = s.characters.cache().stats();
-    let up1 = s.nexon.status();
-    let errors1 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
-    let report = json!({
-        "seconds": secs,
-        "stale_served": cache1.stale - cache0.stale,
-        "hits": (cache1.hit_l1 + cache1.hit_l2) - (cache0.hit_l1 + cache0.hit_l2),
-        "misses": cache1.miss - cache0.miss,
-        "errors_5xx": errors1 - errors0,
-        "breaker_rejections": up1.breaker.rejected_total - up0.breaker.rejected_total,
-        "upstream_calls": up1.rate.used_today.saturating_sub(up0.rate.used_today),
-        "breaker_after": up1.breaker.state,
-    });
+    let report = owned_drill(move |cancel| async move {
+        let cache0 = s.characters.cache().stats();
+        let up0 = s.nexon.status();
+        let errors0 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
+        let restore = CloseBreaker(s.clone());
+        s.nexon
+            .breaker()
+            .force(Force::Open(Duration::from_secs(secs)));
+        let abandoned = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => false,
+            _ = cancel.cancelled() => true,
+        };
+        drop(restore);
+        if abandoned {
+            tracing::warn!(
+                seconds = secs,
+                "upstream outage drill abandoned by its request: breaker closed"
+            );
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal,
+                "drill abandoned",
+            ));
+        }
+        let cache1 = s.characters.cache().stats();
+        let up1 = s.nexon.status();
+        let errors1 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(json!({
+            "seconds": secs,
+            "stale_served": cache1.stale - cache0.stale,
+            "hits": (cache1.hit_l1 + cache1.hit_l2) - (cache0.hit_l1 + cache0.hit_l2),
+            "misses": cache1.miss - cache0.miss,
+            "errors_5xx": errors1 - errors0,
+            "breaker_rejections": up1.breaker.rejected_total - up0.breaker.rejected_total,
+            "upstream_calls": up1.rate.used_today.saturating_sub(up0.rate.used_today),
+            "breaker_after": up1.breaker.state,
+        }))
+    })
+    .await?;
     tracing::warn!(%report, "upstream outage drill finished");
     Ok(Json(report))
 }
@@ -204,7 +259,12 @@ pub async fn invalidate(
     Ok(Json(json!({"invalidated": name.as_str()})))
 }
 
-/// `POST /admin/drills/redis-failover`
+/// How long a failover drill waits for the switch.
+const DRILL_SWITCH_WAIT: Duration = Duration::from_secs(15);
+
+/// `POST /admin/drills/redis-failover` — asks a Sentinel to fail the master over and reports what the
+/// gateway saw (bounded: about 30 s at most). Exempt from the request timeout; abandoned by its request, it
+/// stops its probe writes and deletes the probe key (after the switch, so the delete reaches the new master).
 pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let Some(r) = &s.redis else {
         return Err(ApiError::new(
@@ -220,16 +280,22 @@ pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoRespon
             "Redis is not in Sentinel mode",
         ));
     };
-    let report = sentinel::failover_drill(
-        r.client(),
-        &ss.sentinels,
-        &ss.master,
-        ss.password.clone(),
-        r.master(),
-        Duration::from_secs(15),
-    )
-    .await
-    .map_err(|e| ApiError::from_classified(&e))?;
+    let (client, master) = (r.client().clone(), r.master().clone());
+    let ss = ss.clone();
+    let report = owned_drill(move |cancel| async move {
+        sentinel::failover_drill(
+            &client,
+            &ss.sentinels,
+            &ss.master,
+            ss.password.clone(),
+            &master,
+            DRILL_SWITCH_WAIT,
+            &cancel,
+        )
+        .await
+        .map_err(|e| ApiError::from_classified(&e))
+    })
+    .await?;
     tracing::warn!(?report, "redis failover drill finished");
     Ok(Json(report))
 }

@@ -5,7 +5,8 @@
 //! characters, otherwise a fresh random id. A request that finds all `max_concurrency` places taken is
 //! answered at once with 503 `OVERLOADED` and `Retry-After: 1` (nothing queues) — except the probes
 //! ([`PROBE_ROUTES`]: `/health/live`, `/health/ready`, `/metrics`), which take no place; one that runs longer than
-//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped. A body
+//! the timeout is answered 503 `TIMEOUT` with `Retry-After: 1` and its handler future is dropped — except the
+//! operator drills ([`UNTIMED_ROUTES`]), which bound themselves. A body
 //! declared (`Content-Length`) over 64 KiB is answered 413 without being read; a body without a length is
 //! capped at 64 KiB (reading past it fails, and the extractor answers 413). An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
@@ -141,6 +142,12 @@ fn qvalue(v: &str) -> Option<u16> {
         _ => None,
     }
 }
+/// Routes the request timeout does not apply to: operator drills, which last as long as they are asked to
+/// and bound themselves (see `api::admin`).
+pub const UNTIMED_ROUTES: [&str; 2] = [
+    "/admin/drills/redis-failover",
+    "/admin/drills/upstream-outage",
+];
 
 /// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
 /// template a request will be routed to (its metrics label, and whether it is a probe) is known before
@@ -315,19 +322,25 @@ where
                 return Box::pin(std::future::ready(Ok(place.shared.finish(resp, done))));
             }
         };
+        let untimed = UNTIMED_ROUTES.contains(&route);
         Box::pin(async move {
-            let resp =
-                match within(place.shared.timeout, AssertUnwindSafe(run).catch_unwind()).await {
-                    Some(Ok(Ok(resp))) => resp,
-                    Some(Ok(Err(never))) => match never {},
-                    Some(Err(panic)) => panicked(panic.as_ref(), &done),
-                    None => rejected(
-                        "timeout",
-                        Code::Timeout,
-                        "request took too long",
-                        done.id_str(),
-                    ),
-                };
+            let run = AssertUnwindSafe(run).catch_unwind();
+            let finished = if untimed {
+                Some(run.await)
+            } else {
+                within(place.shared.timeout, run).await
+            };
+            let resp = match finished {
+                Some(Ok(Ok(resp))) => resp,
+                Some(Ok(Err(never))) => match never {},
+                Some(Err(panic)) => panicked(panic.as_ref(), &done),
+                None => rejected(
+                    "timeout",
+                    Code::Timeout,
+                    "request took too long",
+                    done.id_str(),
+                ),
+            };
             Ok(place.shared.finish(resp, done))
         })
     }

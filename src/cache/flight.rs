@@ -11,7 +11,9 @@
 //! lease has expired by then, so exactly one follower takes over.
 //!
 //! Failure modes: any Redis error is returned to the caller, who degrades to a local-only load (one call per
-//! instance instead of per cluster) — correctness never depends on Redis.
+//! instance instead of per cluster) — correctness never depends on Redis. The local signal map holds a key
+//! only while a join or a follower's wait for it is in progress ([`FlightSignals`]): a failed `SET`, a
+//! timed-out or abandoned follower and a leader elsewhere that never signals leave nothing behind.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,26 +40,75 @@ pub fn lease_key(key: &str) -> String {
 }
 
 /// Local dispatch of completion signals to waiting followers.
+///
+/// An entry exists only while someone holds a [`Registration`] for its key (or until a signal removes it):
+/// every join registers, and the registration is dropped on every way out — a failed `SET`, a leader, a
+/// follower that was signalled, timed out or was abandoned — so the map never outgrows the joins in
+/// progress, whatever Redis does.
 #[derive(Default)]
 pub struct FlightSignals {
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Mutex<HashMap<String, Slot>>,
+}
+
+struct Slot {
+    notify: Arc<Notify>,
+    holders: usize,
+}
+
+/// Interest in a key's completion signal; removes the key's entry when its last holder lets go.
+struct Registration {
+    signals: Arc<FlightSignals>,
+    key: String,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut waiters = self.signals.waiters.lock().expect("poisoned");
+        if let Some(slot) = waiters.get_mut(&self.key)
+            && Arc::ptr_eq(&slot.notify, &self.notify)
+        {
+            slot.holders -= 1;
+            if slot.holders == 0 {
+                waiters.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl FlightSignals {
-    fn notify_for(&self, key: &str) -> Arc<Notify> {
-        self.waiters
-            .lock()
-            .expect("poisoned")
-            .entry(key.to_string())
-            .or_default()
-            .clone()
+    fn register(signals: &Arc<FlightSignals>, key: &str) -> Registration {
+        let notify = {
+            let mut waiters = signals.waiters.lock().expect("poisoned");
+            let slot = waiters.entry(key.to_string()).or_insert_with(|| Slot {
+                notify: Arc::default(),
+                holders: 0,
+            });
+            slot.holders += 1;
+            slot.notify.clone()
+        };
+        Registration {
+            signals: signals.clone(),
+            key: key.to_string(),
+            notify,
+        }
+    }
+
+    /// Keys with a registered waiter in this instance.
+    pub fn len(&self) -> usize {
+        self.waiters.lock().expect("poisoned").len()
+    }
+
+    /// Whether no key has a registered waiter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Wakes every follower waiting on `key` in this instance.
     pub fn signal(&self, key: &str) {
-        let n = self.waiters.lock().expect("poisoned").remove(key);
-        if let Some(n) = n {
-            n.notify_waiters();
+        let slot = self.waiters.lock().expect("poisoned").remove(key);
+        if let Some(slot) = slot {
+            slot.notify.notify_waiters();
         }
     }
 }
@@ -87,9 +138,9 @@ pub struct LeaderPermit {
     done: bool,
 }
 
-/// A follower's handle on a leader's completion.
+/// A follower's handle on a leader's completion; its registration ends when it is dropped.
 pub struct FollowerWaiter {
-    notify: Arc<Notify>,
+    registration: Registration,
 }
 
 /// How a follower's wait ended.
@@ -120,7 +171,7 @@ impl ClusterFlight {
     /// Tries to become the leader for `key`.
     pub async fn join(&self, key: &str) -> Result<FlightRole, RedisError> {
         // Register interest before trying, so a completion between the SET and the wait is not missed.
-        let notify = self.signals.notify_for(key);
+        let registration = FlightSignals::register(&self.signals, key);
         let token = format!("{:032x}", rand::random::<u128>());
         let set: Option<String> = self
             .redis
@@ -141,7 +192,7 @@ impl ClusterFlight {
                 done: false,
             })))
         } else {
-            Ok(FlightRole::Follower(FollowerWaiter { notify }))
+            Ok(FlightRole::Follower(FollowerWaiter { registration }))
         }
     }
 
@@ -196,7 +247,7 @@ impl FollowerWaiter {
         Fut: std::future::Future<Output = bool>,
     {
         let deadline = tokio::time::Instant::now() + max;
-        let notified = self.notify.notified();
+        let notified = self.registration.notify.notified();
         tokio::pin!(notified);
         loop {
             let jitter = Duration::from_millis(25 + rand::random::<u64>() % 25);

@@ -27,6 +27,10 @@
 //!
 //! Redis runs one script at a time and answers nobody meanwhile, so every script is kept short: flushes
 //! go in chunks of a few hundred entries, cached counts in chunks, and no script copies a batch.
+//!
+//! Redis's Lua `unpack` fails beyond about 8,000 values (the C stack of its Lua 5.1), and a [`SETTLE`] call
+//! carries every pair of a character in the batch (up to `MAPLE_LIKE_SYNC_BATCH`, 10,000): scripts hand
+//! lists to commands in slices of 1,000 values (`unpack(t, i, j)`), never a whole list at once.
 
 /// Field separator (`\x1f`): liker ids and character names never contain control characters.
 pub const SEP: char = '\x1f';
@@ -79,9 +83,16 @@ if n > 0 then
       chars[#chars + 1] = c
     end
   end
-  redis.call('rpush', KEYS[2], unpack(entries))
-  local member = redis.call('smismember', KEYS[3], unpack(members))
-  redis.call('sadd', KEYS[3], unpack(members))
+  for i = 1, #entries, 1000 do
+    redis.call('rpush', KEYS[2], unpack(entries, i, math.min(i + 999, #entries)))
+  end
+  local member = {}
+  for i = 1, #members, 1000 do
+    local j = math.min(i + 999, #members)
+    local part = redis.call('smismember', KEYS[3], unpack(members, i, j))
+    for k = 1, #part do member[i + k - 1] = part[k] end
+    redis.call('sadd', KEYS[3], unpack(members, i, j))
+  end
   local add = {}
   for k = 1, #members do
     if member[k] == 0 then add[chars[k]] = (add[chars[k]] or 0) + 1 end
@@ -155,8 +166,13 @@ for k = 1, n do
   chars[k] = ARGV[base + 2 * k - 1]
   members[k] = ARGV[base + 2 * k]
 end
-local member = redis.call('smismember', KEYS[2], unpack(members))
-redis.call('srem', KEYS[2], unpack(members))
+local member = {}
+for i = 1, n, 1000 do
+  local j = math.min(i + 999, n)
+  local part = redis.call('smismember', KEYS[2], unpack(members, i, j))
+  for k = 1, #part do member[i + k - 1] = part[k] end
+  redis.call('srem', KEYS[2], unpack(members, i, j))
+end
 local drop = {}
 for k = 1, n do
   if member[k] == 1 then drop[chars[k]] = (drop[chars[k]] or 0) + 1 end

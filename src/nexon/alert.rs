@@ -6,7 +6,9 @@
 //! alert kind is sent at most once per [`MIN_INTERVAL`]; suppressed ones are counted, not queued. The task
 //! POSTs `{"source":"maple-gateway","instance":…,"kind":…,"message":…,"at":…,"detail":{…}}` with a 2 s
 //! timeout, once (no retries: a webhook that is down must not pile up work), and ends when the last
-//! [`Alerter`] clone is dropped. Outcomes are counted in `maple_alerts_total{kind,result}`.
+//! [`Alerter`] clone is dropped. Outcomes are counted in `maple_alerts_total{kind,result}`. The webhook URL
+//! (which usually carries a token) is never logged: a failed POST logs its status or its error without the
+//! URL.
 //!
 //! Why: an open breaker or a refused key needs a human; the request that noticed it must not wait for the
 //! notification, and a flapping upstream must not flood the channel.
@@ -139,12 +141,16 @@ async fn send_loop(url: String, mut rx: mpsc::Receiver<Alert>) {
     while let Some(alert) = rx.recv().await {
         let kind = alert.kind.as_str();
         let result = http.post(&url).json(&alert).send().await;
-        let ok = matches!(&result, Ok(r) if r.status().is_success());
+        // The webhook URL usually carries a token: an error is logged without it.
+        let (ok, status, error) = match result {
+            Ok(r) => (r.status().is_success(), Some(r.status().as_u16()), None),
+            Err(e) => (false, None, Some(e.without_url().to_string())),
+        };
         if !ok {
             tracing::warn!(
                 alert = kind,
-                status = result.as_ref().ok().map(|r| r.status().as_u16()),
-                error = result.as_ref().err().map(|e| e.to_string()),
+                status,
+                error,
                 "alert webhook did not accept the alert"
             );
         }
@@ -200,6 +206,61 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// A log writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_post_never_logs_the_webhook_url_or_its_token() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let a = Alerter::new(
+            Some(format!(
+                "http://127.0.0.1:{closed}/hooks/T0KEN-sekrit-4242?token=T0KEN-sekrit-4242"
+            )),
+            "gw".into(),
+        );
+        a.alert(AlertKind::KeyRefused, "key refused", serde_json::json!({}));
+        let started = std::time::Instant::now();
+        while !logs.text().contains("alert webhook did not accept") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no failure logged: {}",
+                logs.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let text = logs.text();
+        assert!(!text.contains("T0KEN-sekrit"), "{text}");
+        assert!(!text.contains("/hooks/"), "{text}");
     }
 
     #[tokio::test]

@@ -40,12 +40,23 @@ pub const PROMOTED_CHANNEL: &str = "+promoted-slave";
 /// before it is reconnected (a reconnect in progress gets that long to land).
 pub const MISPLACED_CHECKS: u32 = 3;
 
-/// Where the Sentinels are and which master they watch.
-#[derive(Clone, Debug)]
+/// Where the Sentinels are and which master they watch. `Debug` shows whether a password is set, never
+/// the password.
+#[derive(Clone)]
 pub struct SentinelSettings {
     pub sentinels: Vec<(String, u16)>,
     pub master: String,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelSettings")
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// A detected master switch.
@@ -376,6 +387,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn sentinel_settings_never_show_the_password_in_debug() {
+        let s = SentinelSettings {
+            sentinels: vec![("127.0.0.1".into(), 26379)],
+            master: "mymaster".into(),
+            password: Some("hunter2-sentinel-secret".into()),
+        };
+        let shown = format!("{s:?} {s:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("mymaster") && shown.contains("26379"),
+            "{shown}"
+        );
+    }
+
     #[tokio::test]
     async fn a_changed_address_is_a_switch_and_the_first_is_not() {
         let s = MasterState::default();
@@ -444,8 +470,17 @@ pub struct FailoverReport {
     pub lost_writes: Option<u64>,
 }
 
+/// The probe key expires by itself after this long (a backstop: the drill deletes it).
+const PROBE_TTL_MS: i64 = 60_000;
+
 /// Asks a Sentinel to fail the master over and measures what the gateway saw: a probe counter is incremented
 /// every 10 ms through the gateway's own client during the drill and read back from the new master.
+///
+/// Bounded: connecting to each Sentinel takes at most 2 s, the switch is awaited at most `max_wait`, the
+/// first write after it at most 5 s more. Whatever way it ends — a report, an error, or `cancel` firing (the
+/// request that asked for it went away) — the probe stops writing, every Sentinel client it opened is quit,
+/// and its probe key is deleted (on cancellation after the switch, bounded by `max_wait`, so the delete
+/// reaches the new master; the key also expires after a minute). A cancelled drill returns an error.
 pub async fn failover_drill(
     client: &Client,
     sentinels: &[(String, u16)],
@@ -453,6 +488,7 @@ pub async fn failover_drill(
     password: Option<String>,
     state: &MasterState,
     max_wait: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<FailoverReport, super::RedisError> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -465,6 +501,8 @@ pub async fn failover_drill(
     let switched = Arc::new(AtomicBool::new(false));
     let first_ok_ms = Arc::new(Mutex::new(None::<u64>));
     let stop = tokio_util::sync::CancellationToken::new();
+    // Stops the probe however this function is left (it is also dropped when its task is aborted).
+    let _stop_probe = stop.clone().drop_guard();
 
     let probe = {
         let (client, key) = (client.clone(), key.clone());
@@ -477,10 +515,16 @@ pub async fn failover_drill(
         );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
-            while !stop.is_cancelled() {
-                tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
                 match client.incr::<i64, _>(&key).await {
-                    Ok(_) => {
+                    Ok(n) => {
+                        if n == 1 {
+                            let _ = client.pexpire::<i64, _>(&key, PROBE_TTL_MS, None).await;
+                        }
                         acked.fetch_add(1, Ordering::SeqCst);
                         if switched.load(Ordering::SeqCst) {
                             let mut f = first_ok_ms.lock().expect("poisoned");
@@ -497,57 +541,73 @@ pub async fn failover_drill(
         })
     };
 
-    let mut asked = Err(super::RedisError::Unavailable(
-        "no Sentinel answered".into(),
-    ));
-    for (host, port) in sentinels {
-        let sc = sentinel_client(host, *port, password.clone());
-        sc.connect();
-        if tokio::time::timeout(Duration::from_secs(2), sc.wait_for_connect())
-            .await
-            .is_err()
-        {
-            continue;
+    let mut abandoned = false;
+    let asked = tokio::select! {
+        r = ask_failover(sentinels, master, password) => r,
+        _ = cancel.cancelled() => {
+            abandoned = true;
+            Ok(())
         }
-        let r: Result<String, _> = sc.failover(master).await;
-        let _ = sc.quit().await;
-        match r {
-            Ok(_) => {
-                asked = Ok(());
-                break;
-            }
-            Err(e) => asked = Err(e.into()),
-        }
-    }
+    };
     if let Err(e) = asked {
         stop.cancel();
         let _ = probe.await;
+        remove_probe(client, &key).await;
         return Err(e);
     }
 
-    let switch = tokio::time::timeout(max_wait, events.recv()).await;
-    let switch_detected_ms = match &switch {
-        Ok(Ok(_)) => {
-            switched.store(true, Ordering::SeqCst);
-            Some(started.elapsed().as_millis() as u64)
+    let mut switch_seen = false;
+    let mut switch_detected_ms = None;
+    if !abandoned {
+        tokio::select! {
+            switch = tokio::time::timeout(max_wait, events.recv()) => {
+                if let Ok(Ok(_)) = switch {
+                    switch_seen = true;
+                    switched.store(true, Ordering::SeqCst);
+                    switch_detected_ms = Some(started.elapsed().as_millis() as u64);
+                }
+            }
+            _ = cancel.cancelled() => abandoned = true,
         }
-        _ => None,
-    };
-    if switch_detected_ms.is_some() {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while first_ok_ms.lock().expect("poisoned").is_none()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if switch_seen && !abandoned {
+        let settle = async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while first_ok_ms.lock().expect("poisoned").is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // A few more writes on the new master, so the read-back covers both sides of the switch.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        tokio::select! {
+            _ = settle => {}
+            _ = cancel.cancelled() => abandoned = true,
         }
-        // A few more writes on the new master, so the read-back covers both sides of the switch.
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.cancel();
     let _ = probe.await;
 
+    if abandoned {
+        // The failover may still be under way: a delete sent now could land on the master about to be
+        // demoted and be undone by its resynchronisation. Wait (bounded) for the switch, then delete.
+        if !switch_seen {
+            let left = max_wait.saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, events.recv()).await;
+        }
+        remove_probe(client, &key).await;
+        tracing::warn!(
+            probe = %key,
+            "redis failover drill abandoned by its request: probe stopped and deleted"
+        );
+        return Err(super::RedisError::Unavailable(
+            "failover drill abandoned by its request".into(),
+        ));
+    }
+
     let final_counter = client.get::<Option<u64>, _>(&key).await.ok().flatten();
-    let _ = client.del::<i64, _>(&key).await;
+    remove_probe(client, &key).await;
     let acknowledged = acked.load(Ordering::SeqCst);
     let first_write_ok_ms = *first_ok_ms.lock().expect("poisoned");
     Ok(FailoverReport {
@@ -560,4 +620,61 @@ pub async fn failover_drill(
         final_counter,
         lost_writes: final_counter.map(|f| acknowledged.saturating_sub(f)),
     })
+}
+
+/// A Sentinel client that is quit however its owner is left (connected or still trying to connect).
+struct QuitOnDrop(SentinelClient);
+
+impl Drop for QuitOnDrop {
+    fn drop(&mut self) {
+        let client = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
+            });
+        }
+    }
+}
+
+/// Asks the Sentinels in turn to fail `master` over, until one accepts.
+async fn ask_failover(
+    sentinels: &[(String, u16)],
+    master: &str,
+    password: Option<String>,
+) -> Result<(), super::RedisError> {
+    let mut asked = Err(super::RedisError::Unavailable(
+        "no Sentinel answered".into(),
+    ));
+    for (host, port) in sentinels {
+        let sc = QuitOnDrop(sentinel_client(host, *port, password.clone()));
+        sc.0.connect();
+        if tokio::time::timeout(Duration::from_secs(2), sc.0.wait_for_connect())
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let r: Result<String, _> = sc.0.failover(master).await;
+        match r {
+            Ok(_) => {
+                asked = Ok(());
+                break;
+            }
+            Err(e) => asked = Err(e.into()),
+        }
+    }
+    asked
+}
+
+/// Deletes the probe key and checks it is gone, retrying for a few seconds (the client may be reconnecting
+/// to a new master).
+async fn remove_probe(client: &Client, key: &str) {
+    for _ in 0..10 {
+        let deleted = client.del::<i64, _>(key).await.is_ok();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if deleted && client.exists::<i64, _>(key).await.is_ok_and(|n| n == 0) {
+            return;
+        }
+    }
+    tracing::warn!(probe = %key, "failover drill probe key not confirmed deleted; it expires within a minute");
 }

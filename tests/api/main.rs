@@ -12,6 +12,7 @@ mod foundation;
 mod likes;
 mod locks;
 mod operations;
+mod operator;
 mod resilience;
 mod rules;
 mod services;
