@@ -159,6 +159,7 @@ fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> S
     let limits = HttpLimits {
         max_concurrency: settings.max_concurrency,
         client_rps: settings.client_rps,
+        trusted_proxies: settings.trusted_proxies.clone(),
         request_timeout: settings.request_timeout,
     };
     tower::Layer::layer(gate, api::router(state.clone(), &limits))

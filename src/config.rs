@@ -106,7 +106,12 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "MAPLE_CLIENT_RPS",
         "0",
-        "requests per second per client (x-api-client header, else IP) on data routes; 0 = no limit",
+        "requests per second per client (its address; behind a trusted proxy its x-api-client header, else X-Forwarded-For) on data routes; 0 = no limit",
+    ),
+    (
+        "MAPLE_TRUSTED_PROXIES",
+        "(empty)",
+        "comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For and x-api-client are believed",
     ),
     (
         "MAPLE_MAX_CONCURRENCY",
@@ -287,6 +292,51 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// An IP address or CIDR block (`10.0.0.0/8`, `::1`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// `None` unless `s` is an address, or an address with a prefix length within its family's width.
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse().ok()?, None),
+        };
+        let width = match addr {
+            std::net::IpAddr::V4(_) => 32,
+            std::net::IpAddr::V6(_) => 128,
+        };
+        let prefix = prefix.unwrap_or(width);
+        (prefix <= width).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` lies in this block (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+            if prefix == 0 {
+                0
+            } else {
+                bits >> (width - prefix as u32)
+            }
+        }
+        match (self.addr, ip.to_canonical()) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                masked(u32::from(net) as u128, 32, self.prefix)
+                    == masked(u32::from(ip) as u128, 32, self.prefix)
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                masked(u128::from(net), 128, self.prefix)
+                    == masked(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// How the gateway reaches Redis.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RedisSettings {
@@ -336,6 +386,8 @@ pub struct Settings {
     pub max_concurrency: usize,
     /// Per-client requests per second on the data routes; 0 = no limit.
     pub client_rps: u32,
+    /// Peers whose `X-Forwarded-For` and `x-api-client` name the client (empty: none).
+    pub trusted_proxies: Vec<IpNet>,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub upstream_deadline: Duration,
@@ -452,6 +504,7 @@ struct RawSettings {
     request_timeout_ms: Option<NumOrString>,
     max_concurrency: Option<NumOrString>,
     client_rps: Option<NumOrString>,
+    trusted_proxies: Option<String>,
     shutdown_grace_ms: Option<NumOrString>,
     log_format: Option<String>,
     upstream_deadline_ms: Option<NumOrString>,
@@ -566,6 +619,11 @@ impl RawSettings {
             &mut self.client_rps,
             env("MAPLE_CLIENT_RPS"),
             NumOrString::Str,
+        );
+        set(
+            &mut self.trusted_proxies,
+            env("MAPLE_TRUSTED_PROXIES"),
+            |v| v,
         );
         set(
             &mut self.shutdown_grace_ms,
@@ -859,6 +917,22 @@ impl RawSettings {
                 format!("must be at most 1000000, got {client_rps}"),
             ));
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                IpNet::parse(p).ok_or_else(|| {
+                    err(
+                        "MAPLE_TRUSTED_PROXIES",
+                        format!("expected IPs or CIDRs such as 10.0.0.0/8, got {p:?}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let shutdown_grace_ms = num(self.shutdown_grace_ms, "MAPLE_SHUTDOWN_GRACE_MS", 20_000, 0)?;
 
         let upstream_deadline_ms = num(
@@ -982,6 +1056,7 @@ impl RawSettings {
             request_timeout: Duration::from_millis(request_timeout_ms),
             max_concurrency: max_concurrency as usize,
             client_rps: client_rps as u32,
+            trusted_proxies,
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             log_format,
             upstream_deadline: Duration::from_millis(upstream_deadline_ms),
@@ -1140,6 +1215,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.setting, "MAPLE_BREAKER_OPEN_MAX_MS");
+    }
+
+    #[test]
+    fn trusted_proxies_are_ips_or_cidrs() {
+        assert!(load(None, &[]).unwrap().trusted_proxies.is_empty());
+        let s = load(
+            None,
+            &[("MAPLE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")],
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let nets = &s.trusted_proxies;
+        assert_eq!(nets.len(), 3);
+        assert!(nets[0].contains(ip("10.200.3.4")));
+        assert!(!nets[0].contains(ip("11.0.0.1")));
+        assert!(nets[1].contains(ip("127.0.0.1")));
+        assert!(nets[1].contains(ip("::ffff:127.0.0.1")), "IPv4-mapped");
+        assert!(!nets[1].contains(ip("127.0.0.2")));
+        assert!(nets[2].contains(ip("fd12::1")));
+        assert!(!nets[2].contains(ip("10.0.0.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "::/129", "example.com", "10.0.0.0/x"] {
+            let e = load(None, &[("MAPLE_TRUSTED_PROXIES", bad)]).unwrap_err();
+            assert_eq!(e.setting, "MAPLE_TRUSTED_PROXIES", "{bad}");
+        }
     }
 
     #[test]
