@@ -248,7 +248,8 @@ impl Application {
                 background.spawn(w);
             }
         }
-        let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
+        let characters =
+            CharacterService::new(nexon.clone(), store.clone(), tables, cache, redis.clone());
         let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
         let likes = LikeService::new(
             LikeConfig::from_settings(&settings),
