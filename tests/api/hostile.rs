@@ -160,3 +160,61 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_not_the_forged_c
         "another client has its own bucket"
     );
 }
+
+/// With Redis the force window is cluster-wide: a second instance refuses the force the first honoured, and
+/// the option-variant bound is shared.
+#[tokio::test]
+async fn force_window_and_variant_bound_are_shared_through_redis() {
+    use maple_gateway::config::{RedactedUrl, RedisSettings, Secret};
+    let redis = crate::harness::RedisServer::start();
+    let sim = crate::services::start_sim().await;
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let (sim_url, redis_url) = (sim.base_url(), redis.url());
+        apps.push(
+            spawn_app_with(move |s| {
+                s.upstream_url = sim_url;
+                s.nexon_api_key = Some(Secret::new("test_key"));
+                s.redis = RedisSettings::Standalone {
+                    url: RedactedUrl::new(redis_url),
+                };
+            })
+            .await,
+        );
+    }
+    let path = "/api/v4/characters/Shared1/expectation?force=true";
+    let r = apps[0].get(path).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("x-force-refresh").is_none());
+    let r = apps[1].get(path).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-force-refresh"], "throttled");
+
+    let bound = maple_gateway::characters::MAX_OPTION_VARIANTS;
+    let q = |i: usize| {
+        format!(
+            "/api/v4/characters/Shared1/expectation?starcatch={}&sunday={}&prevention={}&discount={}",
+            i & 1 == 1,
+            i & 2 == 2,
+            i & 4 == 4,
+            ["0.1", "0.3", "0.5"][i / 8]
+        )
+    };
+    // The default options already hold one place; fill the rest through the first instance.
+    for i in 0..bound - 1 {
+        assert_eq!(apps[0].get(&q(i)).await.status().as_u16(), 200);
+    }
+    let over = q(bound - 1);
+    for app in &apps {
+        let r = app.get(&over).await;
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["x-cache"], "MISS", "never stored");
+    }
+    let r = apps[1].get(&over).await;
+    assert_eq!(
+        r.headers()["x-cache"],
+        "MISS",
+        "the second instance sees the bound"
+    );
+    assert_eq!(apps[1].get(&q(0)).await.headers()["x-cache"], "HIT");
+}
