@@ -4,8 +4,8 @@
 //! the problem named). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
 //! and `x-data-source`. A forced refresh (`force=true`, `recalculate`) is admitted once per character and
 //! route per minute; a refused one is answered as a normal read with `x-force-refresh: throttled`. A client
-//! that accepts gzip gets the stored gzip bytes as they are (no per-request
-//! compression); others get them inflated. All work runs through the execution-policy pipeline.
+//! that accepts gzip gets the stored gzip bytes as they are (no per-request compression); others get them
+//! inflated. All work runs through the execution-policy pipeline.
 
 use std::collections::HashMap;
 
