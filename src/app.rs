@@ -129,6 +129,7 @@ fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> S
     let limits = HttpLimits {
         max_concurrency: settings.server.max_concurrency,
         client_rps: settings.server.client_rps,
+        trusted_proxies: settings.server.trusted_proxies.clone(),
         request_timeout: settings.server.request_timeout,
     };
     tower::Layer::layer(gate, api::router(state.clone(), &limits))
@@ -218,7 +219,8 @@ impl Application {
                 background.spawn(w);
             }
         }
-        let characters = CharacterService::new(nexon.clone(), store.clone(), tables, cache);
+        let characters =
+            CharacterService::new(nexon.clone(), store.clone(), tables, cache, redis.clone());
         let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
         let likes = LikeService::new(
             LikeConfig::from_settings(&settings.likes),

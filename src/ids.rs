@@ -1,8 +1,10 @@
 //! Identifiers parsed before any I/O, and the priority a caller runs at.
 //!
-//! Contract: a [`CharacterName`] is 1–12 characters, each a letter or a digit in any script (Hangul names
-//! are the norm), with no whitespace, control or punctuation characters — so `..`, `/`, `%`, quotes and
-//! empty names can never reach a cache key, a URL or a query. Names compare case-insensitively for ASCII
+//! Contract: a [`CharacterName`] is normalised to Unicode NFC first (so a precomposed Hangul syllable and
+//! its decomposed jamo spell one name, with one cache key and one like count), then must be 1–12
+//! characters, each a letter or a digit in any script (Hangul names are the norm), with no whitespace,
+//! control or punctuation characters — so `..`, `/`, `%`, quotes and empty names can never reach a cache
+//! key, a URL or a query. Names compare case-insensitively for ASCII
 //! letters ([`CharacterName::key`] is the canonical form used in cache keys). An [`Ocid`] is the upstream's
 //! opaque token of 1–128 ASCII alphanumerics. A [`LikerId`] is an opaque client-chosen id of 1–64
 //! characters without control characters. Every parse failure is an [`IdError`], a client error
@@ -15,6 +17,8 @@
 //! the HTTP layer all share these types without importing one another.
 
 use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Classify, Code, ErrorKind};
 
@@ -52,21 +56,27 @@ impl Classify for IdError {
 pub struct CharacterName(String);
 
 impl CharacterName {
+    /// Normalises `raw` to NFC, then validates it.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let n = raw.chars().count();
+        let name: String = if unicode_normalization::is_nfc(raw) {
+            raw.to_string()
+        } else {
+            raw.nfc().collect()
+        };
+        let n = name.chars().count();
         if n == 0 {
             return Err(IdError::Empty);
         }
         if n > 12 {
             return Err(IdError::TooLong(n));
         }
-        if let Some(c) = raw.chars().find(|c| !c.is_alphanumeric()) {
+        if let Some(c) = name.chars().find(|c| !c.is_alphanumeric()) {
             return Err(IdError::BadChar(c));
         }
-        Ok(CharacterName(raw.to_string()))
+        Ok(CharacterName(name))
     }
 
-    /// The name as the client wrote it.
+    /// The name as the client wrote it, in NFC.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -186,6 +196,18 @@ mod tests {
             assert!(CharacterName::parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(CharacterName::parse("EvAn").unwrap().key(), "evan");
+    }
+
+    #[test]
+    fn decomposed_hangul_is_the_same_name_as_precomposed() {
+        let nfc = CharacterName::parse("에반").unwrap();
+        let nfd = CharacterName::parse("\u{110b}\u{1166}\u{1107}\u{1161}\u{11ab}").unwrap();
+        assert_eq!(nfd, nfc);
+        assert_eq!(nfd.key(), nfc.key());
+        assert_eq!(nfd.as_str(), "에반");
+        // Twelve syllables decomposed are 36 code points, still a valid twelve-character name.
+        let long: String = "가나다라마바사아자차카타".nfd().collect();
+        assert!(CharacterName::parse(&long).is_ok());
     }
 
     #[test]

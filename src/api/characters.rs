@@ -5,7 +5,9 @@
 //! expectation routes take `force`, `date` and every starforce option of [`starforce::PARAMS`], read once into
 //! [`StarforceSettings`] (the settings the cache key names and the engine computes with, echoed in the body as
 //! `starforce_options`). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
-//! and `x-data-source`. A client that accepts gzip gets the stored gzip bytes as they are (no per-request
+//! and `x-data-source`. A forced refresh (`force=true`, `recalculate`) is admitted once per character and
+//! route per minute; a refused one is answered as a normal read with `x-force-refresh: throttled`. A client
+//! that accepts gzip gets the stored gzip bytes as they are (no per-request
 //! compression); others get them inflated. All work runs through the execution-policy pipeline.
 
 use std::collections::HashMap;
@@ -96,6 +98,23 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     )
 }
 
+/// Set on a response whose forced refresh was not admitted (answered as a normal read).
+pub const FORCE_REFRESH_HEADER: &str = "x-force-refresh";
+
+/// Whether a requested force goes ahead: `(force, throttled)`.
+async fn admit_force(
+    s: &AppState,
+    name: &CharacterName,
+    route: &str,
+    requested: bool,
+) -> (bool, bool) {
+    if !requested {
+        return (false, false);
+    }
+    let admitted = s.characters.admit_force(name, route).await;
+    (admitted, !admitted)
+}
+
 fn map_err(e: &CharacterError) -> ApiError {
     ApiError::from_classified(e)
 }
@@ -142,6 +161,9 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
     if let CacheStatus::Hit(tier) = answer.status {
         h.insert(CACHE_TIER_HEADER, HeaderValue::from_static(tier.as_str()));
     }
+    if answer.force_throttled {
+        h.insert(FORCE_REFRESH_HEADER, HeaderValue::from_static("throttled"));
+    }
     let age = ((now_ms - answer.fetched_at_ms).max(0) / 1000) as u64;
     h.insert(header::AGE, HeaderValue::from(age));
     Ok(resp)
@@ -159,7 +181,8 @@ async fn expectation_answer(
     let now = s.characters.now_ms();
     let d = date(q, now)?;
     let opts = options(q)?;
-    let force = force_override || flag(q, "force")?;
+    let (force, throttled) =
+        admit_force(s, &n, operation, force_override || flag(q, "force")?).await;
     let svc = &s.characters;
     let ctx = TaskContext::new("characters", operation).with_key(n.as_str());
     let answer = s
@@ -173,7 +196,13 @@ async fn expectation_answer(
         })
         .await
         .map_err(|e| task_error(&e))?;
-    Ok((answer, now))
+    Ok((
+        crate::characters::Answer {
+            force_throttled: throttled,
+            ..answer
+        },
+        now,
+    ))
 }
 
 fn task_error(e: &crate::pipeline::TaskError) -> ApiError {
@@ -265,14 +294,15 @@ pub async fn equipment(
     let n = name(&raw)?;
     let now = s.characters.now_ms();
     let d = date(&q, now)?;
-    let force = flag(&q, "force")?;
+    let (force, throttled) = admit_force(&s, &n, "equipment", flag(&q, "force")?).await;
     let svc = s.characters.clone();
     let ctx = TaskContext::new("characters", "equipment").with_key(n.as_str());
-    let answer = s
+    let mut answer = s
         .pipeline
         .execute(ctx, async move { svc.equipment(&n, d, force).await })
         .await
         .map_err(|e| task_error(&e))?;
+    answer.force_throttled = throttled;
     data_response(answer, gzip, now)
 }
 

@@ -119,6 +119,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Requests per second per client on the data routes (0 = no limit).
     pub client_rps: u32,
+    /// Peers whose `X-Forwarded-For` and `x-api-client` name the client.
+    pub trusted_proxies: Vec<crate::config::IpNet>,
 }
 
 /// The served API: the inbound layer (which also caps request bodies) around the routes. The layer wraps
@@ -197,7 +199,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Api {
         );
     if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
         data = data.layer_each(axum::middleware::from_fn_with_state(
-            limiter,
+            limiter.trusting(&limits.trusted_proxies),
             client_limit::limit,
         ));
     }

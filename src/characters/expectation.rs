@@ -15,6 +15,9 @@
 //! - When the load fails and the upstream cannot answer, the cache's last copy is served rewritten with
 //!   `"stale": true` (and `"data_preparing": true` for 00009), as [`fallback::decide`] rules; there is no
 //!   database copy of an expectation (the equipment loader already fell back on its snapshot).
+//! - A key beyond the character's and date's [`MAX_OPTION_VARIANTS`](super::MAX_OPTION_VARIANTS) is computed
+//!   and answered (`MISS`) but neither looked up nor stored: it goes through no flight, so concurrent
+//!   requests for it each render it (the raw equipment behind it is still cached and loaded once).
 //! - Raw equipment that does not parse fails with a 502; rendering failures with `Internal`.
 
 use std::sync::Arc;
@@ -28,7 +31,7 @@ use super::{
     Answer, CharacterError, CharacterService, DataDate, STALE_RECHECK, keys, rfc3339,
     skip_if_refused,
 };
-use crate::cache::{CacheStatus, CachedValue, LoadFailure, Tiers};
+use crate::cache::{CacheStatus, CachedValue, LoadFailure, ServedValue, Tiers};
 use crate::codec;
 use crate::expectation::{self as engine, ItemEquipment, RuleSet, StarforceSettings};
 use crate::ids::{CharacterName, Priority};
@@ -112,10 +115,24 @@ impl CharacterService {
                 Ok(v)
             }
         };
-        let served = self
-            .cache
-            .get_or_load_with(&key, force, Tiers::All, make_load)
+        let cached = self
+            .variants
+            .admit(&keys::variant_set_key(name, date), &key)
             .await;
+        let served = if cached {
+            self.cache
+                .get_or_load_with(&key, force, Tiers::All, make_load)
+                .await
+        } else {
+            // Beyond the variant bound: computed and answered, never stored.
+            match make_load()(Priority::Interactive).await {
+                Ok(v) => Ok(ServedValue {
+                    value: Arc::new(v),
+                    status: CacheStatus::Miss,
+                }),
+                Err(error) => Err(LoadFailure { error, stale: None }),
+            }
+        };
         match served {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),
             Ok(s) if s.value.stale => {

@@ -6,6 +6,7 @@
 //! - `…:exp:<date>:<options>:<rule set>:<table>` an expectation, named by character, date, starforce settings
 //!   ([`StarforceSettings::key_fragment`]), rule set ([`RuleSet::key_fragment`]) and table version (a new table,
 //!   rule set or option set is a new key, derived from the cached raw equipment);
+//! - `…:xv:<date>` the set of expectation keys of a date admitted to the cache (the variant bound);
 //! - `<equipment key>@<fetched_at_ms>` names one parsed payload in the service's recent-models cache.
 
 use super::date::RequestDate;
@@ -39,6 +40,11 @@ pub(super) fn basic_key(name: &CharacterName) -> String {
 /// The character's raw equipment of `date`.
 pub(super) fn equipment_key(name: &CharacterName, date: RequestDate) -> String {
     format!("{}eq:{}", prefix(name), date.key())
+}
+
+/// The set of the expectation keys of (name, date) admitted to the cache.
+pub(super) fn variant_set_key(name: &CharacterName, date: RequestDate) -> String {
+    format!("{}xv:{}", prefix(name), date.key())
 }
 
 /// The recent-models key of the raw equipment of (name, date) fetched at `fetched_at_ms`.
@@ -166,6 +172,10 @@ mod key_tests {
         assert_eq!(
             equipment_key(&name, RequestDate::LATEST),
             "maple:v1:c:benchhot:eq:latest"
+        );
+        assert_eq!(
+            variant_set_key(&name, RequestDate::LATEST),
+            "maple:v1:c:benchhot:xv:latest"
         );
         assert_eq!(
             model_key(&name, RequestDate::LATEST, 42),

@@ -32,9 +32,15 @@
 //!   [`SNAPSHOT_WAIT`](snapshots::SNAPSHOT_WAIT)) for its snapshot write before it completes. A snapshot
 //!   that does not parse is counted, logged and ignored.
 //!
+//! - A forced refresh is admitted once per character and route per [`FORCE_WINDOW`]
+//!   ([`CharacterService::admit_force`]); the caller answers a refused one as a normal read. At most
+//!   [`MAX_OPTION_VARIANTS`] option variants of a character and date are cached; further ones are computed
+//!   and answered but not stored (see [`guards`]).
+//!
 //! Rooms: [`keys`] (the key scheme), [`date`] (the request's date and its freshness), [`ocid`],
 //! [`equipment`], [`expectation`] and [`basic`] (one loader each), [`fallback`] (the stale decision),
-//! [`snapshots`] (database reads and writes), [`cpu`] (the lane for CPU-heavy steps).
+//! [`snapshots`] (database reads and writes), [`cpu`] (the lane for CPU-heavy steps), [`guards`] (the
+//! bounds on forced refreshes and option variants).
 //!
 //! [`Tiers::L2Only`]: crate::cache::Tiers::L2Only
 
@@ -44,6 +50,7 @@ mod date;
 mod equipment;
 mod expectation;
 mod fallback;
+mod guards;
 mod keys;
 mod ocid;
 mod snapshots;
@@ -58,10 +65,13 @@ use crate::error::{Classify, Code, ErrorKind};
 use crate::expectation::{CubeTables, ItemEquipment};
 use crate::ids::{CharacterName, Priority};
 use crate::nexon::{NexonClient, NexonError};
+use crate::redis::RedisHandle;
 use crate::store::Store;
 
 use cpu::CpuLane;
 pub use date::{DataDate, FIRST_DATE};
+pub use guards::{FORCE_REFRESH_TOTAL, FORCE_WINDOW, MAX_OPTION_VARIANTS, VARIANTS_UNCACHED_TOTAL};
+use guards::{ForceGuard, VariantGuard};
 
 /// How long "character not found" is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
@@ -137,6 +147,8 @@ pub struct Answer {
     pub fetched_at_ms: i64,
     /// Served stale because the upstream is still preparing the data (00009).
     pub data_preparing: bool,
+    /// The request asked for a forced refresh that was not admitted and was answered as a normal read.
+    pub force_throttled: bool,
 }
 
 impl Answer {
@@ -147,6 +159,7 @@ impl Answer {
             status,
             fetched_at_ms,
             data_preparing: false,
+            force_throttled: false,
         }
     }
 
@@ -157,6 +170,7 @@ impl Answer {
             status: CacheStatus::Stale,
             fetched_at_ms,
             data_preparing,
+            force_throttled: false,
         }
     }
 
@@ -176,6 +190,8 @@ pub struct CharacterService {
     snapshot_writes: tokio_util::task::TaskTracker,
     /// Parsed item-equipment of the latest loads, keyed by `{equipment key}@{fetched_at}`.
     recent_models: moka::sync::Cache<String, Arc<ItemEquipment>>,
+    forces: ForceGuard,
+    variants: VariantGuard,
 }
 
 impl CharacterService {
@@ -184,6 +200,7 @@ impl CharacterService {
         store: Store,
         tables: Option<Arc<CubeTables>>,
         cache: TieredCache<CharacterError>,
+        redis: Option<RedisHandle>,
     ) -> Arc<Self> {
         Arc::new(CharacterService {
             cpu: CpuLane::new(),
@@ -196,7 +213,15 @@ impl CharacterService {
                 .max_capacity(RECENT_MODELS)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            forces: ForceGuard::new(redis.clone(), FORCE_WINDOW),
+            variants: VariantGuard::new(redis, MAX_OPTION_VARIANTS),
         })
+    }
+
+    /// Whether a forced refresh of `name` on `route` may go ahead: once per character and route per
+    /// [`FORCE_WINDOW`], cluster-wide with Redis. A refused force is to be answered as a normal read.
+    pub async fn admit_force(&self, name: &CharacterName, route: &str) -> bool {
+        self.forces.admit(name, route).await
     }
 
     pub fn cache(&self) -> &TieredCache<CharacterError> {

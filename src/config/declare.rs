@@ -15,10 +15,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::net::IpNet;
 use super::parse::read;
 use super::rules::{
     ADMIN_TOKEN, ANY, API_KEY, DATABASE_URL, DIRECTORY, EXISTING_FILE, HOST_PORT, HTTP_URL,
-    INSTANCE_ID, NON_EMPTY, REDIS_URL, SENTINEL, WEBHOOK, default_instance_id,
+    INSTANCE_ID, IP_NETS, NON_EMPTY, REDIS_URL, SENTINEL, WEBHOOK, default_instance_id,
 };
 use super::secret::{RedactedUrl, Secret};
 use super::spec::{DefaultValue, Kind, Spec};
@@ -108,8 +109,10 @@ declare! {
         request_timeout: Duration = "MAPLE_REQUEST_TIMEOUT_MS", Millis { min: 1, max: NO_MAX }, Is("10000"), false;
         /// requests processed at once; beyond it requests are shed with 503 `OVERLOADED` (the health probes and `/metrics` are never shed)
         max_concurrency: usize = "MAPLE_MAX_CONCURRENCY", Int { min: 1, max: NO_MAX }, Is("1024"), false;
-        /// requests/s per client (`x-api-client` header, else IP) on data routes → 429 `RATE_LIMITED`; 0 = no limit
+        /// requests/s per client on data routes → 429 `RATE_LIMITED`; the client is the peer address, or behind a trusted proxy its `x-api-client` header, else `X-Forwarded-For`; 0 = no limit
         client_rps: u32 = "MAPLE_CLIENT_RPS", Int { min: 0, max: 1_000_000 }, Is("0"), false;
+        /// the reverse proxies whose `X-Forwarded-For` and `x-api-client` are believed (empty: none)
+        trusted_proxies: Vec<IpNet> = "MAPLE_TRUSTED_PROXIES", Text(IP_NETS), Unset, false;
         /// bearer token of `/admin/*`; admin routes are absent when unset
         admin_token: Option<Secret> = "MAPLE_ADMIN_TOKEN", Text(ADMIN_TOKEN), Unset, true;
     }

@@ -19,6 +19,7 @@
 //! (other tools share the prefix); [`unknown_env_vars`] lists them for a warning.
 
 mod declare;
+mod net;
 mod parse;
 mod rules;
 mod secret;
@@ -33,6 +34,7 @@ pub use declare::{
     CacheSettings, DEFAULT_UPSTREAM_URL, DatabaseVars, InstanceSettings, LikeSettings, RedisVars,
     SETTINGS, ServerSettings, ShutdownSettings, TelemetrySettings, UpstreamSettings,
 };
+pub use net::IpNet;
 pub use secret::{RedactedUrl, Secret};
 pub use spec::{DefaultValue, Kind, Rule, Spec, readme_table};
 

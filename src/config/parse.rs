@@ -168,6 +168,25 @@ impl Value for Vec<String> {
     }
 }
 
+/// A comma-separated list of IPs or CIDRs; an empty list is allowed (nothing trusted).
+impl Value for Vec<super::net::IpNet> {
+    fn parse(raw: &str, spec: &Spec) -> Result<Self, String> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|e| {
+                let e = text(e, spec)?;
+                super::net::IpNet::parse(&e)
+                    .ok_or_else(|| format!("expected an IP or CIDR, got {e:?}"))
+            })
+            .collect()
+    }
+    /// Unset: no proxy is trusted.
+    fn absent() -> Option<Self> {
+        Some(Vec::new())
+    }
+}
+
 impl Value for DatabaseSettings {
     fn parse(raw: &str, spec: &Spec) -> Result<Self, String> {
         let url = text(raw, spec)?;

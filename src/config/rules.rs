@@ -14,6 +14,17 @@ pub(super) const ANY: Rule = Rule {
     blank_is_unset: false,
 };
 
+pub(super) const IP_NETS: Rule = Rule {
+    accepts: "comma-separated IPs or CIDRs such as `10.0.0.0/8,::1`",
+    check: |s| match super::net::IpNet::parse(s.trim()) {
+        Some(_) => Ok(s.trim().to_string()),
+        None => Err(format!(
+            "expected IPs or CIDRs such as 10.0.0.0/8, got {s:?}"
+        )),
+    },
+    blank_is_unset: true,
+};
+
 pub(super) const HOST_PORT: Rule = Rule {
     accepts: "host:port such as `127.0.0.1:8080`",
     check: |s| Ok(s.trim().to_string()),

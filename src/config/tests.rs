@@ -355,3 +355,28 @@ fn every_setting_can_be_set_in_the_file_under_its_toml_key() {
     assert_eq!(e.setting, "MAPLE_LIKE_SYNC_BATCH");
     assert_eq!(e.problem, "must be at most 10000, got 10001");
 }
+
+#[test]
+fn trusted_proxies_are_ips_or_cidrs() {
+    assert!(load(None, &[]).unwrap().server.trusted_proxies.is_empty());
+    let s = load(
+        None,
+        &[("MAPLE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")],
+    )
+    .unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let nets = &s.server.trusted_proxies;
+    assert_eq!(nets.len(), 3);
+    assert!(nets[0].contains(ip("10.200.3.4")));
+    assert!(!nets[0].contains(ip("11.0.0.1")));
+    assert!(nets[1].contains(ip("127.0.0.1")));
+    assert!(nets[1].contains(ip("::ffff:127.0.0.1")), "IPv4-mapped");
+    assert!(!nets[1].contains(ip("127.0.0.2")));
+    assert!(nets[2].contains(ip("fd12::1")));
+    assert!(!nets[2].contains(ip("10.0.0.1")));
+    assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+    for bad in ["10.0.0.0/33", "::/129", "example.com", "10.0.0.0/x"] {
+        let e = load(None, &[("MAPLE_TRUSTED_PROXIES", bad)]).unwrap_err();
+        assert_eq!(e.setting, "MAPLE_TRUSTED_PROXIES", "{bad}");
+    }
+}

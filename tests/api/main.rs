@@ -9,6 +9,7 @@ mod backends;
 mod cache;
 mod engine;
 mod foundation;
+mod hostile;
 mod likes;
 mod locks;
 mod operations;
