@@ -10,7 +10,8 @@
 //! capped at 64 KiB (reading past it fails, and the extractor answers 413). An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
 //! inner layer or by axum (405, a rejection, …) is turned into the JSON error shape, so clients only ever
-//! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
+//! see one error format; a 405 keeps the `Allow` header listing the route's methods (`GET` routes also
+//! answer `HEAD`: the router runs the GET handler and sends its headers without the body). Metrics use the route template the request is routed to ([`RouteTemplates`],
 //! `unmatched` for none), never the raw path (bounded cardinality).
 //!
 //! Why one hand-written layer around the router instead of `from_fn` plus tower's `HandleError`/`LoadShed`/
@@ -320,7 +321,12 @@ impl Inbound {
                 .get(header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             if !is_json {
+                // The re-rendered error keeps the `Allow` of a 405 (the methods the route answers).
+                let allow = resp.headers_mut().remove(header::ALLOW);
                 resp = bare_error(resp.status()).into_response_with_id(done.id_str());
+                if let Some(allow) = allow {
+                    resp.headers_mut().insert(header::ALLOW, allow);
+                }
             }
         }
         if resp.status().is_server_error() {
