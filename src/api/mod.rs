@@ -19,6 +19,7 @@ mod client_limit;
 pub mod error;
 pub mod gate;
 mod health;
+pub mod http_cache;
 mod likes;
 mod middleware;
 mod openapi;
