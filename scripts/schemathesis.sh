@@ -5,7 +5,7 @@
 #   scripts/schemathesis.sh [extra schemathesis run options]
 #
 # Creates .venv-schemathesis/ (gitignored) with the pinned schemathesis, builds target/debug/maple-gateway
-# (a no-op when it is up to date; MAPLE_BIN=path uses that binary instead), starts it on the embedded default
+# (with the black-box tests; a no-op when they are up to date; MAPLE_BIN=path uses that binary instead), starts it on the embedded default
 # (in-process simulator, SQLite in a temp data dir, no Redis) on a free 127.0.0.1 port, runs
 # `schemathesis run --checks all` against /openapi.json, stops the gateway by PID and removes the temp dir.
 # Bounded: SCHEMATHESIS_TIMEOUT_S (default 600) for the whole run, MAX_EXAMPLES (default 30) per operation.
@@ -29,7 +29,8 @@ if [ -n "${MAPLE_BIN:-}" ]; then
   BIN=$MAPLE_BIN
   [ -x "$BIN" ] || die "MAPLE_BIN=$BIN is not an executable"
 else
-  cargo build --locked --bin maple-gateway >&2 || die "cargo build failed"
+  # Built as the black-box tests build it (their dependency features): fresh right after `cargo test`.
+  cargo test --locked --no-run --test api >&2 || die "cargo build failed"
   BIN=target/debug/maple-gateway
 fi
 # A setting of this script, not of the gateway (which warns about MAPLE_* variables it does not know).

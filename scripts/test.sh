@@ -15,3 +15,4 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked "$@"
+bash scripts/schemathesis.sh

@@ -219,7 +219,8 @@ async fn expectation_answer(
     let now = s.characters.now_ms();
     let d = date(q, now)?;
     let opts = options(q)?;
-    let force = force_override || flag(q, "force")?;
+    // Validated also when the route forces anyway (a malformed value is a client error everywhere).
+    let force = flag(q, "force")? || force_override;
     let svc = &s.characters;
     let ctx = TaskContext::new("characters", operation).with_key(n.as_str());
     let answer = s

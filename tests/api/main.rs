@@ -9,6 +9,7 @@ mod backends;
 mod cache;
 mod engine;
 mod foundation;
+mod http_contract;
 mod likes;
 mod locks;
 mod resilience;
