@@ -15,11 +15,11 @@
 //!   is the gateway's own grace (it serves the value as a hit that long past freshness while it refreshes
 //!   it); `stale-if-error` is how long past freshness the gateway serves the value as `STALE` when the
 //!   upstream fails (`stale_until − fresh_until`).
-//! - `Cache-Status` (RFC 9211) beside `x-cache`: `maple-gateway; hit; ttl=<s>` (freshness left, negative in
-//!   the revalidation grace), `maple-gateway; fwd=miss; fwd-status=200; stored` (or `fwd=request` when the
+//! - `Cache-Status` (RFC 9211) beside `x-cache`: `maple-gateway; hit; ttl=<s>` (freshness left, `max-age −
+//!   Age`, negative in the revalidation grace), `maple-gateway; fwd=miss; fwd-status=200; stored` (or `fwd=request` when the
 //!   client forced the refresh), `maple-gateway; fwd=stale; fwd-status=<the failed load's status>` for a
 //!   last good copy served because the upstream failed, and `maple-gateway; hit; ttl=<s>; detail=stale`
-//!   for a cached value derived from such a copy.
+//!   for a value derived from such a copy (an expectation computed from stale equipment, cached briefly).
 //! - Routes whose answers depend on the caller or change state (likes, admin) carry
 //!   [`PRIVATE_NO_STORE`] (set by the inbound layer).
 
@@ -92,7 +92,9 @@ pub fn age(answer: &Answer, now_ms: i64) -> HeaderValue {
 
 /// `Cache-Status` of a data answer at `now_ms`; `forced` when the client asked for a refresh.
 pub fn cache_status(answer: &Answer, now_ms: i64, forced: bool) -> HeaderValue {
-    let ttl = secs(answer.fresh_until_ms - now_ms);
+    // In whole seconds as `max-age − Age` (both floored), so the three headers agree.
+    let ttl =
+        secs(answer.fresh_until_ms - answer.fetched_at_ms) - secs(now_ms - answer.fetched_at_ms);
     let v = match (answer.status, answer.upstream_status) {
         (CacheStatus::Hit(_), _) => format!("{CACHE_NAME}; hit; ttl={ttl}"),
         (CacheStatus::Miss, _) => {
@@ -175,7 +177,7 @@ mod tests {
         assert_eq!(age(&a, now).to_str().unwrap(), "100");
         assert_eq!(
             cache_status(&a, now, false).to_str().unwrap(),
-            "maple-gateway; hit; ttl=799"
+            "maple-gateway; hit; ttl=800"
         );
     }
 
