@@ -16,8 +16,44 @@ use super::AppState;
 use crate::cache::freshness::kst_today;
 use crate::characters::FIRST_DATE;
 
-/// What [`crate::ids::CharacterName::parse`] accepts: 1–12 letters or digits of any script.
-const NAME_PATTERN: &str = r"^[\p{L}\p{N}]{1,12}$";
+/// The code point ranges of the characters [`crate::ids::CharacterName::parse`] accepts (Rust's
+/// `char::is_alphanumeric`: Unicode `Alphabetic` or a number), ascending.
+fn alphanumeric_ranges() -> Vec<(u32, u32)> {
+    let mut ranges = Vec::new();
+    let mut start = None;
+    for cp in 0..=0x11_0000u32 {
+        let ok = char::from_u32(cp).is_some_and(char::is_alphanumeric);
+        match (ok, start) {
+            (true, None) => start = Some(cp),
+            (false, Some(s)) => {
+                ranges.push((s, cp - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    ranges
+}
+
+/// What [`crate::ids::CharacterName::parse`] accepts: 1–12 letters or digits of any script, spelled as
+/// explicit code point ranges (`\x{…}`) derived from the same predicate, so the pattern and the handler agree
+/// on every character (regex engines disagree on what `\p{L}` covers).
+fn name_pattern() -> &'static str {
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        use std::fmt::Write;
+        let mut out = String::from("^[");
+        for (lo, hi) in alphanumeric_ranges() {
+            let _ = if lo == hi {
+                write!(out, "\\x{{{lo:X}}}")
+            } else {
+                write!(out, "\\x{{{lo:X}}}-\\x{{{hi:X}}}")
+            };
+        }
+        out.push_str("]{1,12}$");
+        out
+    })
+}
 
 /// The dates [`crate::characters::DataDate::parse`] accepts on `today` (KST): every date from
 /// [`FIRST_DATE`] to `today`, as an exact regular expression (the document is built per request, so the
@@ -72,7 +108,7 @@ const LIKER_HEADER_PATTERN: &str = r"^[!-~]([ -~]{0,62}[!-~])?$";
 fn name_param() -> Value {
     json!({"name": "name", "in": "path", "required": true,
            "description": "character name: 1-12 letters or digits (any script)",
-           "schema": {"type": "string", "minLength": 1, "maxLength": 12, "pattern": NAME_PATTERN}})
+           "schema": {"type": "string", "minLength": 1, "maxLength": 12, "pattern": name_pattern()}})
 }
 
 fn query(name: &str, ty: &str, description: &str) -> Value {
@@ -329,6 +365,34 @@ mod tests {
                 .map(str::to_string)
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_name_pattern_lists_exactly_the_characters_names_may_contain() {
+        let ranges = alphanumeric_ranges();
+        let admitted = |c: char| {
+            ranges
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)))
+        };
+        for c in ['a', 'Z', '0', '9', '아', '趲', 'é', '٣', 'Ⅻ'] {
+            assert!(admitted(c), "{c}");
+            assert!(crate::ids::CharacterName::parse(&c.to_string()).is_ok());
+        }
+        for c in ['-', ' ', '/', '%', '.', '\u{0}', '😀', '\u{300}'] {
+            assert!(!admitted(c), "{c:?}");
+        }
+        assert!(
+            ranges.windows(2).all(|w| w[0].1 + 1 < w[1].0),
+            "ascending, disjoint, merged"
+        );
+        let p = name_pattern();
+        assert!(
+            p.starts_with("^[\\x{30}-\\x{39}\\x{41}-\\x{5A}"),
+            "{}",
+            &p[..40]
+        );
+        assert!(p.ends_with("]{1,12}$"));
     }
 
     #[test]
