@@ -18,3 +18,4 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked "$@"
+bash scripts/schemathesis.sh

@@ -5,7 +5,8 @@
 //! expectation routes take `force`, `date` and every starforce option of [`starforce::PARAMS`], read once into
 //! [`StarforceSettings`] (the settings the cache key names and the engine computes with, echoed in the body as
 //! `starforce_options`). Data responses carry `x-cache` (`HIT`/`MISS`/`STALE`), `x-cache-tier` on hits, `age`,
-//! and `x-data-source`. A forced refresh (`force=true`, `recalculate`) is admitted once per character and
+//! `etag`, `cache-control`, `cache-status` and `x-data-source`, and answer a matching `If-None-Match` with
+//! 304 (see `http_cache`). A forced refresh (`force=true`, `recalculate`) is admitted once per character and
 //! route per minute; a refused one is answered as a normal read with `x-force-refresh: throttled`. A client
 //! that accepts gzip gets the stored gzip bytes as they are (no per-request
 //! compression); others get them inflated. All work runs through the execution-policy pipeline.
@@ -15,11 +16,12 @@ use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::ApiError;
+use super::http_cache;
 use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
@@ -74,18 +76,36 @@ fn options(q: &HashMap<String, String>) -> Result<StarforceSettings, ApiError> {
 static EXPECTATION_PARAMS: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| [&["force", "date"][..], starforce::PARAMS].concat());
 
-/// Whether the client accepts gzip, read from the request head without copying its headers (the
-/// `HeaderMap` extractor clones the whole map on every request).
-pub struct AcceptsGzip(pub bool);
+/// What a data response is negotiated by, read from the request head without copying its headers (the
+/// `HeaderMap` extractor clones the whole map on every request): whether the client accepts gzip, and its
+/// `If-None-Match` values on a GET or HEAD (ignored on other methods).
+pub struct ClientHead {
+    pub gzip: bool,
+    pub if_none_match: Vec<HeaderValue>,
+}
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AcceptsGzip {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientHead {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(AcceptsGzip(accepts_gzip(&parts.headers)))
+        let conditional = matches!(parts.method, Method::GET | Method::HEAD);
+        let if_none_match = if conditional {
+            parts
+                .headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(ClientHead {
+            gzip: accepts_gzip(&parts.headers),
+            if_none_match,
+        })
     }
 }
 
@@ -120,13 +140,26 @@ fn map_err(e: &CharacterError) -> ApiError {
 }
 
 /// Headers of a data response: content-encoding, content-type, vary, x-data-source, x-cache, x-cache-tier,
-/// age, x-request-id.
-const DATA_RESPONSE_HEADERS: usize = 8;
+/// age, etag, cache-control, cache-status, x-request-id.
+const DATA_RESPONSE_HEADERS: usize = 11;
 
-/// Builds a data response from a stored gzip body.
-fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response, ApiError> {
-    let body = if gzip_ok {
-        Body::from(answer.body_gz)
+/// Builds a data response from a stored gzip body: 200 with the body, or 304 without it when the client's
+/// `If-None-Match` matches (see `http_cache`). `forced` when the client asked for a refresh.
+fn data_response(
+    s: &AppState,
+    answer: Answer,
+    head: &ClientHead,
+    now_ms: i64,
+    forced: bool,
+) -> Result<Response, ApiError> {
+    let gzip_ok = head.gzip;
+    let etag = http_cache::etag_header(answer.etag, gzip_ok);
+    let not_modified =
+        !head.if_none_match.is_empty() && http_cache::none_match(&head.if_none_match, &etag);
+    let body = if not_modified {
+        Body::empty()
+    } else if gzip_ok {
+        Body::from(answer.body_gz.clone())
     } else {
         let raw = codec::decompress(&answer.body_gz).map_err(|_| {
             ApiError::new(
@@ -138,17 +171,22 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
         Body::from(raw)
     };
     let mut resp = Response::new(body);
+    if not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    }
     // Sized for every header of a data response (the request id is added by the inbound layer): a map
     // grown from the default size would be reallocated and rehashed on every response.
     let h = resp.headers_mut();
     h.reserve(DATA_RESPONSE_HEADERS);
-    if gzip_ok {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    if !not_modified {
+        if gzip_ok {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(
         DATA_SOURCE_HEADER,
@@ -164,8 +202,16 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
     if answer.force_throttled {
         h.insert(FORCE_REFRESH_HEADER, HeaderValue::from_static("throttled"));
     }
-    let age = ((now_ms - answer.fetched_at_ms).max(0) / 1000) as u64;
-    h.insert(header::AGE, HeaderValue::from(age));
+    h.insert(header::AGE, http_cache::age(&answer, now_ms));
+    h.insert(header::ETAG, etag);
+    h.insert(
+        header::CACHE_CONTROL,
+        http_cache::cache_control(&answer, s.characters.cache().swr_grace()),
+    );
+    h.insert(
+        http_cache::CACHE_STATUS_HEADER,
+        http_cache::cache_status(&answer, now_ms, forced),
+    );
     Ok(resp)
 }
 
@@ -175,14 +221,15 @@ async fn expectation_answer(
     q: &HashMap<String, String>,
     force_override: bool,
     operation: &'static str,
-) -> Result<(Answer, i64), ApiError> {
+) -> Result<(Answer, i64, bool), ApiError> {
     check_params(q, &EXPECTATION_PARAMS)?;
     let n = name(raw_name)?;
     let now = s.characters.now_ms();
     let d = date(q, now)?;
     let opts = options(q)?;
+    // Validated also when the route forces anyway (a malformed value is a client error everywhere).
     let (force, throttled) =
-        admit_force(s, &n, operation, force_override || flag(q, "force")?).await;
+        admit_force(s, &n, operation, flag(q, "force")? || force_override).await;
     let svc = &s.characters;
     let ctx = TaskContext::new("characters", operation).with_key(n.as_str());
     let answer = s
@@ -202,6 +249,7 @@ async fn expectation_answer(
             ..answer
         },
         now,
+        force,
     ))
 }
 
@@ -217,10 +265,10 @@ pub async fn expectation(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    AcceptsGzip(gzip): AcceptsGzip,
+    head: ClientHead,
 ) -> Result<Response, ApiError> {
-    let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation").await?;
-    data_response(answer, gzip, now)
+    let (answer, now, forced) = expectation_answer(&s, &raw, &q, false, "expectation").await?;
+    data_response(&s, answer, &head, now, forced)
 }
 
 /// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
@@ -228,10 +276,10 @@ pub async fn recalculate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    AcceptsGzip(gzip): AcceptsGzip,
+    head: ClientHead,
 ) -> Result<Response, ApiError> {
-    let (answer, now) = expectation_answer(&s, &raw, &q, true, "recalculate").await?;
-    data_response(answer, gzip, now)
+    let (answer, now, forced) = expectation_answer(&s, &raw, &q, true, "recalculate").await?;
+    data_response(&s, answer, &head, now, forced)
 }
 
 /// `GET /api/v4/characters/{name}/expectation/preset/{n}`
@@ -239,7 +287,7 @@ pub async fn expectation_preset(
     State(s): State<AppState>,
     Path((raw, preset)): Path<(String, String)>,
     Query(q): Params,
-    AcceptsGzip(gzip): AcceptsGzip,
+    head: ClientHead,
 ) -> Result<Response, ApiError> {
     let n: usize = match preset.parse::<usize>() {
         Ok(n @ 1..=3) => n,
@@ -249,7 +297,8 @@ pub async fn expectation_preset(
             )));
         }
     };
-    let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation_preset").await?;
+    let (answer, now, forced) =
+        expectation_answer(&s, &raw, &q, false, "expectation_preset").await?;
     let internal = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -279,8 +328,9 @@ pub async fn expectation_preset(
     }
     out.insert("preset".into(), full["presets"][n - 1].clone());
     let body = serde_json::to_vec(&out).map_err(|_| internal())?;
-    let preset_answer = answer.with_body(Bytes::from(codec::compress(&body)));
-    data_response(preset_answer, gzip, now)
+    let part = format!("preset={n}");
+    let preset_answer = answer.with_body(Bytes::from(codec::compress(&body)), part.as_bytes());
+    data_response(&s, preset_answer, &head, now, forced)
 }
 
 /// `GET /api/v4/characters/{name}/equipment`
@@ -288,7 +338,7 @@ pub async fn equipment(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    AcceptsGzip(gzip): AcceptsGzip,
+    head: ClientHead,
 ) -> Result<Response, ApiError> {
     check_params(&q, &["date", "force"])?;
     let n = name(&raw)?;
@@ -303,7 +353,7 @@ pub async fn equipment(
         .await
         .map_err(|e| task_error(&e))?;
     answer.force_throttled = throttled;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, &head, now, force)
 }
 
 /// `GET /api/v1/characters/{name}`
@@ -311,7 +361,7 @@ pub async fn basic(
     State(s): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Params,
-    AcceptsGzip(gzip): AcceptsGzip,
+    head: ClientHead,
 ) -> Result<Response, ApiError> {
     check_params(&q, &[])?;
     let n = name(&raw)?;
@@ -323,7 +373,7 @@ pub async fn basic(
         .execute(ctx, async move { svc.basic(&n).await })
         .await
         .map_err(|e| task_error(&e))?;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, &head, now, false)
 }
 
 impl IntoResponse for crate::characters::CharacterError {

@@ -11,7 +11,9 @@
 //! capped at 64 KiB (reading past it fails, and the extractor answers 413). An error
 //! produced by a handler ([`ApiError`]) is re-rendered with the request id; a bare error produced by an
 //! inner layer or by axum (405, a rejection, …) is turned into the JSON error shape, so clients only ever
-//! see one error format. Metrics use the route template the request is routed to ([`RouteTemplates`],
+//! see one error format; answers of private routes (likes, admin) get `Cache-Control: private, no-store`;
+//! a 405 keeps the `Allow` header listing the route's methods (`GET` routes also
+//! answer `HEAD`: the router runs the GET handler and sends its headers without the body). Metrics use the route template the request is routed to ([`RouteTemplates`],
 //! `unmatched` for none), never the raw path (bounded cardinality).
 //!
 //! Every response is logged as one access-log event (tracing target `access`, INFO): method, route template,
@@ -152,24 +154,32 @@ pub const UNTIMED_ROUTES: [&str; 2] = [
 /// The route templates of the router the layer wraps, matched with the matcher axum routes with: the
 /// template a request will be routed to (its metrics label, and whether it is a probe) is known before
 /// routing.
-pub struct RouteTemplates(matchit::Router<&'static str>);
+pub struct RouteTemplates(matchit::Router<(&'static str, bool)>);
 
 impl RouteTemplates {
+    /// `private`: the templates whose answers get `Cache-Control: private, no-store`.
+    ///
     /// # Panics
     /// When a template is not a valid route or is given twice (the router would panic on it as well).
-    pub fn new(templates: &[&'static str]) -> Self {
+    pub fn new(templates: &[&'static str], private: &[&'static str]) -> Self {
         let mut router = matchit::Router::new();
         for t in templates {
             router
-                .insert(*t, *t)
+                .insert(*t, (*t, private.contains(t)))
                 .unwrap_or_else(|e| panic!("route template {t:?}: {e}"));
         }
         RouteTemplates(router)
     }
 
     /// The template `path` matches, or `unmatched`.
-    pub fn label(&self, path: &str) -> &'static str {
-        self.0.at(path).map_or("unmatched", |m| *m.value)
+    #[cfg(test)]
+    fn label(&self, path: &str) -> &'static str {
+        self.route(path).0
+    }
+
+    /// The template `path` matches (or `unmatched`) and whether its answers are private.
+    fn route(&self, path: &str) -> (&'static str, bool) {
+        self.0.at(path).map_or(("unmatched", false), |m| *m.value)
     }
 }
 
@@ -277,13 +287,14 @@ where
             .get(REQUEST_ID_HEADER)
             .and_then(sane_id)
             .unwrap_or_else(fresh_id);
-        let route = self.shared.templates.label(req.uri().path());
+        let (route, private) = self.shared.templates.route(req.uri().path());
         let method = static_method(req.method());
         let done = Done {
             started,
             id,
             route,
             method,
+            private,
         };
 
         // Probes never take a place: an orchestrator that sees `/health/live` answer 503 under load would
@@ -352,6 +363,8 @@ struct Done {
     id: HeaderValue,
     route: &'static str,
     method: &'static str,
+    /// The route's answers are `Cache-Control: private, no-store`.
+    private: bool,
 }
 
 impl Done {
@@ -409,7 +422,12 @@ impl Inbound {
                 .get(header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             if !is_json {
+                // The re-rendered error keeps the `Allow` of a 405 (the methods the route answers).
+                let allow = resp.headers_mut().remove(header::ALLOW);
                 resp = bare_error(resp.status()).into_response_with_id(done.id_str());
+                if let Some(allow) = allow {
+                    resp.headers_mut().insert(header::ALLOW, allow);
+                }
             }
         }
         if resp.status().is_server_error() {
@@ -438,6 +456,12 @@ impl Inbound {
                 .unwrap_or("-"),
             "request"
         );
+        if done.private {
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(super::http_cache::PRIVATE_NO_STORE),
+            );
+        }
         resp.headers_mut().insert(REQUEST_ID_HEADER, done.id);
         resp
     }
@@ -622,7 +646,7 @@ mod tests {
             .route("/fine", axum::routing::get(|| async { "fine" }));
         let layer = InboundLayer::new(
             state.clone(),
-            RouteTemplates::new(&["/boom", "/fine"]),
+            RouteTemplates::new(&["/boom", "/fine"], &[]),
             4,
             Duration::from_secs(5),
         );
@@ -702,11 +726,16 @@ mod tests {
 
     #[test]
     fn route_templates_label_paths_as_the_router_matches_them() {
-        let t = RouteTemplates::new(&[
-            "/health/live",
-            "/api/v4/characters/{name}/expectation",
-            "/api/v4/characters/{name}/expectation/preset/{n}",
-        ]);
+        let t = RouteTemplates::new(
+            &[
+                "/health/live",
+                "/api/v4/characters/{name}/expectation",
+                "/api/v4/characters/{name}/expectation/preset/{n}",
+            ],
+            &["/health/live"],
+        );
+        assert_eq!(t.route("/health/live"), ("/health/live", true));
+        assert!(!t.route("/api/v4/characters/Alice/expectation").1);
         assert_eq!(t.label("/health/live"), "/health/live");
         assert_eq!(
             t.label("/api/v4/characters/Alice/expectation"),

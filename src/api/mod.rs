@@ -3,7 +3,10 @@
 //! Contract: handlers validate input (names, presets, options) before any I/O and call services; they hold
 //! no business logic. Every response carries `x-request-id` (the client's, when it sent a sane one);
 //! every error response has the JSON shape of [`error::ApiError`]; data responses carry
-//! `x-data-source: Data based on NEXON Open API`. Unknown routes → 404 JSON; bodies over 64 KiB → 413;
+//! `x-data-source: Data based on NEXON Open API` and the caching headers of [`http_cache`] (`ETag`,
+//! `Cache-Control`, `Age`, `Cache-Status`; a matching `If-None-Match` → 304); like and admin answers carry
+//! `Cache-Control: private, no-store`. A 405 lists the route's methods in `Allow`; every GET route answers
+//! HEAD with the GET's headers and no body. Unknown routes → 404 JSON; bodies over 64 KiB → 413;
 //! overload → 503 `OVERLOADED` with `Retry-After` (load-shed, answered without queueing; the health probes and
 //! `/metrics` are exempt); a request running
 //! longer than the request timeout → 503 `TIMEOUT`-coded error.
@@ -19,6 +22,7 @@ mod client_limit;
 pub mod error;
 pub mod gate;
 mod health;
+pub mod http_cache;
 mod likes;
 mod middleware;
 mod openapi;
@@ -134,6 +138,8 @@ pub type Api = middleware::InboundService<Router>;
 struct Routes {
     router: Router<AppState>,
     templates: Vec<&'static str>,
+    /// Templates whose answers are `Cache-Control: private, no-store` (per caller, or state-changing).
+    private: Vec<&'static str>,
 }
 
 impl Routes {
@@ -141,12 +147,19 @@ impl Routes {
         Routes {
             router: Router::new(),
             templates: Vec::new(),
+            private: Vec::new(),
         }
     }
 
     fn route(mut self, template: &'static str, method_router: MethodRouter<AppState>) -> Self {
         self.router = self.router.route(template, method_router);
         self.templates.push(template);
+        self
+    }
+
+    /// Marks every route registered so far as private (`Cache-Control: private, no-store`).
+    fn private(mut self) -> Self {
+        self.private = self.templates.clone();
         self
     }
 
@@ -168,6 +181,7 @@ impl Routes {
     fn merge(mut self, other: Routes) -> Self {
         self.router = self.router.merge(other.router);
         self.templates.extend(other.templates);
+        self.private.extend(other.private);
         self
     }
 }
@@ -193,9 +207,13 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Api {
             get(characters::equipment),
         )
         .route("/api/v1/characters/{name}", get(characters::basic))
-        .route(
-            "/api/v2/characters/{name}/like",
-            post(likes::like).get(likes::status),
+        .merge(
+            Routes::new()
+                .route(
+                    "/api/v2/characters/{name}/like",
+                    post(likes::like).get(likes::status),
+                )
+                .private(),
         );
     if let Some(limiter) = client_limit::ClientLimiter::new(limits.client_rps) {
         data = data.layer_each(axum::middleware::from_fn_with_state(
@@ -219,13 +237,14 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Api {
                 post(admin::upstream_outage),
             )
             .route("/admin/breakers/nexon/{action}", post(admin::breaker))
+            .private()
             .layer_each(axum::middleware::from_fn_with_state(
                 state.clone(),
                 admin::auth,
             ));
         routes = routes.merge(admin);
     }
-    let templates = middleware::RouteTemplates::new(&routes.templates);
+    let templates = middleware::RouteTemplates::new(&routes.templates, &routes.private);
     let router = routes.router.fallback(not_found).with_state(state.clone());
 
     let inbound = middleware::InboundLayer::new(

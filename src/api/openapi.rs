@@ -1,25 +1,133 @@
 //! The OpenAPI 3.1 document of the public API, served at `GET /openapi.json`.
 //!
 //! Contract: every route the router serves is described here (a black-box test compares them), with its
-//! parameters (each starforce option of [`starforce::PARAMS`] with its type and range), its success body (the
-//! expectation's `starforce_options`, `rules`, per-item `warnings` and `replacement` lines spelled out) and the
-//! error shape. Written by hand, next to the routes, so that it changes in the same commit as they do; the
-//! enumerations (MVP grades, rule sets) and the option constants are read from the engine.
+//! parameters as the handlers validate them (name, date, liker id, preset, discount patterns and ranges),
+//! the starforce options of [`starforce::PARAMS`] with their types and ranges, the expectation's
+//! body (`starforce_options`, `rules`, per-item `warnings`, `replacement`), every status it can answer with (errors with the error body), and every response header (`x-cache`,
+//! `Cache-Status`, `ETag`, `Age`, `Cache-Control`, `Retry-After`). `scripts/schemathesis.sh` checks the
+//! running gateway against it. Written by hand, next to the routes, so that it changes
+//! in the same commit as they do.
 
 use axum::Json;
+use axum::extract::State;
+use chrono::{Datelike, Months, NaiveDate};
 use serde_json::{Value, json};
 
+use super::AppState;
+use crate::cache::freshness::kst_today;
+use crate::characters::FIRST_DATE;
 use crate::expectation::RuleSet;
 use crate::expectation::starforce::{self, MvpGrade};
+
+/// The code point ranges of the characters [`crate::ids::CharacterName::parse`] accepts (Rust's
+/// `char::is_alphanumeric`: Unicode `Alphabetic` or a number), ascending.
+fn alphanumeric_ranges() -> Vec<(u32, u32)> {
+    let mut ranges = Vec::new();
+    let mut start = None;
+    for cp in 0..=0x11_0000u32 {
+        let ok = char::from_u32(cp).is_some_and(char::is_alphanumeric);
+        match (ok, start) {
+            (true, None) => start = Some(cp),
+            (false, Some(s)) => {
+                ranges.push((s, cp - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    ranges
+}
+
+/// What [`crate::ids::CharacterName::parse`] accepts: 1–12 letters or digits of any script, spelled as
+/// explicit code point ranges (`\x{…}`) derived from the same predicate, so the pattern and the handler agree
+/// on every character (regex engines disagree on what `\p{L}` covers).
+fn name_pattern() -> &'static str {
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        use std::fmt::Write;
+        let mut out = String::from("^[");
+        for (lo, hi) in alphanumeric_ranges() {
+            let _ = if lo == hi {
+                write!(out, "\\x{{{lo:X}}}")
+            } else {
+                write!(out, "\\x{{{lo:X}}}-\\x{{{hi:X}}}")
+            };
+        }
+        out.push_str("]{1,12}$");
+        out
+    })
+}
+
+/// The dates [`crate::characters::DataDate::parse`] accepts on `today` (KST): every date from
+/// [`FIRST_DATE`] to `today`, as an exact regular expression (the document is built per request, so the
+/// pattern follows the calendar).
+fn date_pattern(today: NaiveDate) -> String {
+    let days = |lo: u32, hi: u32| -> String {
+        match (lo, hi) {
+            (1, 28) => "(0[1-9]|1[0-9]|2[0-8])".into(),
+            (1, 29) => "(0[1-9]|[12][0-9])".into(),
+            (1, 30) => "(0[1-9]|[12][0-9]|30)".into(),
+            (1, 31) => "(0[1-9]|[12][0-9]|3[01])".into(),
+            _ => format!(
+                "({})",
+                (lo..=hi)
+                    .map(|d| format!("{d:02}"))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ),
+        }
+    };
+    let mut alternatives = Vec::new();
+    let mut month = FIRST_DATE.with_day(1).expect("day 1");
+    while month <= today {
+        let next = month.checked_add_months(Months::new(1)).expect("in range");
+        let last = next.pred_opt().expect("in range");
+        let lo = if month < FIRST_DATE {
+            FIRST_DATE.day()
+        } else {
+            1
+        };
+        let hi = if last > today {
+            today.day()
+        } else {
+            last.day()
+        };
+        alternatives.push(format!(
+            "{}-{:02}-{}",
+            month.year(),
+            month.month(),
+            days(lo, hi)
+        ));
+        month = next;
+    }
+    format!("^({})$", alternatives.join("|"))
+}
+/// What [`crate::ids::LikerId::parse`] accepts in a query: 1–64 characters without control characters.
+const LIKER_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]{1,64}$";
+/// The same in the `x-liker-id` header: visible ASCII and inner spaces (a header value is ASCII and loses
+/// its outer spaces on the way).
+const LIKER_HEADER_PATTERN: &str = r"^[!-~]([ -~]{0,62}[!-~])?$";
 
 fn name_param() -> Value {
     json!({"name": "name", "in": "path", "required": true,
            "description": "character name: 1-12 letters or digits (any script)",
-           "schema": {"type": "string", "minLength": 1, "maxLength": 12}})
+           "schema": {"type": "string", "minLength": 1, "maxLength": 12, "pattern": name_pattern()}})
 }
 
 fn query(name: &str, ty: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}})
+}
+
+fn date_param(today: NaiveDate) -> Value {
+    json!({"name": "date", "in": "query", "required": false,
+           "description": format!("historical snapshot YYYY-MM-DD (KST), from {FIRST_DATE} to today ({today})"),
+           "schema": {"type": "string", "format": "date", "pattern": date_pattern(today)}})
+}
+
+fn if_none_match_param() -> Value {
+    json!({"name": "If-None-Match", "in": "header", "required": false,
+           "description": "entity tags of representations the client holds (`*`, a list, weak tags compared weakly): a match is answered 304",
+           "schema": {"type": "string"}})
 }
 
 /// A query parameter with its own schema (type and range).
@@ -126,7 +234,7 @@ fn starforce_params() -> Vec<Value> {
     ]
 }
 
-fn expectation_params() -> Vec<Value> {
+fn expectation_params(today: NaiveDate) -> Vec<Value> {
     let mut params = vec![
         name_param(),
         query(
@@ -134,25 +242,35 @@ fn expectation_params() -> Vec<Value> {
             "boolean",
             "bypass the caches and refresh from the upstream",
         ),
-        query_schema(
-            "date",
-            "historical snapshot YYYY-MM-DD (KST), from 2023-12-21 to today; its rule set prices the snapshot",
-            json!({"type": "string", "format": "date"}),
-        ),
+        date_param(today),
     ];
     params.extend(starforce_params());
     params
 }
 
+fn header(description: &str) -> Value {
+    json!({"description": description, "schema": {"type": "string"}})
+}
+
+/// The headers of every data answer (200 and 304).
+fn data_headers() -> Value {
+    json!({
+        "x-cache": header("HIT, MISS or STALE"),
+        "x-cache-tier": header("L1 or L2, on hits"),
+        "Cache-Status": header("RFC 9211: `maple-gateway; hit; ttl=<s>`, `maple-gateway; fwd=miss; fwd-status=200; stored`, `maple-gateway; fwd=stale; fwd-status=<status of the failed load>`"),
+        "ETag": header("strong entity tag of the stored body: `\"<32 hex>\"` (identity) or `\"<32 hex>-gz\"` (gzip)"),
+        "Cache-Control": header("`max-age=<freshness lifetime s>, stale-while-revalidate=<s>, stale-if-error=<s>`: max-age minus Age is the freshness left"),
+        "Age": {"description": "seconds since the data was fetched from the upstream", "schema": {"type": "integer", "minimum": 0}},
+        "Vary": header("accept-encoding"),
+        "x-data-source": header("Data based on NEXON Open API"),
+        "x-request-id": header("the client's request id when sane, else a fresh one")
+    })
+}
+
 fn data_response(description: &str, schema: Value) -> Value {
     json!({
         "description": description,
-        "headers": {
-            "x-cache": {"description": "HIT, MISS or STALE", "schema": {"type": "string"}},
-            "x-cache-tier": {"description": "L1 or L2, on hits", "schema": {"type": "string"}},
-            "age": {"description": "seconds since the data was fetched from the upstream", "schema": {"type": "integer"}},
-            "x-data-source": {"description": "Data based on NEXON Open API", "schema": {"type": "string"}}
-        },
+        "headers": data_headers(),
         "content": {"application/json": {"schema": schema}}
     })
 }
@@ -321,10 +439,30 @@ fn expectation_schemas() -> Value {
     })
 }
 
+fn not_modified() -> Value {
+    json!({"description": "the client's If-None-Match matches: no body, the same validator and caching headers",
+           "headers": data_headers()})
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description,
+           "headers": {
+               "Retry-After": {"description": "seconds to wait (429, and 503 when known)", "schema": {"type": "integer", "minimum": 0}},
+               "x-request-id": header("the request id, also in the body")
+           },
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The errors every data route can answer with.
 fn errors() -> Value {
-    let e = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     json!({
-        "400": e, "404": e, "429": e, "502": e, "503": e
+        "400": error("malformed name, parameter or date (dates run from 2023-12-21 to today, KST); unknown query parameter"),
+        "404": error("character not found"),
+        "413": error("request body over 64 KiB"),
+        "429": error("client or upstream rate limit (Retry-After)"),
+        "500": error("internal error"),
+        "502": error("the upstream answered something unusable"),
+        "503": error("upstream unavailable with no stale copy, overloaded, or timed out (Retry-After)")
     })
 }
 
@@ -335,11 +473,32 @@ fn op(summary: &str, params: Vec<Value>, ok: &str) -> Value {
 fn op_with(summary: &str, params: Vec<Value>, ok: &str, schema: Value) -> Value {
     let mut responses = errors();
     responses["200"] = data_response(ok, schema);
+    responses["304"] = not_modified();
+    let mut params = params;
+    params.push(if_none_match_param());
     json!({"summary": summary, "parameters": params, "responses": responses})
 }
 
-/// The document.
-pub fn spec() -> Value {
+/// The document on `today` (KST).
+pub fn spec(today: NaiveDate) -> Value {
+    let recalculate = {
+        let mut o = op_with(
+            "Refresh from the upstream and recompute (same as force=true)",
+            expectation_params(today),
+            "the expectation",
+            schema_ref("Expectation"),
+        );
+        // A POST is never answered 304: If-None-Match is not evaluated.
+        o["responses"]
+            .as_object_mut()
+            .expect("object")
+            .remove("304");
+        o["parameters"]
+            .as_array_mut()
+            .expect("array")
+            .retain(|p| p["name"] != "If-None-Match");
+        o
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -349,24 +508,23 @@ pub fn spec() -> Value {
         },
         "paths": {
             "/api/v4/characters/{name}/expectation": {
-                "get": op_with("Expectation of every preset (headline = equipped preset)", expectation_params(),
+                "get": op_with("Expectation of every preset (headline = equipped preset)", expectation_params(today),
                                "the expectation", schema_ref("Expectation"))
             },
             "/api/v4/characters/{name}/expectation/preset/{n}": {
                 "get": op_with("Expectation of one preset", {
-                    let mut p = expectation_params();
+                    let mut p = expectation_params(today);
                     p.insert(1, json!({"name": "n", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 3}}));
                     p
                 }, "the preset's expectation", schema_ref("PresetExpectation"))
             },
             "/api/v4/characters/{name}/expectation/recalculate": {
-                "post": op_with("Refresh from the upstream and recompute (same as force=true)", expectation_params(),
-                                "the expectation", schema_ref("Expectation"))
+                "post": recalculate
             },
             "/api/v4/characters/{name}/equipment": {
                 "get": op("The upstream item-equipment JSON, cached", vec![
                     name_param(),
-                    query("date", "string", "historical snapshot YYYY-MM-DD"),
+                    date_param(today),
                     query("force", "boolean", "bypass the caches"),
                 ], "the item-equipment payload as the upstream sent it")
             },
@@ -377,18 +535,25 @@ pub fn spec() -> Value {
                 "post": {
                     "summary": "Like a character (idempotent per liker and character)",
                     "parameters": [name_param(), {"name": "x-liker-id", "in": "header", "required": true,
-                        "description": "opaque liker id, 1-64 characters", "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+                        "description": "opaque liker id, 1-64 visible ASCII characters (inner spaces allowed)",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_HEADER_PATTERN}}],
                     "responses": {
                         "200": {"description": "{\"liked\": true, \"like_count\": N}; the count may lag by one sync interval",
+                                "headers": {"Cache-Control": header("private, no-store")},
                                 "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "400": errors()["400"], "503": errors()["503"]
+                        "400": error("malformed name or liker id, missing x-liker-id, unknown query parameter"),
+                        "413": errors()["413"], "429": errors()["429"], "500": errors()["500"], "503": errors()["503"]
                     }
                 },
                 "get": {
                     "summary": "Whether a liker liked a character, and the count",
-                    "parameters": [name_param(), query("liker", "string", "the liker id to check")],
-                    "responses": {"200": {"description": "status and count", "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  "400": errors()["400"]}
+                    "parameters": [name_param(), {"name": "liker", "in": "query", "required": false,
+                        "description": "the liker id to check: 1-64 characters without control characters",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_PATTERN}}],
+                    "responses": {"200": {"description": "status and count", "headers": {"Cache-Control": header("private, no-store")},
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "400": error("malformed name or liker id, unknown query parameter"),
+                                  "413": errors()["413"], "429": errors()["429"], "500": errors()["500"], "503": errors()["503"]}
                 }
             },
             "/health/live": {"get": {"summary": "Liveness", "responses": {"200": {"description": "the process runs"}}}},
@@ -418,8 +583,8 @@ fn schemas() -> Value {
     schemas
 }
 
-pub async fn document() -> Json<Value> {
-    Json(spec())
+pub async fn document(State(s): State<AppState>) -> Json<Value> {
+    Json(spec(kst_today(s.characters.now_ms())))
 }
 
 #[cfg(test)]
@@ -429,7 +594,7 @@ mod tests {
 
     #[test]
     fn every_starforce_option_is_documented_with_its_type() {
-        let doc = spec();
+        let doc = spec(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         let params = doc["paths"]["/api/v4/characters/{name}/expectation"]["get"]["parameters"]
             .as_array()
             .unwrap();
@@ -478,7 +643,7 @@ mod tests {
                 _ => {}
             }
         }
-        let doc = spec();
+        let doc = spec(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         let mut all = Vec::new();
         refs(&doc, &mut all);
         assert!(all.iter().any(|r| r.ends_with("/Rules")));
@@ -488,6 +653,106 @@ mod tests {
                 doc["components"]["schemas"][name].is_object(),
                 "{r} is dangling"
             );
+        }
+    }
+
+    fn matches(pattern: &str, s: &str) -> bool {
+        regex_lite_match(pattern, s)
+    }
+
+    /// The pattern is an alternation of `YYYY-MM-(DD|DD…)` groups: checks `s` against it without a regex
+    /// engine (none is a dependency).
+    fn regex_lite_match(pattern: &str, s: &str) -> bool {
+        let body = &pattern[2..pattern.len() - 2];
+        let (date, day) = s.rsplit_once('-').expect("YYYY-MM-DD");
+        split_top(body).iter().any(|alt| {
+            let (prefix, days) = alt.split_at(8);
+            prefix == format!("{date}-") && day_class(days).contains(&day.to_string())
+        })
+    }
+
+    fn split_top(s: &str) -> Vec<&str> {
+        let (mut depth, mut start, mut out) = (0, 0, Vec::new());
+        for (i, c) in s.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                '|' if depth == 0 => {
+                    out.push(&s[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push(&s[start..]);
+        out
+    }
+
+    fn day_class(days: &str) -> Vec<String> {
+        let all = |n: u32| (1..=n).map(|d| format!("{d:02}")).collect::<Vec<_>>();
+        match days {
+            "(0[1-9]|1[0-9]|2[0-8])" => all(28),
+            "(0[1-9]|[12][0-9])" => all(29),
+            "(0[1-9]|[12][0-9]|30)" => all(30),
+            "(0[1-9]|[12][0-9]|3[01])" => all(31),
+            list => list
+                .trim_matches(|c| c == '(' || c == ')')
+                .split('|')
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_name_pattern_lists_exactly_the_characters_names_may_contain() {
+        let ranges = alphanumeric_ranges();
+        let admitted = |c: char| {
+            ranges
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)))
+        };
+        for c in ['a', 'Z', '0', '9', '아', '趲', 'é', '٣', 'Ⅻ'] {
+            assert!(admitted(c), "{c}");
+            assert!(crate::ids::CharacterName::parse(&c.to_string()).is_ok());
+        }
+        for c in ['-', ' ', '/', '%', '.', '\u{0}', '😀', '\u{300}'] {
+            assert!(!admitted(c), "{c:?}");
+        }
+        assert!(
+            ranges.windows(2).all(|w| w[0].1 + 1 < w[1].0),
+            "ascending, disjoint, merged"
+        );
+        let p = name_pattern();
+        assert!(
+            p.starts_with("^[\\x{30}-\\x{39}\\x{41}-\\x{5A}"),
+            "{}",
+            &p[..40]
+        );
+        assert!(p.ends_with("]{1,12}$"));
+    }
+
+    #[test]
+    fn the_date_pattern_admits_exactly_the_dates_the_handler_accepts() {
+        let today = NaiveDate::from_ymd_opt(2025, 3, 5).unwrap();
+        let p = date_pattern(today);
+        for ok in [
+            "2023-12-21",
+            "2023-12-31",
+            "2024-02-29",
+            "2025-02-28",
+            "2025-03-05",
+        ] {
+            assert!(matches(&p, ok), "{ok} in {p}");
+        }
+        for bad in [
+            "2023-12-20",
+            "2023-11-30",
+            "2025-02-29",
+            "2025-03-06",
+            "2025-04-01",
+            "2024-04-31",
+        ] {
+            assert!(!matches(&p, bad), "{bad} in {p}");
         }
     }
 }

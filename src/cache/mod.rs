@@ -2,7 +2,8 @@
 //! revalidate, XFetch early refresh, and flight (one loader per key, locally and across the cluster).
 //!
 //! Contract:
-//! - Values are opaque gzip bodies with a freshness window ([`CachedValue`]). Keys are namespaced and versioned
+//! - Values are opaque gzip bodies with a freshness window and an entity tag ([`CachedValue`], [`ETag`]:
+//!   computed once, when the value is created, and stored beside the body in L1 and L2). Keys are namespaced and versioned
 //!   (`maple:v1:…`) by the caller. Reads go L1 → L2 (an L2 hit is promoted to L1); writes go L2 → L1.
 //! - [`TieredCache::get_or_load`]: a fresh value → `Hit`; a value past `fresh_until` but within the
 //!   stale-while-revalidate grace → `Hit` immediately plus one background refresh; otherwise (missing, too
@@ -24,8 +25,11 @@
 //! - Freshness is judged by the cache's [`Clock`], which follows tokio time (so tests pause and advance it);
 //!   moka's own expiry only reclaims memory.
 
+mod etag;
 pub mod flight;
 pub mod freshness;
+
+pub use etag::ETag;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -91,6 +95,10 @@ pub struct CachedValue {
     /// freshness only spaces out the attempts to refresh it.
     #[serde(default)]
     pub stale: bool,
+    /// The tag of `body_gz` ([`ETag::of`]), computed when the value was created; an L2 entry written
+    /// without one gets it computed when decoded.
+    #[serde(default)]
+    pub etag: ETag,
 }
 
 impl CachedValue {
@@ -108,6 +116,9 @@ impl CachedValue {
         let meta = raw.get(4..4 + len)?;
         let mut v: CachedValue = serde_json::from_slice(meta).ok()?;
         v.body_gz = Bytes::copy_from_slice(raw.get(4 + len..)?);
+        if v.etag.is_unset() {
+            v.etag = ETag::of(&v.body_gz);
+        }
         Some(v)
     }
 }
@@ -407,6 +418,11 @@ where
 
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    /// How long past `fresh_until` a value is still served as a hit while it is refreshed in the background.
+    pub fn swr_grace(&self) -> Duration {
+        self.inner.config.swr_grace
     }
 
     /// The flight signal dispatcher, fed by the pub/sub listener.
@@ -938,9 +954,21 @@ mod tests {
             load_ms: 4,
             negative: true,
             stale: false,
+            etag: ETag::of(b"\x1f\x8bxyz"),
         };
         assert_eq!(CachedValue::decode(&v.encode()), Some(v));
         assert_eq!(CachedValue::decode(b"\x00\x00"), None);
         assert_eq!(CachedValue::decode(b"\x00\x00\x00\x09{}"), None);
+    }
+
+    #[test]
+    fn l2_entries_written_without_a_tag_get_the_tag_of_their_body() {
+        let meta = br#"{"fetched_at_ms":1,"fresh_until_ms":2,"stale_until_ms":3,"load_ms":4,"negative":false}"#;
+        let mut raw = (meta.len() as u32).to_be_bytes().to_vec();
+        raw.extend_from_slice(meta);
+        raw.extend_from_slice(b"old body");
+        let v = CachedValue::decode(&raw).expect("an entry without a tag still decodes");
+        assert_eq!(v.etag, ETag::of(b"old body"));
+        assert_eq!(&v.body_gz[..], b"old body");
     }
 }

@@ -36,15 +36,16 @@ impl CharacterService {
             })
             .await;
         // `stale`: `Some(data_preparing)` when served from the last good copy.
-        let (value, status, stale) = match served {
+        let (answer, status, stale) = match served {
             Ok(s) if s.value.negative => return Err(CharacterError::NotFound),
-            Ok(s) => (s.value, s.status, None),
+            Ok(s) => (Answer::served(&s.value, s.status), s.status, None),
             Err(f) => {
                 let stale =
                     fallback::decide(f, Priority::Interactive, fallback::no_database).await?;
                 let StaleCopy::Cached(v) = stale.copy;
                 self.cache.record_stale();
-                (v, CacheStatus::Stale, Some(stale.data_preparing))
+                let answer = Answer::stale(&v, stale.data_preparing, Some(stale.upstream_status));
+                (answer, CacheStatus::Stale, Some(stale.data_preparing))
             }
         };
         // The like count is live (not cached with the basic info).
@@ -56,7 +57,7 @@ impl CharacterService {
             .flatten()
             .map(|r| r.like_count)
             .unwrap_or(0);
-        let raw = codec::decompress(&value.body_gz).map_err(CharacterError::internal)?;
+        let raw = codec::decompress(&answer.body_gz).map_err(CharacterError::internal)?;
         let mut v: serde_json::Value =
             serde_json::from_slice(&raw).map_err(CharacterError::internal)?;
         v["like_count"] = likes.into();
@@ -66,10 +67,9 @@ impl CharacterService {
         }
         let json = serde_json::to_vec(&v).map_err(CharacterError::internal)?;
         let body_gz = Bytes::from(codec::compress(&json));
-        Ok(match stale {
-            Some(data_preparing) => Answer::stale(body_gz, value.fetched_at_ms, data_preparing),
-            None => Answer::fresh(body_gz, status, value.fetched_at_ms),
-        })
+        // The like count and the flags are what this body adds to the stored one.
+        let part = format!("likes={likes};stale={:?}", stale);
+        Ok(answer.with_body(body_gz, part.as_bytes()))
     }
 
     async fn load_basic(

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 
 use super::CharacterError;
-use crate::cache::{CachedValue, freshness};
+use crate::cache::{CachedValue, ETag, freshness};
 
 /// The earliest date the upstream serves.
 pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2023, 12, 21) {
@@ -83,6 +83,7 @@ impl RequestDate {
     pub(super) fn value(&self, body_gz: Bytes, fetched_at_ms: i64) -> CachedValue {
         let w = self.window(fetched_at_ms);
         CachedValue {
+            etag: ETag::of(&body_gz),
             body_gz,
             fetched_at_ms,
             fresh_until_ms: w.fresh_until_ms,

@@ -65,11 +65,7 @@ impl CharacterService {
             .await;
         match served {
             Ok(s) if s.value.negative => Err(CharacterError::NotFound),
-            Ok(s) => Ok(Answer::fresh(
-                s.value.body_gz.clone(),
-                s.status,
-                s.value.fetched_at_ms,
-            )),
+            Ok(s) => Ok(Answer::served(&s.value, s.status)),
             Err(f) => self.equipment_fallback(name, date, outer, f).await,
         }
     }
@@ -86,11 +82,16 @@ impl CharacterService {
         self.cache.record_stale();
         Ok(match stale.copy {
             StaleCopy::Cached(v) => {
-                Answer::stale(v.body_gz.clone(), v.fetched_at_ms, stale.data_preparing)
+                Answer::stale(&v, stale.data_preparing, Some(stale.upstream_status))
             }
             StaleCopy::Database((body_gz, fetched_at_ms)) => {
                 metrics::counter!("maple_stale_from_database_total").increment(1);
-                Answer::stale(body_gz, fetched_at_ms, stale.data_preparing)
+                Answer::stale_from_database(
+                    body_gz,
+                    fetched_at_ms,
+                    stale.data_preparing,
+                    stale.upstream_status,
+                )
             }
         })
     }

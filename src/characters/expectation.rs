@@ -85,9 +85,9 @@ impl CharacterService {
                 let StaleCopy::Cached(v) = stale.copy;
                 self.cache.record_stale();
                 return Ok(Answer::stale(
-                    v.body_gz.clone(),
-                    v.fetched_at_ms,
+                    &v,
                     stale.data_preparing,
+                    Some(stale.upstream_status),
                 ));
             }
         }
@@ -140,27 +140,24 @@ impl CharacterService {
                     // Derived from a stale copy earlier and served again from the cache: a stale serve.
                     self.cache.record_stale();
                 }
-                Ok(Answer::stale(
-                    s.value.body_gz.clone(),
-                    s.value.fetched_at_ms,
-                    false,
-                ))
+                Ok(Answer::stale(&s.value, false, None))
             }
-            Ok(s) => Ok(Answer::fresh(
-                s.value.body_gz.clone(),
-                s.status,
-                s.value.fetched_at_ms,
-            )),
+            Ok(s) => Ok(Answer::served(&s.value, s.status)),
             Err(f) => {
                 let stale =
                     fallback::decide(f, Priority::Interactive, fallback::no_database).await?;
                 let StaleCopy::Cached(v) = stale.copy;
                 self.cache.record_stale();
-                Ok(Answer::stale(
-                    fallback::mark_stale(&v.body_gz, stale.data_preparing)?,
-                    v.fetched_at_ms,
-                    stale.data_preparing,
-                ))
+                let marked = fallback::mark_stale(&v.body_gz, stale.data_preparing)?;
+                let part: &[u8] = if stale.data_preparing {
+                    b"stale;data_preparing"
+                } else {
+                    b"stale"
+                };
+                Ok(
+                    Answer::stale(&v, stale.data_preparing, Some(stale.upstream_status))
+                        .with_body(marked, part),
+                )
             }
         }
     }

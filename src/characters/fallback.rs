@@ -39,6 +39,8 @@ pub(super) struct Stale<D> {
     pub copy: StaleCopy<D>,
     /// The upstream is still preparing the data (00009).
     pub data_preparing: bool,
+    /// The status the failure would have been answered with (the `fwd-status` of the stale answer).
+    pub upstream_status: u16,
 }
 
 /// How a failed load is answered: `Ok` with the copy to serve stale, or `Err` with the error to fail with.
@@ -56,16 +58,21 @@ where
         return Err(failure.error);
     }
     let data_preparing = is_data_preparing(&failure.error);
+    let upstream_status = crate::error::Classify::code(&failure.error)
+        .status()
+        .as_u16();
     if let Some(v) = failure.stale.filter(|v| !v.negative) {
         return Ok(Stale {
             copy: StaleCopy::Cached(v),
             data_preparing,
+            upstream_status,
         });
     }
     match database().await {
         Some(d) => Ok(Stale {
             copy: StaleCopy::Database(d),
             data_preparing,
+            upstream_status,
         }),
         None => Err(failure.error),
     }
@@ -127,6 +134,7 @@ mod tests {
             load_ms: 0,
             negative,
             stale: false,
+            etag: crate::cache::ETag::of(b"x"),
         })
     }
 

@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cache::{CacheError, CacheStatus, CachedValue, TieredCache};
+use crate::cache::{CacheError, CacheStatus, CachedValue, ETag, TieredCache};
 use crate::error::{Classify, Code, ErrorKind};
 use crate::expectation::{CubeTables, ItemEquipment};
 use crate::ids::{CharacterName, Priority};
@@ -138,7 +138,8 @@ impl Classify for CharacterError {
     }
 }
 
-/// A body ready to send, with how it was served. Built by [`Answer::fresh`] or [`Answer::stale`].
+/// A body ready to send, with how it was served, its entity tag and its freshness. Built from a cached value
+/// by [`Answer::served`] or [`Answer::stale`]; [`Answer::with_body`] derives a per-request body.
 #[derive(Clone, Debug)]
 pub struct Answer {
     /// gzip body.
@@ -149,34 +150,74 @@ pub struct Answer {
     pub data_preparing: bool,
     /// The request asked for a forced refresh that was not admitted and was answered as a normal read.
     pub force_throttled: bool,
+    /// The tag of `body_gz`: the stored value's, or derived from it for a per-request body.
+    pub etag: ETag,
+    /// Until when the body is fresh (the cached value's window).
+    pub fresh_until_ms: i64,
+    /// Until when the gateway would serve it as a last good copy if the upstream failed.
+    pub stale_until_ms: i64,
+    /// For a `STALE` answer that replaced a failed load: the status that failure would have been answered
+    /// with (e.g. 503).
+    pub upstream_status: Option<u16>,
 }
 
 impl Answer {
-    /// A body served as the cache found or loaded it (`status` is the cache's: hit, miss, refresh…).
-    pub fn fresh(body_gz: Bytes, status: CacheStatus, fetched_at_ms: i64) -> Answer {
+    /// A cached value served as the cache found or loaded it (`status` is the cache's: hit, miss…).
+    pub fn served(v: &CachedValue, status: CacheStatus) -> Answer {
         Answer {
-            body_gz,
+            body_gz: v.body_gz.clone(),
             status,
-            fetched_at_ms,
+            fetched_at_ms: v.fetched_at_ms,
             data_preparing: false,
             force_throttled: false,
+            etag: v.etag,
+            fresh_until_ms: v.fresh_until_ms,
+            stale_until_ms: v.stale_until_ms,
+            upstream_status: None,
         }
     }
 
-    /// A last good copy served because the upstream could not answer (`STALE`).
-    pub fn stale(body_gz: Bytes, fetched_at_ms: i64, data_preparing: bool) -> Answer {
+    /// A last good copy from the cache served as `STALE` (because the upstream could not answer, with the
+    /// status of that failure, or because the value itself was derived from a stale copy).
+    pub fn stale(v: &CachedValue, data_preparing: bool, upstream_status: Option<u16>) -> Answer {
         Answer {
+            status: CacheStatus::Stale,
+            data_preparing,
+            upstream_status,
+            ..Answer::served(v, CacheStatus::Stale)
+        }
+    }
+
+    /// A last good copy from the database served as `STALE`. Its tag is computed here: the database keeps
+    /// no tag, and this path only runs while the upstream is failing and the cache has no copy.
+    pub fn stale_from_database(
+        body_gz: Bytes,
+        fetched_at_ms: i64,
+        data_preparing: bool,
+        upstream_status: u16,
+    ) -> Answer {
+        Answer {
+            etag: ETag::of(&body_gz),
             body_gz,
             status: CacheStatus::Stale,
             fetched_at_ms,
             data_preparing,
             force_throttled: false,
+            fresh_until_ms: fetched_at_ms,
+            stale_until_ms: fetched_at_ms + crate::cache::freshness::MAX_AGE.as_millis() as i64,
+            upstream_status: Some(upstream_status),
         }
     }
 
-    /// The same answer with another body (a part of it, re-encoded).
-    pub fn with_body(self, body_gz: Bytes) -> Answer {
-        Answer { body_gz, ..self }
+    /// The same answer with a body derived from this one per request (a part of it, or it with request-time
+    /// fields); `part` names what makes the derived body differ (e.g. `preset=2`), and the tag is derived
+    /// from the stored tag and `part` ([`ETag::derive`]) without hashing the body.
+    pub fn with_body(self, body_gz: Bytes, part: &[u8]) -> Answer {
+        Answer {
+            body_gz,
+            etag: self.etag.derive(part),
+            ..self
+        }
     }
 }
 
@@ -266,6 +307,7 @@ fn negative(now: i64) -> CachedValue {
         load_ms: 0,
         negative: true,
         stale: false,
+        etag: ETag::UNSET,
     }
 }
 

@@ -39,6 +39,7 @@ fn value(clock: &Clock, fresh_ms: i64) -> CachedValue {
         load_ms: 0,
         negative: false,
         stale: false,
+        etag: maple_gateway::cache::ETag::of(b"payload"),
     }
 }
 

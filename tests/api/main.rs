@@ -10,6 +10,7 @@ mod cache;
 mod engine;
 mod foundation;
 mod hostile;
+mod http_contract;
 mod likes;
 mod locks;
 mod operations;

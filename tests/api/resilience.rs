@@ -729,6 +729,7 @@ async fn background_refreshes_are_loaded_in_background_mode() {
         load_ms: 0,
         negative: false,
         stale: false,
+        etag: maple_gateway::cache::ETag::of(b"x"),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Priority>();
     let t = tx.clone();
