@@ -11,7 +11,8 @@
 //! - When the load fails and the upstream cannot answer, the cache's last copy is served rewritten with
 //!   `"stale": true` (and `"data_preparing": true` for 00009), as [`fallback::decide`] rules; there is no
 //!   database copy of an expectation (the equipment loader already fell back on its snapshot).
-//! - Raw equipment that does not parse fails with a 502; rendering failures with `Internal`.
+//! - Raw equipment that does not parse fails with a 502; rendering failures with `Internal`. Items the engine
+//!   leaves out for an out-of-range value are counted in [`OUT_OF_RANGE_ITEMS_TOTAL`] each time one is rendered.
 
 use std::sync::Arc;
 
@@ -29,6 +30,10 @@ use crate::codec;
 use crate::expectation::{self as engine, ItemEquipment, StarforceOptions};
 use crate::ids::{CharacterName, Priority};
 use crate::nexon::NexonError;
+
+/// Counter of items the engine left out of an expectation for a value outside the game's maxima (the item's
+/// blocks say `out_of_range`).
+pub const OUT_OF_RANGE_ITEMS_TOTAL: &str = "maple_expectation_out_of_range_items_total";
 
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
@@ -163,6 +168,10 @@ impl CharacterService {
                     }
                 };
                 let exp = engine::compute(&model, tables.as_deref(), &opts);
+                if exp.out_of_range_items > 0 {
+                    metrics::counter!(OUT_OF_RANGE_ITEMS_TOTAL)
+                        .increment(u64::from(exp.out_of_range_items));
+                }
                 let env = ExpectationEnvelope {
                     character: &character,
                     data_as_of: rfc3339(eq.fetched_at_ms),
