@@ -18,7 +18,8 @@
 //! - A key beyond the character's and date's [`MAX_OPTION_VARIANTS`](super::MAX_OPTION_VARIANTS) is computed
 //!   and answered (`MISS`) but neither looked up nor stored: it goes through no flight, so concurrent
 //!   requests for it each render it (the raw equipment behind it is still cached and loaded once).
-//! - Raw equipment that does not parse fails with a 502; rendering failures with `Internal`.
+//! - Raw equipment that does not parse fails with a 502; rendering failures with `Internal`. Items the engine
+//!   leaves out for an out-of-range value are counted in [`OUT_OF_RANGE_ITEMS_TOTAL`] each time one is rendered.
 
 use std::sync::Arc;
 
@@ -36,6 +37,10 @@ use crate::codec;
 use crate::expectation::{self as engine, ItemEquipment, RuleSet, StarforceSettings};
 use crate::ids::{CharacterName, Priority};
 use crate::nexon::NexonError;
+
+/// Counter of items the engine left out of an expectation for a value outside the game's maxima (the item's
+/// blocks say `out_of_range`).
+pub const OUT_OF_RANGE_ITEMS_TOTAL: &str = "maple_expectation_out_of_range_items_total";
 
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
@@ -198,6 +203,10 @@ impl CharacterService {
                         exp.date.as_deref().unwrap_or("null"),
                         rule_set.name()
                     ))));
+                }
+                if exp.out_of_range_items > 0 {
+                    metrics::counter!(OUT_OF_RANGE_ITEMS_TOTAL)
+                        .increment(u64::from(exp.out_of_range_items));
                 }
                 let env = ExpectationEnvelope {
                     character: &character,

@@ -50,6 +50,9 @@ pub enum Unavailable {
     RuleSetNotModelled,
     /// No official source for the rule could be cited, so the engine does not price it.
     NoCitedSource,
+    /// A value of the item lies outside the game's maxima (the detail names the field); the item is left out
+    /// of the computation.
+    OutOfRange,
 }
 
 /// A result or the reason there is none.

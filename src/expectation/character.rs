@@ -73,7 +73,12 @@ pub fn infer(eq: &ItemEquipment) -> (Profile, Evidence) {
     let mut pct_sum = [0i64; 4];
     let mut flames = [0i64; 4];
     let (mut atk, mut mag) = (0u32, 0u32);
-    for item in lists.into_iter().flatten() {
+    // Items the engine leaves out (a value outside the game's maxima) say nothing about the character.
+    for item in lists
+        .into_iter()
+        .flatten()
+        .filter(|i| i.out_of_range().is_none())
+    {
         for text in item
             .potential_lines()
             .into_iter()
@@ -86,7 +91,7 @@ pub fn infer(eq: &ItemEquipment) -> (Profile, Evidence) {
             }
             if let Some(s) = line.stat.main_stat() {
                 count[s.index()] += 1;
-                pct_sum[s.index()] += line.value;
+                pct_sum[s.index()] = pct_sum[s.index()].saturating_add(line.value);
             } else if line.stat == Stat::Attack {
                 atk += 1;
             } else if line.stat == Stat::Magic {
@@ -95,7 +100,7 @@ pub fn infer(eq: &ItemEquipment) -> (Profile, Evidence) {
         }
         if let Some(add) = &item.item_add_option {
             for s in MainStat::ALL {
-                flames[s.index()] += stat_of(add, s).max(0);
+                flames[s.index()] = flames[s.index()].saturating_add(stat_of(add, s).max(0));
             }
         }
     }

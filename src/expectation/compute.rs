@@ -15,19 +15,23 @@
 //!   item a `warnings` list ([`Warning`]: every incomplete table group a priced or `unreachable` cube block looked
 //!   up, with its missing mass; fixed stars; rules assumed). Destroyed items and their replacement are a separate line (`replacement`), never folded into the
 //!   attempts' meso; unpriced replacements make the totals' `replacement_meso` `null` ("not priced").
+//! - An item with a value outside the game's maxima ([`Item::out_of_range`]: level, stars, option-line amounts,
+//!   flame stats) is left out, never computed: every block `out_of_range`, one `out_of_range` warning, no meso,
+//!   and it does not feed the profile inference. [`Expectation::out_of_range_items`] counts them for the
+//!   caller's metrics. This is what keeps every table the engine builds small whatever the payload says.
 //!
 //! Why total: the gateway serves whatever the upstream returned, including the empty "before the character
 //! existed" answer and items with odd fields; a partial answer with reasons beats an error.
 
 use serde::Serialize;
 
-use super::block::Block;
+use super::block::{Block, Unavailable};
 use super::character::{Evidence, Profile, infer};
 use super::cube::{self, CubeResult};
 use super::error::ExpectationError;
 use super::flames::{self, FlameMemo, FlameResult};
 use super::meso::meso_text;
-use super::model::{Item, ItemEquipment};
+use super::model::{Item, ItemEquipment, OutOfRange};
 use super::rules::{RuleSet, Rules, Warning};
 use super::starforce::{self, StarforceKind, StarforceResult, StarforceSettings, ToSettings};
 use super::table::CubeTables;
@@ -56,6 +60,10 @@ pub struct Expectation {
     pub presets: Vec<PresetExpectation>,
     /// The equipped preset's totals.
     pub headline: Headline,
+    /// Items (counted once per preset they are in) left out for a value outside the game's maxima; also in
+    /// their `warnings`. For the caller's metrics, not part of the answer.
+    #[serde(skip)]
+    pub out_of_range_items: u32,
 }
 
 /// One preset.
@@ -167,6 +175,15 @@ pub fn compute(
             totals,
         });
     }
+    let out_of_range_items = presets
+        .iter()
+        .flat_map(|p| &p.items)
+        .filter(|i| {
+            i.warnings
+                .iter()
+                .any(|w| matches!(w, Warning::OutOfRange { .. }))
+        })
+        .count() as u32;
     let equipped = eq.preset_no.filter(|n| (1..=3).contains(n)).unwrap_or(1) as u8;
     let headline = Headline {
         preset_no: equipped,
@@ -189,6 +206,7 @@ pub fn compute(
         preset_no: eq.preset_no,
         presets,
         headline,
+        out_of_range_items,
     }
 }
 
@@ -211,6 +229,9 @@ fn evaluate_item(
     options_valid: bool,
     memo: &mut FlameMemo,
 ) -> ItemExpectation {
+    if let Some(bad) = item.out_of_range() {
+        return left_out(item, bad);
+    }
     let (potential, potential_missing) =
         cube::evaluate_with_missing_mass(item, CubeType::Black, tables, profile);
     let (additional, additional_missing) =
@@ -239,6 +260,27 @@ fn evaluate_item(
         meso,
         meso_text: meso_text(meso),
         warnings,
+    }
+}
+
+/// An item with a value outside the game's maxima: every block `out_of_range`, nothing counted.
+fn left_out(item: &Item, bad: OutOfRange) -> ItemExpectation {
+    let detail = format!("{} = {}", bad.field, bad.value);
+    ItemExpectation {
+        slot: item.item_equipment_slot.clone(),
+        part: item.item_equipment_part.clone(),
+        name: item.item_name.clone(),
+        level: item.base_level(),
+        potential: Block::unavailable_because(Unavailable::OutOfRange, detail.clone()),
+        additional: Block::unavailable_because(Unavailable::OutOfRange, detail.clone()),
+        starforce: Block::unavailable_because(Unavailable::OutOfRange, detail.clone()),
+        flames: Block::unavailable_because(Unavailable::OutOfRange, detail),
+        meso: 0,
+        meso_text: meso_text(0),
+        warnings: vec![Warning::OutOfRange {
+            field: bad.field,
+            value: bad.value,
+        }],
     }
 }
 
@@ -358,7 +400,7 @@ fn totals(items: &[ItemExpectation]) -> Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expectation::block::Unavailable;
+    use crate::expectation::model::{ItemOption, StrNum};
     use crate::expectation::starforce::StarforceOptions;
     use crate::expectation::table::tests::reference;
     use proptest::prelude::*;
@@ -367,6 +409,118 @@ mod tests {
 
     fn sample() -> ItemEquipment {
         ItemEquipment::from_json(&std::fs::read(SAMPLE).unwrap()).unwrap()
+    }
+
+    /// A plausible legendary hat with flames, for the hostile-value tests to spoil one field of.
+    fn plain_hat() -> Item {
+        Item {
+            item_equipment_slot: Some("모자".into()),
+            item_equipment_part: Some("모자".into()),
+            item_name: Some("x".into()),
+            potential_option_grade: Some("레전드리".into()),
+            potential_option_1: Some("INT +9%".into()),
+            potential_option_2: Some("INT +9%".into()),
+            potential_option_3: Some("INT +6%".into()),
+            additional_potential_option_grade: Some("레전드리".into()),
+            additional_potential_option_1: Some("INT +7%".into()),
+            additional_potential_option_2: Some("마력 +10".into()),
+            additional_potential_option_3: Some("INT +4%".into()),
+            starforce: Some("17".into()),
+            item_base_option: Some(ItemOption {
+                base_equipment_level: Some(200),
+                ..Default::default()
+            }),
+            item_add_option: Some(ItemOption {
+                int: Some(StrNum(60)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Computes one spoiled hat with the reference table; the item must be left out, not computed, and
+    /// reported under `field`.
+    fn left_out(field: &str, edit: impl FnOnce(&mut Item)) -> ItemExpectation {
+        let (tables, _) = reference();
+        let mut item = plain_hat();
+        edit(&mut item);
+        let eq = ItemEquipment {
+            item_equipment_preset_1: vec![item.clone(), plain_hat()],
+            item_equipment_preset_2: vec![item],
+            preset_no: Some(1),
+            ..Default::default()
+        };
+        let e = compute(&eq, Some(&tables), &StarforceSettings::default());
+        assert_eq!(e.out_of_range_items, 2, "counted in every preset it is in");
+        let it = e.presets[0].items[0].clone();
+        for b in [
+            it.potential.reason(),
+            it.additional.reason(),
+            it.starforce.reason(),
+            it.flames.reason(),
+        ] {
+            assert_eq!(b, Some(Unavailable::OutOfRange), "{it:?}");
+        }
+        assert!(
+            matches!(it.warnings.as_slice(), [Warning::OutOfRange { field: f, .. }] if *f == field),
+            "{:?}",
+            it.warnings
+        );
+        assert_eq!(it.meso, 0);
+        assert!(e.presets[0].totals.unavailable_blocks >= 4);
+        assert!(
+            e.presets[0].items[1].potential.available().is_some(),
+            "the plain item beside it is still computed"
+        );
+        it
+    }
+
+    #[test]
+    fn the_plain_hat_is_computed() {
+        let (tables, _) = reference();
+        let eq = ItemEquipment {
+            item_equipment_preset_1: vec![plain_hat()],
+            preset_no: Some(1),
+            ..Default::default()
+        };
+        let e = compute(&eq, Some(&tables), &StarforceSettings::default());
+        let it = &e.presets[0].items[0];
+        assert!(it.potential.available().is_some(), "{it:?}");
+        assert!(it.starforce.available().is_some(), "{it:?}");
+        assert!(it.flames.available().is_some(), "{it:?}");
+    }
+
+    #[test]
+    fn a_potential_line_of_a_billion_percent_is_left_out() {
+        left_out("potential_option_1", |i| {
+            i.potential_option_1 = Some("INT +999999999%".into())
+        });
+    }
+
+    #[test]
+    fn an_additional_line_of_a_billion_percent_is_left_out() {
+        left_out("additional_potential_option_3", |i| {
+            i.additional_potential_option_3 = Some("INT +999999999%".into())
+        });
+    }
+
+    #[test]
+    fn an_item_level_of_ten_million_is_left_out() {
+        left_out("base_equipment_level", |i| {
+            i.item_base_option.as_mut().unwrap().base_equipment_level = Some(10_000_000)
+        });
+    }
+
+    #[test]
+    fn stars_above_the_game_cap_are_left_out() {
+        left_out("starforce", |i| i.starforce = Some("4294967296".into()));
+    }
+
+    #[test]
+    fn a_flame_stat_at_the_edge_of_i64_is_left_out() {
+        left_out("item_add_option.int", |i| {
+            i.item_add_option.as_mut().unwrap().int = Some(StrNum(i64::MAX))
+        });
     }
 
     /// Items repeated across presets get a copy of the first result: each must equal the item evaluated on

@@ -154,17 +154,17 @@ pub fn line_weight(line: FlameLine, level: i64, p: &Profile) -> u32 {
 /// The item's current flame score in tenths (negative fields count as 0).
 pub fn score_tenths(add: &ItemOption, p: &Profile) -> u64 {
     let v = |x: i64| x.max(0) as u64;
-    let stats: u64 = MainStat::ALL
-        .iter()
-        .map(|&s| v(stat_of(add, s)) * u64::from(stat_weight(s, p)))
-        .sum();
+    // Saturating: the engine only scores items within `MAX_FLAME_STAT`, but this is public and total.
+    let stats = MainStat::ALL.iter().fold(0u64, |acc, &s| {
+        acc.saturating_add(v(stat_of(add, s)).saturating_mul(u64::from(stat_weight(s, p))))
+    });
     let attack = match p.attack_type {
         AttackType::Attack => ItemOption::get(&add.attack_power),
         AttackType::Magic => ItemOption::get(&add.magic_power),
     };
     stats
-        + v(ItemOption::get(&add.all_stat)) * u64::from(ALL_STAT_PCT)
-        + v(attack) * u64::from(ATTACK)
+        .saturating_add(v(ItemOption::get(&add.all_stat)).saturating_mul(u64::from(ALL_STAT_PCT)))
+        .saturating_add(v(attack).saturating_mul(u64::from(ATTACK)))
 }
 
 /// `C(n, k)` as a float (small arguments).

@@ -11,9 +11,36 @@
 //! the engine reads are built (the rest must still be well-formed JSON and is skipped); its model is for
 //! computing, never for serialising back as a payload.
 //!
-//! This is data only: interpretation (grades, option lines, stars) happens in the engine's newtypes.
+//! This is data only: interpretation (grades, option lines, stars) happens in the engine's newtypes. The one
+//! judgement made here is [`Item::out_of_range`]: the game's maxima ([`MAX_ITEM_LEVEL`], [`MAX_STARS`],
+//! [`MAX_FLAME_STAT`], the line bounds of [`LineValue::in_range`]), checked before the engine uses any value,
+//! so that no upstream number can size a table.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::option_line::LineValue;
+
+/// Highest item level the engine computes with. The game's highest is 250 (Eternal and Genesis gear); 300 leaves
+/// room for a new tier. Starforce, cube and flame tables are sized by the level.
+pub const MAX_ITEM_LEVEL: i64 = 300;
+/// Highest starforce the engine computes with: 30, the game's cap since the 30-star update ([`Stars::MAX`]).
+///
+/// [`Stars::MAX`]: super::types::Stars::MAX
+pub const MAX_STARS: i64 = super::types::Stars::MAX as i64;
+/// Largest flame (bonus) stat field the engine computes with (`item_add_option`: STR/DEX/INT/LUK, attack,
+/// magic, all stat %). A level-250 armour's best flames stay below 300 in any field; 10,000 is generous and
+/// keeps every flame score far from overflowing.
+pub const MAX_FLAME_STAT: i64 = 10_000;
+
+/// The first field of an item outside the bounds above (or an option line outside
+/// [`LineValue::in_range`]): such an item is reported and left out of the computation, never computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct OutOfRange {
+    /// The payload field, e.g. `base_equipment_level`, `potential_option_2`, `item_add_option.int`.
+    pub field: &'static str,
+    /// Its value as read (for a line: the line's number).
+    pub value: i64,
+}
 
 /// Why a payload could not be read as an item-equipment response.
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +300,64 @@ impl Item {
             .unwrap_or(0)
     }
 
+    /// The first value the engine would compute with that lies outside the game's maxima: the base level
+    /// (0..=[`MAX_ITEM_LEVEL`]), the stars when they are an integer (0..=[`MAX_STARS`]; a non-integer is the
+    /// starforce block's own `invalid_stars`), every potential and additional line ([`LineValue::in_range`]) and
+    /// the flame stats (|v| ≤ [`MAX_FLAME_STAT`]). `None` when the item is fit to compute.
+    pub fn out_of_range(&self) -> Option<OutOfRange> {
+        let bad = |field, value| Some(OutOfRange { field, value });
+        let level = self.base_level();
+        if !(0..=MAX_ITEM_LEVEL).contains(&level) {
+            return bad("base_equipment_level", level);
+        }
+        if let Some(stars) = self
+            .starforce
+            .as_deref()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            && !(0..=MAX_STARS).contains(&stars)
+        {
+            return bad("starforce", stars);
+        }
+        const LINES: [&str; 6] = [
+            "potential_option_1",
+            "potential_option_2",
+            "potential_option_3",
+            "additional_potential_option_1",
+            "additional_potential_option_2",
+            "additional_potential_option_3",
+        ];
+        let lines = self
+            .potential_lines()
+            .into_iter()
+            .chain(self.additional_lines());
+        for (field, line) in LINES.into_iter().zip(lines) {
+            let v = line.map(LineValue::read);
+            if let Some(v) = v
+                && !v.in_range()
+            {
+                return bad(field, v.value);
+            }
+        }
+        if let Some(add) = &self.item_add_option {
+            let fields = [
+                ("item_add_option.str", add.str),
+                ("item_add_option.dex", add.dex),
+                ("item_add_option.int", add.int),
+                ("item_add_option.luk", add.luk),
+                ("item_add_option.attack_power", add.attack_power),
+                ("item_add_option.magic_power", add.magic_power),
+                ("item_add_option.all_stat", add.all_stat),
+            ];
+            for (field, v) in fields {
+                let v = ItemOption::get(&v);
+                if v.unsigned_abs() > MAX_FLAME_STAT as u64 {
+                    return bad(field, v);
+                }
+            }
+        }
+        None
+    }
+
     /// The three potential lines (absent lines are `None`).
     pub fn potential_lines(&self) -> [Option<&str>; 3] {
         [
@@ -461,6 +546,68 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "../shared/data/nexon/item-equipment-evan.json";
+
+    #[test]
+    fn every_real_item_is_within_the_game_maxima() {
+        let eq = ItemEquipment::from_json(&std::fs::read(SAMPLE).unwrap()).unwrap();
+        for list in [
+            &eq.item_equipment,
+            &eq.item_equipment_preset_1,
+            &eq.item_equipment_preset_2,
+            &eq.item_equipment_preset_3,
+        ] {
+            for item in list {
+                assert_eq!(item.out_of_range(), None, "{:?}", item.item_name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_value_beyond_the_game_maxima_is_named() {
+        let item = |json: &str| {
+            let eq = ItemEquipment::from_json_for_engine(
+                format!(r#"{{"item_equipment_preset_1":[{json}]}}"#).as_bytes(),
+            )
+            .unwrap();
+            eq.item_equipment_preset_1[0].out_of_range()
+        };
+        let oor = |field, value| Some(OutOfRange { field, value });
+        assert_eq!(item("{}"), None);
+        assert_eq!(
+            item(r#"{"item_base_option":{"base_equipment_level":300},"starforce":"30"}"#),
+            None
+        );
+        assert_eq!(
+            item(r#"{"item_base_option":{"base_equipment_level":10000000}}"#),
+            oor("base_equipment_level", 10_000_000)
+        );
+        assert_eq!(
+            item(r#"{"item_base_option":{"base_equipment_level":-1}}"#),
+            oor("base_equipment_level", -1)
+        );
+        assert_eq!(item(r#"{"starforce":"31"}"#), oor("starforce", 31));
+        assert_eq!(
+            item(r#"{"starforce":"x"}"#),
+            None,
+            "the starforce block's own invalid_stars"
+        );
+        assert_eq!(
+            item(r#"{"potential_option_2":"INT +999999999%"}"#),
+            oor("potential_option_2", 999_999_999)
+        );
+        assert_eq!(
+            item(r#"{"additional_potential_option_3":"스킬 재사용 대기시간 -60초"}"#),
+            oor("additional_potential_option_3", -60)
+        );
+        assert_eq!(
+            item(r#"{"item_add_option":{"luk":"9223372036854775807"}}"#),
+            oor("item_add_option.luk", i64::MAX)
+        );
+        assert_eq!(
+            item(r#"{"item_add_option":{"all_stat":1e30}}"#),
+            oor("item_add_option.all_stat", i64::MAX)
+        );
+    }
 
     #[test]
     fn parses_the_real_sample_with_its_item_counts() {

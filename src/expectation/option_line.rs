@@ -5,6 +5,8 @@
 //! the recognised shapes. A recognised line carries exactly one value: the single signed integer token that ends
 //! the line, optionally followed by `%` or `초`. Digits elsewhere in the line are never read as the value, so
 //! `캐릭터 기준 9레벨 당 INT +2` is `+2 INT per 9 levels` (not 92) and `공격 시 20% 확률로 110의 MP 회복` is `Other`.
+//! [`LineValue::in_range`] says whether the value is one the game can roll ([`MAX_PERCENT`], [`MAX_SECONDS`],
+//! [`MAX_FLAT`]); the parser itself still reads any value of up to nine digits.
 //! HTML entities (`&lt;`, `&gt;`, `&amp;`, `&quot;`, `&#39;`, numeric forms) are decoded before matching, because
 //! some published tables carry them.
 //!
@@ -16,6 +18,16 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::types::MainStat;
+
+/// Largest magnitude of a `%` line the engine computes with. The game's largest potential lines are 40 %
+/// (boss damage and ignore defence on legendary weapons, secondaries and emblems); 100 is generous, and keeps
+/// every cube target (one cell per point, three lines per slot) a few KB.
+pub const MAX_PERCENT: i64 = 100;
+/// Largest magnitude of a seconds line: the game's largest is the legendary hat's `-2초`.
+pub const MAX_SECONDS: i64 = 10;
+/// Largest magnitude of a flat or per-level line: the game's flat potential lines are at most a few hundred
+/// (`최대 HP +…`), its per-level lines single digits; 100,000 is generous.
+pub const MAX_FLAT: i64 = 100_000;
 
 /// What a line improves. `Other` is every line the engine does not interpret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -150,6 +162,19 @@ impl LineValue {
 
     /// The cube-target class of this line and its non-negative amount (the cooldown line's amount is the
     /// number of seconds it removes).
+    /// Whether the value is one the game can roll for its unit: magnitude at most [`MAX_PERCENT`],
+    /// [`MAX_SECONDS`] or [`MAX_FLAT`]. An `Other` line always is (its value is not read). The engine leaves an
+    /// item with a line outside these bounds out of the computation rather than size a table by it.
+    pub fn in_range(&self) -> bool {
+        let max = match self.unit {
+            Unit::Percent => MAX_PERCENT,
+            Unit::Seconds => MAX_SECONDS,
+            Unit::Flat | Unit::PerLevels(_) => MAX_FLAT,
+            Unit::None => return true,
+        };
+        self.value.unsigned_abs() <= max as u64
+    }
+
     pub fn kind_and_amount(&self) -> (LineKind, u32) {
         let amount = |v: i64| v.clamp(0, u32::MAX as i64) as u32;
         match (self.stat, self.unit) {
@@ -362,6 +387,24 @@ mod tests {
     fn p(s: &str) -> (Stat, i64, Unit) {
         let l = OptionLine::parse(s);
         (l.stat, l.value, l.unit)
+    }
+
+    #[test]
+    fn values_beyond_the_game_maxima_are_out_of_range() {
+        let r = |s: &str| LineValue::read(s).in_range();
+        assert!(r("INT +12%") && r("보스 몬스터 데미지 +100%") && r("스킬 재사용 대기시간 -2초"));
+        assert!(
+            r("최대 HP +100000") && r("캐릭터 기준 9레벨 당 INT +2") && r("아무 말 +999999999")
+        );
+        assert!(!r("INT +999999999%"));
+        assert!(!r("INT +101%"));
+        assert!(!r("INT -101%"));
+        assert!(!r("스킬 재사용 대기시간 -11초"));
+        assert!(!r("최대 HP +100001"));
+        assert!(!r("캐릭터 기준 9레벨 당 INT +999999999"));
+        // The amount a cube target is sized by never exceeds the bound of an in-range line.
+        let (_, amount) = LineValue::read("INT +100%").kind_and_amount();
+        assert_eq!(amount, MAX_PERCENT as u32);
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub enum Warning {
     },
     /// The item was issued with these stars and is not starforced; no starforce cost is counted.
     FixedStars { stars: u8 },
+    /// A value of the item lies outside the game's maxima: every block is `out_of_range` and nothing about
+    /// the item is counted.
+    OutOfRange { field: &'static str, value: i64 },
     /// A rule the figure rests on that no cited official source confirms.
     RuleAssumed {
         rule: &'static str,

@@ -12,7 +12,8 @@
 //!   [`Priority::Background`] calls never wait and may only take a slot while the window is less than
 //!   [`BACKGROUND_SHARE`] full, so refreshes can never use up what interactive requests need.
 //! - [`RateLimiter::penalize`] records the upstream's own 429 `Retry-After`: no instance calls before it has
-//!   passed (interactive callers within their wait excepted, who then wait it out).
+//!   passed (interactive callers within their wait excepted, who then wait it out); it is clamped to
+//!   [`MAX_RETRY_AFTER`], so no upstream header can stop the cluster for longer or overflow the clock.
 //! - Shared mode: keys `maple:v1:rate:{key-id}:{log,day:YYYYMMDD,backoff}`, where the key id is a hash
 //!   prefix of the API key (the key itself never reaches Redis or the logs); Redis's own clock (`TIME`) is
 //!   the only clock, so instance clock skew does not matter. Each admission is one `EVALSHA`.
@@ -35,6 +36,7 @@ use fred::types::scripts::Script;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::transport::MAX_RETRY_AFTER;
 use crate::ids::Priority;
 use crate::redis::RedisHandle;
 
@@ -567,11 +569,16 @@ impl RateLimiter {
 
     /// The upstream answered 429: nobody calls it for `retry_after` (cluster-wide when shared; the local
     /// limit always remembers it too, in case Redis fails next).
+    /// `retry_after` is clamped to [`MAX_RETRY_AFTER`] (the transport already clamps what it reads).
     pub async fn penalize(&self, retry_after: Duration) {
-        self.local
-            .lock()
-            .expect("limiter lock poisoned")
-            .penalize(Instant::now() + retry_after);
+        let retry_after = retry_after.min(MAX_RETRY_AFTER);
+        // Computed before the lock is taken; `checked_add` because `Instant` has no defined maximum.
+        if let Some(until) = Instant::now().checked_add(retry_after) {
+            self.local
+                .lock()
+                .expect("limiter lock poisoned")
+                .penalize(until);
+        }
         if let Some(s) = &self.shared
             && self.redis_usable()
         {
@@ -718,6 +725,23 @@ mod tests {
             "waited it out"
         );
         assert!(l.acquire(Priority::Background, WAIT).await.is_ok());
+    }
+
+    /// A `Retry-After` beyond what `Instant` can hold must neither panic (with the log's lock held) nor block
+    /// the upstream for longer than the transport's maximum; later calls work once it has passed.
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_neither_panics_nor_blocks_beyond_the_maximum() {
+        let max = Duration::from_secs(3600);
+        let l = limiter(5, u64::MAX, 1);
+        l.penalize(Duration::from_secs(u64::MAX)).await;
+        l.penalize(Duration::MAX).await;
+        let r = l.acquire(Priority::Interactive, WAIT).await.unwrap_err();
+        assert_eq!(r.reason, RefusalReason::Backoff);
+        assert!(r.retry_after <= max, "{:?}", r.retry_after);
+        tokio::time::advance(max).await;
+        l.acquire(Priority::Interactive, WAIT).await.unwrap();
+        l.penalize(Duration::from_secs(1)).await;
+        assert!(l.acquire(Priority::Interactive, WAIT).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,9 +12,12 @@
 //! | 00002, 00005 | `Auth` (alert, 503, not retried, held off) |
 //! | 00003; 00004 on `/id` | `NotFound` |
 //! | 00004 elsewhere, 00006 | `Bug` (502) |
-//! | 00007, HTTP 429 | `RateLimited` (honours `Retry-After`) |
+//! | 00007, HTTP 429 | `RateLimited` (honours `Retry-After`, see below) |
 //! | 00009 | `DataPreparing` |
 //! | 00010, 00011 | `Maintenance` |
+//!
+//! `Retry-After` is read by [`parse_retry_after`]: seconds or an HTTP-date, clamped to [`MAX_RETRY_AFTER`],
+//! garbage ignored — so no header value can overflow the limiter's clock or stop the cluster for longer.
 //!
 //! Every attempt is counted in `maple_upstream_calls_total{endpoint,outcome}` and timed in
 //! `maple_upstream_call_duration_seconds` — these are real upstream calls, retries included.
@@ -30,6 +33,33 @@ use super::wire::{
 };
 use crate::error::Classify;
 use crate::telemetry;
+
+/// The longest upstream `Retry-After` the gateway honours; a longer one is clamped to it. The backoff it sets
+/// is cluster-wide (every instance stops calling the upstream), so one absurd header must not stop the whole
+/// cluster for longer than this. The upstream's own 429s ask for about a second.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Reads a `Retry-After` header value (RFC 9110 §10.2.3) as whole seconds from `now`, clamped to
+/// [`MAX_RETRY_AFTER`]: delay-seconds (any number of digits; one too long for `u64` is the maximum) or an
+/// HTTP-date in the IMF-fixdate form (`Sun, 06 Nov 1994 08:49:37 GMT`, rounded up to whole seconds; a date in
+/// the past is 0). Anything else — signs, fractions, the obsolete date forms, garbage — is `None` (no hint).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let value = value.trim();
+    let max = MAX_RETRY_AFTER.as_secs();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse::<u64>().map_or(max, |s| s.min(max)));
+    }
+    let date = chrono::NaiveDateTime::parse_from_str(value, "%a, %d %b %Y %H:%M:%S GMT")
+        .ok()?
+        .and_utc();
+    // Both ends are valid `DateTime`s, whose difference always fits a `TimeDelta`.
+    let ms = date.signed_duration_since(now).num_milliseconds();
+    Some(if ms <= 0 {
+        0
+    } else {
+        (ms as u64).div_ceil(1000).min(max)
+    })
+}
 
 /// Which upstream endpoint a call went to (a metric label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +160,7 @@ impl Transport {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         if let Some(len) = resp.content_length()
             && len as usize > MAX_BODY
         {
@@ -203,6 +233,128 @@ mod tests {
 
     fn body(code: NexonErrorCode) -> Vec<u8> {
         serde_json::to_vec(&ErrorBody::new(code, "x")).unwrap()
+    }
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn retry_after_seconds_are_read_and_clamped() {
+        let now = at("2026-01-01T00:00:00Z");
+        let max = MAX_RETRY_AFTER.as_secs();
+        assert_eq!(parse_retry_after("3", now), Some(3));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(0));
+        assert_eq!(parse_retry_after("3600", now), Some(max));
+        assert_eq!(parse_retry_after("100000000", now), Some(max));
+        assert_eq!(parse_retry_after("9223372036854775808", now), Some(max));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999999999999", now),
+            Some(max),
+            "too long for u64 is still the maximum, not ignored"
+        );
+    }
+
+    #[test]
+    fn retry_after_http_dates_are_read_relative_to_now() {
+        let now = at("1994-11-06T08:49:00Z");
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(37)
+        );
+        let now_ms = at("1994-11-06T08:49:36.200Z");
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now_ms),
+            Some(1),
+            "rounded up"
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:48:00 GMT", now),
+            Some(0),
+            "a date in the past means now"
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER.as_secs())
+        );
+    }
+
+    #[test]
+    fn retry_after_garbage_is_ignored() {
+        let now = at("2026-01-01T00:00:00Z");
+        for v in [
+            "",
+            " ",
+            "-1",
+            "+5",
+            "1.5",
+            "1e9",
+            "soon",
+            "0x10",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+        ] {
+            assert_eq!(parse_retry_after(v, now), None, "{v:?}");
+        }
+    }
+
+    /// Through a real HTTP answer and the limiter, the way the client uses them: an absurd `Retry-After`
+    /// becomes the maximum, the cluster backs off for at most that, and calls pass again afterwards.
+    #[tokio::test]
+    async fn an_absurd_retry_after_from_the_upstream_backs_off_at_most_the_maximum() {
+        use crate::ids::Priority;
+        use crate::nexon::rate_limit::{RateConfig, RateLimiter};
+
+        let app = axum::Router::new().fallback(|| async {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(reqwest::header::RETRY_AFTER, "18446744073709551615")],
+                axum::Json(ErrorBody::new(NexonErrorCode::RateLimited, "slow down")),
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let t = Transport::new(
+            &format!("http://{addr}"),
+            crate::config::Secret::new("test_k"),
+        )
+        .unwrap();
+        let e = t
+            .get(Endpoint::Basic, &[("ocid", "x")], Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        let NexonError::RateLimited {
+            retry_after: Some(secs),
+        } = e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(secs, MAX_RETRY_AFTER.as_secs());
+
+        tokio::time::pause();
+        let limiter = RateLimiter::new(
+            RateConfig {
+                per_second: 5,
+                per_day: u64::MAX,
+                max_wait: Duration::from_millis(100),
+                instances: 1,
+            },
+            "test_k",
+            None,
+        );
+        limiter.penalize(Duration::from_secs(secs)).await;
+        let wait = Duration::from_millis(100);
+        let r = limiter
+            .acquire(Priority::Interactive, wait)
+            .await
+            .unwrap_err();
+        assert!(r.retry_after <= MAX_RETRY_AFTER, "{:?}", r.retry_after);
+        tokio::time::advance(MAX_RETRY_AFTER).await;
+        limiter.acquire(Priority::Interactive, wait).await.unwrap();
     }
 
     #[test]
