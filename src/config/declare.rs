@@ -98,7 +98,14 @@ macro_rules! declare {
 use DefaultValue::{Computed, Derived, Unset, Value as Is};
 use Kind::{Int, Millis, Number, OneOf, Secs, Text};
 
+/// No upper bound (counts and sizes only: a duration always has one).
 const NO_MAX: u64 = u64::MAX;
+/// The upper bound of timeouts, waits and intervals: one hour.
+const HOUR_MS: u64 = 3_600_000;
+/// The upper bound of holds and open periods: one day.
+const DAY_MS: u64 = 24 * HOUR_MS;
+/// [`DAY_MS`] in seconds.
+const DAY_S: u64 = DAY_MS / 1000;
 
 declare! {
     /// The HTTP server and its inbound limits.
@@ -106,7 +113,7 @@ declare! {
         /// address the HTTP server binds (port 0 = any free port)
         listen: SocketAddr = "MAPLE_LISTEN", Text(HOST_PORT), Is("127.0.0.1:8080"), false;
         /// per-request timeout of the HTTP server
-        request_timeout: Duration = "MAPLE_REQUEST_TIMEOUT_MS", Millis { min: 1, max: NO_MAX }, Is("10000"), false;
+        request_timeout: Duration = "MAPLE_REQUEST_TIMEOUT_MS", Millis { min: 1, max: HOUR_MS }, Is("10000"), false;
         /// requests processed at once; beyond it requests are shed with 503 `OVERLOADED` (the health probes and `/metrics` are never shed)
         max_concurrency: usize = "MAPLE_MAX_CONCURRENCY", Int { min: 1, max: NO_MAX }, Is("1024"), false;
         /// requests/s per client on data routes → 429 `RATE_LIMITED`; the client is the peer address, or behind a trusted proxy its `x-api-client` header, else `X-Forwarded-For`; 0 = no limit
@@ -124,9 +131,9 @@ declare! {
         /// base URL of the Nexon Open API (or of a simulator)
         url: String = "MAPLE_UPSTREAM_URL", Text(HTTP_URL), Is(DEFAULT_UPSTREAM_URL), false;
         /// per-attempt timeout of an upstream call
-        timeout: Duration = "MAPLE_UPSTREAM_TIMEOUT_MS", Millis { min: 1, max: NO_MAX }, Is("3000"), false;
+        timeout: Duration = "MAPLE_UPSTREAM_TIMEOUT_MS", Millis { min: 1, max: HOUR_MS }, Is("3000"), false;
         /// overall deadline of one logical upstream call (retries and rate waits included)
-        deadline: Duration = "MAPLE_UPSTREAM_DEADLINE_MS", Millis { min: 1, max: NO_MAX }, Is("8000"), false;
+        deadline: Duration = "MAPLE_UPSTREAM_DEADLINE_MS", Millis { min: 1, max: HOUR_MS }, Is("8000"), false;
         /// retries of a failed attempt (connect errors, timeouts, 5xx, 429 only)
         retry_max: u32 = "MAPLE_RETRY_MAX", Int { min: 0, max: 2 }, Is("2"), false;
         /// retries allowed as a share of upstream calls over a 10 s sliding window
@@ -134,21 +141,21 @@ declare! {
         /// consecutive upstream faults that open the circuit breaker
         breaker_failures: u32 = "MAPLE_BREAKER_FAILURES", Int { min: 1, max: NO_MAX }, Is("5"), false;
         /// first open period of the breaker (doubles after each failed probe)
-        breaker_open: Duration = "MAPLE_BREAKER_OPEN_MS", Millis { min: 10, max: NO_MAX }, Is("5000"), false;
+        breaker_open: Duration = "MAPLE_BREAKER_OPEN_MS", Millis { min: 10, max: DAY_MS }, Is("5000"), false;
         /// longest open period of the breaker (not below `MAPLE_BREAKER_OPEN_MS`, which it follows when unset)
-        breaker_open_max: Duration = "MAPLE_BREAKER_OPEN_MAX_MS", Millis { min: 10, max: NO_MAX }, Is("60000"), false;
+        breaker_open_max: Duration = "MAPLE_BREAKER_OPEN_MAX_MS", Millis { min: 10, max: DAY_MS }, Is("60000"), false;
         /// concurrent trial calls the half-open breaker admits
         breaker_probes: u32 = "MAPLE_BREAKER_PROBES", Int { min: 1, max: NO_MAX }, Is("1"), false;
         /// after a maintenance answer (00010/00011) serve stale only for this long
-        maintenance_hold: Duration = "MAPLE_MAINTENANCE_HOLD_S", Secs { min: 1, max: NO_MAX }, Is("300"), false;
+        maintenance_hold: Duration = "MAPLE_MAINTENANCE_HOLD_S", Secs { min: 1, max: DAY_S }, Is("300"), false;
         /// after the key was refused (00002/00005) make no upstream call for this long
-        auth_hold: Duration = "MAPLE_AUTH_HOLD_S", Secs { min: 1, max: NO_MAX }, Is("60"), false;
+        auth_hold: Duration = "MAPLE_AUTH_HOLD_S", Secs { min: 1, max: DAY_S }, Is("60"), false;
         /// shared upstream budget per second: `test_` keys 5, others 500, embedded simulator 10000
         rate_per_s: Option<u64> = "MAPLE_RATE_PER_S", Int { min: 1, max: NO_MAX }, Derived("by key type"), false;
         /// shared budget per KST day: `test_` keys 1000, others 20000000, embedded simulator unlimited
         rate_per_day: Option<u64> = "MAPLE_RATE_PER_DAY", Int { min: 1, max: NO_MAX }, Derived("by key type"), false;
         /// longest an interactive request waits for a rate slot before stale / 429 (background never waits)
-        rate_wait: Duration = "MAPLE_RATE_WAIT_MS", Millis { min: 0, max: NO_MAX }, Is("100"), false;
+        rate_wait: Duration = "MAPLE_RATE_WAIT_MS", Millis { min: 0, max: HOUR_MS }, Is("100"), false;
         /// N: without Redis (or while it is down) each instance uses 1/N of the rate budget
         rate_instances: u32 = "MAPLE_RATE_INSTANCES", Int { min: 1, max: 1000 }, Is("1"), false;
         /// URL receiving a JSON POST when the breaker opens, maintenance begins or the key is refused
@@ -160,9 +167,9 @@ declare! {
         /// in-process (L1) cache bound in bytes
         l1_max_bytes: u64 = "MAPLE_L1_MAX_BYTES", Int { min: 1 << 20, max: NO_MAX }, Is("268435456"), false;
         /// lease of the cluster-wide loader of a key; a dead leader is replaced after it
-        flight_lease: Duration = "MAPLE_FLIGHT_LEASE_MS", Millis { min: 100, max: NO_MAX }, Is("10000"), false;
+        flight_lease: Duration = "MAPLE_FLIGHT_LEASE_MS", Millis { min: 100, max: HOUR_MS }, Is("10000"), false;
         /// how long followers wait for the leader before re-reading L2
-        flight_wait: Duration = "MAPLE_FLIGHT_WAIT_MS", Millis { min: 10, max: NO_MAX }, Is("5000"), false;
+        flight_wait: Duration = "MAPLE_FLIGHT_WAIT_MS", Millis { min: 10, max: HOUR_MS }, Is("5000"), false;
         /// XFetch early-refresh aggressiveness (0 = refresh only at expiry)
         xfetch_beta: f64 = "MAPLE_XFETCH_BETA", Number { min: 0.0, max: 10.0 }, Is("1.0"), false;
     }
@@ -188,9 +195,9 @@ declare! {
     /// The like write path.
     likes: LikeSettings {
         /// how often accepted likes move from the in-process buffer to Redis
-        flush: Duration = "MAPLE_LIKE_FLUSH_MS", Millis { min: 10, max: NO_MAX }, Is("500"), false;
+        flush: Duration = "MAPLE_LIKE_FLUSH_MS", Millis { min: 10, max: HOUR_MS }, Is("500"), false;
         /// how often one instance moves likes from Redis (or from its buffer, Redis down) to the database
-        sync: Duration = "MAPLE_LIKE_SYNC_MS", Millis { min: 50, max: NO_MAX }, Is("2000"), false;
+        sync: Duration = "MAPLE_LIKE_SYNC_MS", Millis { min: 50, max: HOUR_MS }, Is("2000"), false;
         /// likes an instance keeps until the database has them; when full, new likes get 503 `LIKES_UNAVAILABLE`
         buffer_max: usize = "MAPLE_LIKE_BUFFER_MAX", Int { min: 1, max: NO_MAX }, Is("200000"), false;
         /// likes per database transaction of the sync
@@ -200,7 +207,7 @@ declare! {
     /// Shutdown and durability of accepted writes.
     shutdown: ShutdownSettings {
         /// how long in-flight requests may drain at shutdown
-        grace: Duration = "MAPLE_SHUTDOWN_GRACE_MS", Millis { min: 0, max: NO_MAX }, Is("20000"), false;
+        grace: Duration = "MAPLE_SHUTDOWN_GRACE_MS", Millis { min: 0, max: HOUR_MS }, Is("20000"), false;
         /// how often the like journal is fsynced; bounds what a kill -9 can lose
         journal_fsync: Duration = "MAPLE_JOURNAL_FSYNC_MS", Millis { min: 1, max: 1000 }, Is("50"), false;
     }

@@ -380,3 +380,38 @@ fn trusted_proxies_are_ips_or_cidrs() {
         assert_eq!(e.setting, "MAPLE_TRUSTED_PROXIES", "{bad}");
     }
 }
+
+#[test]
+fn every_duration_has_a_finite_documented_maximum() {
+    // A duration is added to `Instant::now()` somewhere (holds, leases, sync and flush timers): its declared
+    // maximum must leave that sum far from overflowing, and a value above it must be refused at start-up.
+    const DAY_MS: u64 = 24 * 3600 * 1000;
+    for spec in SETTINGS {
+        let max_ms = match spec.kind {
+            Kind::Millis { max, .. } => max,
+            Kind::Secs { max, .. } => max.saturating_mul(1000),
+            _ => continue,
+        };
+        assert!(
+            max_ms <= 7 * DAY_MS,
+            "{} allows up to {max_ms} ms",
+            spec.name
+        );
+        assert!(
+            std::time::Instant::now()
+                .checked_add(Duration::from_millis(max_ms))
+                .is_some(),
+            "{}",
+            spec.name
+        );
+    }
+    for name in [
+        "MAPLE_MAINTENANCE_HOLD_S",
+        "MAPLE_AUTH_HOLD_S",
+        "MAPLE_FLIGHT_LEASE_MS",
+        "MAPLE_LIKE_SYNC_MS",
+    ] {
+        let e = load(None, &[(name, "18446744073709551615")]).unwrap_err();
+        assert_eq!(e.setting, name);
+    }
+}
