@@ -415,9 +415,9 @@ mod tests {
 
     #[test]
     fn a_real_key_refuses_the_simulators_synthetic_table() {
-        let err = load_tables(&keyed_settings("data/sim-cube-table.csv"))
-            .err()
-            .expect("a synthetic table with a real key must be refused");
+        let Err(err) = load_tables(&keyed_settings("data/sim-cube-table.csv")) else {
+            panic!("a synthetic table with a real key must be refused");
+        };
         let text = err.to_string();
         assert!(text.contains("MAPLE_CUBE_TABLE"), "{text}");
         assert!(!text.contains('\n'), "one line: {text}");
