@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
+use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER};
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::codec;
@@ -105,7 +105,12 @@ fn map_err(e: &CharacterError) -> ApiError {
 const DATA_RESPONSE_HEADERS: usize = 8;
 
 /// Builds a data response from a stored gzip body.
-fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response, ApiError> {
+fn data_response(
+    s: &AppState,
+    answer: Answer,
+    gzip_ok: bool,
+    now_ms: i64,
+) -> Result<Response, ApiError> {
     let body = if gzip_ok {
         Body::from(answer.body_gz)
     } else {
@@ -133,7 +138,7 @@ fn data_response(answer: Answer, gzip_ok: bool, now_ms: i64) -> Result<Response,
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(
         DATA_SOURCE_HEADER,
-        HeaderValue::from_static(DATA_SOURCE_VALUE),
+        HeaderValue::from_static(s.upstream_mode.data_source()),
     );
     h.insert(
         CACHE_HEADER,
@@ -191,7 +196,7 @@ pub async fn expectation(
     AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     let (answer, now) = expectation_answer(&s, &raw, &q, false, "expectation").await?;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, gzip, now)
 }
 
 /// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
@@ -202,7 +207,7 @@ pub async fn recalculate(
     AcceptsGzip(gzip): AcceptsGzip,
 ) -> Result<Response, ApiError> {
     let (answer, now) = expectation_answer(&s, &raw, &q, true, "recalculate").await?;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, gzip, now)
 }
 
 /// `GET /api/v4/characters/{name}/expectation/preset/{n}`
@@ -251,7 +256,7 @@ pub async fn expectation_preset(
     out.insert("preset".into(), full["presets"][n - 1].clone());
     let body = serde_json::to_vec(&out).map_err(|_| internal())?;
     let preset_answer = answer.with_body(Bytes::from(codec::compress(&body)));
-    data_response(preset_answer, gzip, now)
+    data_response(&s, preset_answer, gzip, now)
 }
 
 /// `GET /api/v4/characters/{name}/equipment`
@@ -273,7 +278,7 @@ pub async fn equipment(
         .execute(ctx, async move { svc.equipment(&n, d, force).await })
         .await
         .map_err(|e| task_error(&e))?;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, gzip, now)
 }
 
 /// `GET /api/v1/characters/{name}`
@@ -293,7 +298,7 @@ pub async fn basic(
         .execute(ctx, async move { svc.basic(&n).await })
         .await
         .map_err(|e| task_error(&e))?;
-    data_response(answer, gzip, now)
+    data_response(&s, answer, gzip, now)
 }
 
 impl IntoResponse for crate::characters::CharacterError {

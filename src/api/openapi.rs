@@ -151,7 +151,7 @@ fn data_response(description: &str, schema: Value) -> Value {
             "x-cache": {"description": "HIT, MISS or STALE", "schema": {"type": "string"}},
             "x-cache-tier": {"description": "L1 or L2, on hits", "schema": {"type": "string"}},
             "age": {"description": "seconds since the data was fetched from the upstream", "schema": {"type": "integer"}},
-            "x-data-source": {"description": "Data based on NEXON Open API", "schema": {"type": "string"}}
+            "x-data-source": {"description": "`Data based on NEXON Open API` for Nexon's data; `Simulated data (maple-gateway simulator), not from NEXON Open API` when the in-process simulator (no API key) generated the answer", "schema": {"type": "string"}}
         },
         "content": {"application/json": {"schema": schema}}
     })
