@@ -7,6 +7,10 @@
 //! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
 //! and returns.
 //!
+//! A real deployment (`NEXON_API_KEY` set for Nexon's upstream) never prices with the simulator's synthetic
+//! cube table: `build` refuses a `MAPLE_CUBE_TABLE` whose content (version hash) is
+//! the synthetic table's, whatever the file is called, with a one-line [`AppError::Table`].
+//!
 //! Start-up recovery is specified in [`crate::durability`] and the shutdown sequence (flush order, backup
 //! file, summary line, the exit bound of grace plus 10 s) in [`crate::shutdown`]: `build` applies backup
 //! files and journal segments before the listener is bound (so `/health/ready` cannot be 200 before
@@ -80,6 +84,20 @@ pub struct Application {
     dirs: Dirs,
 }
 
+/// Whether the gateway prices real game data: an API key for Nexon's own upstream (a key for a simulator
+/// started on its own, as the local cluster runs, still prices simulated characters).
+fn prices_real_data(settings: &Settings) -> bool {
+    settings.upstream.api_key.is_some()
+        && settings.upstream.url == crate::config::DEFAULT_UPSTREAM_URL
+}
+
+/// Whether `tables` is the simulator's synthetic table, told by content (its version hash), not by file name.
+fn is_synthetic(tables: &CubeTables) -> Result<bool, AppError> {
+    let (synthetic, _) = CubeTables::parse(sim::SYNTHETIC_TABLE_CSV.as_bytes())
+        .map_err(|e| AppError::Table(format!("simulator table: {e}")))?;
+    Ok(tables.version() == synthetic.version())
+}
+
 /// Loads the cube table: `MAPLE_CUBE_TABLE`, else the simulator's synthetic table when the simulator is the
 /// upstream (its characters were rolled from it), else none (cube blocks report `no_table`).
 fn load_tables(
@@ -90,6 +108,12 @@ fn load_tables(
     {
         let (t, r) = CubeTables::load(path)
             .map_err(|e| AppError::Table(format!("{}: {e}", path.display())))?;
+        if prices_real_data(settings) && is_synthetic(&t)? {
+            return Err(AppError::Table(format!(
+                "MAPLE_CUBE_TABLE={} is the simulator's synthetic table (made-up rates, not game data) and NEXON_API_KEY is set for the real upstream: point MAPLE_CUBE_TABLE at the real cube probability table",
+                path.display()
+            )));
+        }
         (t, r, path.display().to_string())
     } else if settings.uses_embedded_simulator() {
         let (t, r) = CubeTables::parse(sim::SYNTHETIC_TABLE_CSV.as_bytes())
@@ -375,5 +399,42 @@ impl Application {
             })
             .await
             .map_err(AppError::Serve)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn keyed_settings(table: &str) -> Settings {
+        let dir = std::env::temp_dir().join("maple-app-table-check");
+        let mut s = Settings::for_data_dir(&dir);
+        s.upstream.api_key = Some(Secret::new("fake-service-key"));
+        s.instance.cube_table = Some(std::path::PathBuf::from(table));
+        s
+    }
+
+    #[test]
+    fn a_real_key_refuses_the_simulators_synthetic_table() {
+        let Err(err) = load_tables(&keyed_settings("data/sim-cube-table.csv")) else {
+            panic!("a synthetic table with a real key must be refused");
+        };
+        let text = err.to_string();
+        assert!(text.contains("MAPLE_CUBE_TABLE"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+
+    #[test]
+    fn a_real_key_accepts_the_reference_table() {
+        let (tables, _) = load_tables(&keyed_settings("data/cube_probability.csv")).unwrap();
+        assert!(tables.is_some());
+    }
+
+    #[test]
+    fn a_key_for_a_simulator_upstream_keeps_the_synthetic_table() {
+        let mut s = keyed_settings("data/sim-cube-table.csv");
+        s.upstream.url = "http://127.0.0.1:1".to_string();
+        assert!(load_tables(&s).unwrap().0.is_some());
     }
 }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use super::error::ApiError;
 use super::http_cache;
-use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER, DATA_SOURCE_VALUE};
+use super::{AppState, CACHE_HEADER, CACHE_TIER_HEADER, DATA_SOURCE_HEADER};
 use crate::cache::CacheStatus;
 use crate::characters::{Answer, CharacterError, DataDate};
 use crate::codec;
@@ -190,7 +190,7 @@ fn data_response(
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(
         DATA_SOURCE_HEADER,
-        HeaderValue::from_static(DATA_SOURCE_VALUE),
+        HeaderValue::from_static(s.upstream_mode.data_source()),
     );
     h.insert(
         CACHE_HEADER,

@@ -262,7 +262,7 @@ fn data_headers() -> Value {
         "Cache-Control": header("`max-age=<freshness lifetime s>, stale-while-revalidate=<s>, stale-if-error=<s>`: max-age minus Age is the freshness left"),
         "Age": {"description": "seconds since the data was fetched from the upstream", "schema": {"type": "integer", "minimum": 0}},
         "Vary": header("accept-encoding"),
-        "x-data-source": header("Data based on NEXON Open API"),
+        "x-data-source": header("`Data based on NEXON Open API` for Nexon's data; `Simulated data (maple-gateway simulator), not from NEXON Open API` when the in-process simulator (no API key) generated the answer"),
         "x-request-id": header("the client's request id when sane, else a fresh one")
     })
 }

@@ -149,6 +149,8 @@ gateways = [n for n in s if n.startswith("gateway-")]
 assert len(gateways) >= 2, gateways
 for g in gateways:
     env = s[g]["environment"]
+    table = str(env.get("MAPLE_CUBE_TABLE"))
+    assert "sim-cube-table" not in table and "cube_probability.csv" in table, f"{g}: MAPLE_CUBE_TABLE={table}"
     got = str(env.get("MAPLE_RATE_INSTANCES"))
     assert got == str(len(gateways)), f"{g}: MAPLE_RATE_INSTANCES={got}, {len(gateways)} gateways"
     dep = s[g]["depends_on"]

@@ -68,7 +68,10 @@ async fn expectation_is_computed_cached_and_served_as_stored_gzip() {
     let r = app.get("/api/v4/characters/Evan123/expectation").await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["x-cache"], "MISS");
-    assert_eq!(r.headers()["x-data-source"], "Data based on NEXON Open API");
+    assert_eq!(
+        r.headers()["x-data-source"],
+        "Simulated data (maple-gateway simulator), not from NEXON Open API"
+    );
     assert!(r.headers().get("age").is_some());
     let text = r.text().await.unwrap();
     assert_eq!(
@@ -404,4 +407,18 @@ async fn redis_outage_degrades_to_l1_and_recovers_without_restart() {
     let other = app_on(&sim.base_url(), Some(redis.url())).await;
     let r = other.get("/api/v4/characters/After1/expectation").await;
     assert_eq!(r.headers()["x-cache-tier"], "L2");
+}
+
+#[tokio::test]
+async fn simulated_answers_are_labelled_as_simulated_and_nexon_answers_as_nexon() {
+    let app = spawn_app().await;
+    let r = app.get("/api/v4/characters/Evan123/expectation").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let label = r.headers()["x-data-source"].to_str().unwrap().to_string();
+    assert!(label.contains("Simulated"), "{label}");
+    assert!(!label.starts_with("Data based on NEXON"), "{label}");
+    let keyed = app_on(app.sim_url.as_deref().unwrap(), None).await;
+    let r = keyed.get("/api/v4/characters/Evan123/expectation").await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-data-source"], "Data based on NEXON Open API");
 }
