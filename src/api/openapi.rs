@@ -145,7 +145,8 @@ fn flag(name: &str, description: &str) -> Value {
 }
 
 fn sale_schema() -> Value {
-    json!({"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0})
+    // Read to 4 decimals: the largest sale is 0.9999 (a value that rounds to 1 is refused).
+    json!({"type": "number", "minimum": 0, "maximum": 0.9999, "default": 0})
 }
 
 /// The starforce options, one per name of [`starforce::PARAMS`].
@@ -204,11 +205,16 @@ fn starforce_params() -> Vec<Value> {
              (the value priced and echoed)",
             sale_schema(),
         ),
-        query_schema(
-            "discount",
-            "older name of event_sale, priced the same way; given together, both must name the same value",
-            sale_schema(),
-        ),
+        {
+            let mut p = query_schema(
+                "discount",
+                "deprecated older name of event_sale, priced the same way when event_sale is absent (event_sale \
+                 wins when both are given; starforce_options echoes the value priced)",
+                sale_schema(),
+            );
+            p["deprecated"] = json!(true);
+            p
+        },
         flag(
             "event_5_10_15",
             &format!(
@@ -285,7 +291,7 @@ fn schema_ref(name: &str) -> Value {
 
 /// A block: the value, or `{"unavailable": reason, "detail"?: text}`.
 fn block(value: Value) -> Value {
-    json!({"oneOf": [value, schema_ref("Unavailable")]})
+    json!({"anyOf": [value, schema_ref("Unavailable")]})
 }
 
 fn nullable(ty: &str) -> Value {
@@ -371,7 +377,7 @@ fn expectation_schemas() -> Value {
                 "stars": {"type": "integer"}, "max_stars": {"type": "integer"}, "level": {"type": "integer"},
                 "expected_meso": nullable("integer"), "meso_text": nullable("string"),
                 "expected_attempts": nullable("number"), "expected_destroys": nullable("number"),
-                "replacement": {"oneOf": [schema_ref("Replacement"), {"type": "null"}]},
+                "replacement": {"anyOf": [schema_ref("Replacement"), {"type": "null"}]},
                 "expected_scrolls": nullable("number")
             }
         },
@@ -607,7 +613,7 @@ mod tests {
             assert!(!p["description"].as_str().unwrap().is_empty(), "{name}");
         }
         let sale = params.iter().find(|p| p["name"] == "event_sale").unwrap();
-        assert_eq!(sale["schema"]["exclusiveMaximum"], 1);
+        assert_eq!(sale["schema"]["maximum"], 0.9999);
         let mvp = params.iter().find(|p| p["name"] == "mvp").unwrap();
         assert_eq!(mvp["schema"]["enum"].as_array().unwrap().len(), 6);
         let reasons = [

@@ -288,16 +288,9 @@ impl StarforceSettings {
         let discount = get("discount")
             .map(|v| parse_fraction("discount", v))
             .transpose()?;
-        let event_sale = match (sale, discount) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(invalid(
-                    "discount",
-                    get("discount").unwrap_or_default(),
-                    "the same value as event_sale (discount is its older name)",
-                ));
-            }
-            (a, b) => a.or(b).unwrap_or(0.0),
-        };
+        // `discount` is the sale's older name: it prices the sale only when `event_sale` is absent (the
+        // newer name wins; the echoed `starforce_options` shows which value was priced).
+        let event_sale = sale.or(discount).unwrap_or(0.0);
         let replacement_cost = match get("replacement_cost") {
             None => None,
             Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
@@ -1012,6 +1005,15 @@ mod tests {
             d,
             StarforceSettings::from(StarforceOptions::new(false, false, false, 0.3).unwrap())
         );
+        // Given both, the newer name prices the sale; a malformed older one is still refused.
+        let both =
+            StarforceSettings::from_params(params(&[("event_sale", "0.3"), ("discount", "0.5")]))
+                .unwrap();
+        assert_eq!(both.event_sale, 0.3);
+        assert!(
+            StarforceSettings::from_params(params(&[("event_sale", "0.3"), ("discount", "x")]))
+                .is_err()
+        );
         let v = serde_json::to_value(s).unwrap();
         assert_eq!(v["mvp"], "diamond");
         assert_eq!(v["replacement_cost"], 1_500_000_000u64);
@@ -1033,10 +1035,6 @@ mod tests {
             );
             assert!(e.to_string().contains(bad.1), "{e}");
         }
-        let e =
-            StarforceSettings::from_params(params(&[("event_sale", "0.3"), ("discount", "0.2")]))
-                .unwrap_err();
-        assert!(e.to_string().contains("discount"), "{e}");
     }
 
     #[test]
