@@ -79,11 +79,6 @@ impl Schedule {
     }
 }
 
-/// The window of a value fetched at `fetched_ms` for `date` (`None` = latest); one-off form of [`Schedule`].
-pub fn window(date: Option<NaiveDate>, fetched_ms: i64) -> Window {
-    Schedule::of(date).window(fetched_ms)
-}
-
 /// XFetch: should a caller that found a fresh value refresh it early? `u` is uniform in (0, 1].
 pub fn xfetch_should_refresh(
     now_ms: i64,
@@ -119,20 +114,20 @@ mod tests {
         // 01:59 KST the next day: not final yet → latest freshness.
         let before = kst_ms(2026, 11, 21, 1, 59);
         assert_eq!(
-            window(Some(d), before).fresh_until_ms - before,
+            Schedule::of(Some(d)).window(before).fresh_until_ms - before,
             LATEST_FRESH.as_millis() as i64
         );
         // 02:00 KST: final → 30 days.
         let at = kst_ms(2026, 11, 21, 2, 0);
         assert_eq!(
-            window(Some(d), at).fresh_until_ms - at,
+            Schedule::of(Some(d)).window(at).fresh_until_ms - at,
             MAX_AGE.as_millis() as i64
         );
     }
 
     #[test]
     fn latest_is_fresh_fifteen_minutes_and_nothing_lives_past_thirty_days() {
-        let w = window(None, 1_000);
+        let w = Schedule::LATEST.window(1_000);
         assert_eq!(w.fresh_until_ms, 1_000 + 15 * 60 * 1000);
         assert_eq!(w.stale_until_ms, 1_000 + 30 * 24 * 3600 * 1000);
     }

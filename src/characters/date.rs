@@ -133,14 +133,17 @@ mod tests {
             (Some(past), final_from + 86_400_000),
         ] {
             let rd = RequestDate::new(DataDate(date));
-            assert_eq!(rd.window(fetched), freshness::window(date, fetched));
+            assert_eq!(
+                rd.window(fetched),
+                freshness::Schedule::of(date).window(fetched)
+            );
             let v = rd.value(Bytes::new(), fetched);
             assert_eq!(v.fresh_until_ms, rd.window(fetched).fresh_until_ms);
             assert_eq!(v.stale_until_ms, rd.window(fetched).stale_until_ms);
         }
         assert_eq!(
             RequestDate::LATEST.window(5),
-            freshness::window(None, 5),
+            freshness::Schedule::LATEST.window(5),
             "the latest snapshot"
         );
     }

@@ -4,29 +4,14 @@
 
 use std::time::Duration;
 
-use maple_gateway::config::{RedactedUrl, RedisSettings, Secret};
 use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::RedisServer;
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::services::{faults, start_sim};
+use crate::helpers::{TestApp, spawn_app};
+use crate::services::{app_on, faults, start_sim};
 
 const EXPECTATION: &str = "/api/v4/characters/Evan123/expectation";
-
-async fn gateway(sim_url: &str, redis: Option<String>) -> TestApp {
-    let sim_url = sim_url.to_string();
-    spawn_app_with(move |s| {
-        s.upstream.url = sim_url;
-        s.upstream.api_key = Some(Secret::new("test_key"));
-        if let Some(url) = redis {
-            s.redis = RedisSettings::Standalone {
-                url: RedactedUrl::new(url),
-            };
-        }
-    })
-    .await
-}
 
 fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers()
@@ -66,8 +51,8 @@ fn directives(cc: &str) -> (i64, i64, i64) {
 async fn the_etag_is_the_same_on_two_instances_sharing_redis_and_differs_per_representation() {
     let redis = RedisServer::start();
     let sim = start_sim().await;
-    let a = gateway(&sim.base_url(), Some(redis.url())).await;
-    let b = gateway(&sim.base_url(), Some(redis.url())).await;
+    let a = app_on(&sim.base_url(), Some(redis.url())).await;
+    let b = app_on(&sim.base_url(), Some(redis.url())).await;
 
     let first = a.get(EXPECTATION).await;
     assert_eq!(first.status().as_u16(), 200);
@@ -106,7 +91,7 @@ async fn the_etag_is_the_same_on_two_instances_sharing_redis_and_differs_per_rep
 #[tokio::test]
 async fn if_none_match_is_answered_304_on_a_hit_and_on_a_stale_answer() {
     let sim = start_sim().await;
-    let app = gateway(&sim.base_url(), None).await;
+    let app = app_on(&sim.base_url(), None).await;
     let first = app.get(EXPECTATION).await;
     let tag = header(&first, "etag");
     let cc = header(&first, "cache-control");

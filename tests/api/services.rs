@@ -47,7 +47,8 @@ pub async fn faults(http: &reqwest::Client, sim_url: &str, body: Value) {
     assert_eq!(r.status().as_u16(), 200, "{body}");
 }
 
-async fn app_on(sim_url: &str, redis: Option<String>) -> TestApp {
+/// A gateway against the simulator at `sim_url` with a test key, optionally sharing Redis at `redis`.
+pub async fn app_on(sim_url: &str, redis: Option<String>) -> TestApp {
     let sim_url = sim_url.to_string();
     spawn_app_with(move |s| {
         s.upstream.url = sim_url;
