@@ -261,6 +261,10 @@ fn task_error(e: &crate::pipeline::TaskError) -> ApiError {
 }
 
 /// `GET /api/v4/characters/{name}/expectation`
+#[utoipa::path(get, path = "/api/v4/characters/{name}/expectation",
+    summary = "Expectation of every preset (headline = the equipped preset)",
+    params(super::openapi::NamePath, super::openapi::ExpectationQuery, super::openapi::IfNoneMatch),
+    responses(super::openapi::ExpectationResponses))]
 pub async fn expectation(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -272,6 +276,10 @@ pub async fn expectation(
 }
 
 /// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
+#[utoipa::path(post, path = "/api/v4/characters/{name}/expectation/recalculate",
+    summary = "Refresh from the upstream and recompute (same as force=true)",
+    params(super::openapi::NamePath, super::openapi::ExpectationQuery),
+    responses(super::openapi::RecalculateResponses))]
 pub async fn recalculate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -282,7 +290,75 @@ pub async fn recalculate(
     data_response(&s, answer, &head, now, forced)
 }
 
+/// The body of `GET …/expectation/preset/{n}`: the expectation's head fields (each as the stored expectation has
+/// it, absent when it has none) and the one preset. Built from the stored expectation JSON; the schema names
+/// the engine types those values are the serialisations of.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PresetBody {
+    /// The character's name as asked.
+    #[schema(value_type = String)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    character: Option<serde_json::Value>,
+    /// The payload's `date`, as sent.
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<serde_json::Value>,
+    /// When the equipment was fetched from the upstream (RFC 3339).
+    #[schema(value_type = String)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_as_of: Option<serde_json::Value>,
+    /// Served from the last good copy because the upstream failed.
+    #[schema(value_type = bool)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_version: Option<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    character_class: Option<serde_json::Value>,
+    #[schema(value_type = Option<crate::expectation::MainStat>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    main_stat: Option<serde_json::Value>,
+    #[schema(value_type = crate::expectation::AttackType)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attack_type: Option<serde_json::Value>,
+    #[schema(value_type = crate::expectation::StarforceSettings)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starforce_options: Option<serde_json::Value>,
+    #[schema(value_type = crate::expectation::Rules)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<serde_json::Value>,
+    /// The preset asked for.
+    #[schema(value_type = crate::expectation::PresetExpectation)]
+    preset: serde_json::Value,
+}
+
+impl PresetBody {
+    /// Preset `n` (1..=3) of the stored expectation `full`.
+    fn of(full: &serde_json::Value, n: usize) -> PresetBody {
+        let get = |k: &str| full.get(k).cloned();
+        PresetBody {
+            character: get("character"),
+            date: get("date"),
+            data_as_of: get("data_as_of"),
+            stale: get("stale"),
+            table_version: get("table_version"),
+            character_class: get("character_class"),
+            main_stat: get("main_stat"),
+            attack_type: get("attack_type"),
+            starforce_options: get("starforce_options"),
+            rules: get("rules"),
+            preset: full["presets"][n - 1].clone(),
+        }
+    }
+}
+
 /// `GET /api/v4/characters/{name}/expectation/preset/{n}`
+#[utoipa::path(get, path = "/api/v4/characters/{name}/expectation/preset/{n}",
+    summary = "Expectation of one preset",
+    params(super::openapi::NamePath, super::openapi::PresetPath, super::openapi::ExpectationQuery, super::openapi::IfNoneMatch),
+    responses(super::openapi::PresetResponses))]
 pub async fn expectation_preset(
     State(s): State<AppState>,
     Path((raw, preset)): Path<(String, String)>,
@@ -309,31 +385,17 @@ pub async fn expectation_preset(
     let full: serde_json::Value =
         serde_json::from_slice(&codec::decompress(&answer.body_gz).map_err(|_| internal())?)
             .map_err(|_| internal())?;
-    let mut out = serde_json::Map::new();
-    for k in [
-        "character",
-        "date",
-        "data_as_of",
-        "stale",
-        "table_version",
-        "character_class",
-        "main_stat",
-        "attack_type",
-        "starforce_options",
-        "rules",
-    ] {
-        if let Some(v) = full.get(k) {
-            out.insert(k.to_string(), v.clone());
-        }
-    }
-    out.insert("preset".into(), full["presets"][n - 1].clone());
-    let body = serde_json::to_vec(&out).map_err(|_| internal())?;
+    let body = serde_json::to_vec(&PresetBody::of(&full, n)).map_err(|_| internal())?;
     let part = format!("preset={n}");
     let preset_answer = answer.with_body(Bytes::from(codec::compress(&body)), part.as_bytes());
     data_response(&s, preset_answer, &head, now, forced)
 }
 
 /// `GET /api/v4/characters/{name}/equipment`
+#[utoipa::path(get, path = "/api/v4/characters/{name}/equipment",
+    summary = "The upstream item-equipment JSON, cached",
+    params(super::openapi::NamePath, super::openapi::EquipmentQuery, super::openapi::IfNoneMatch),
+    responses(super::openapi::EquipmentResponses))]
 pub async fn equipment(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -357,6 +419,10 @@ pub async fn equipment(
 }
 
 /// `GET /api/v1/characters/{name}`
+#[utoipa::path(get, path = "/api/v1/characters/{name}",
+    summary = "Basic info (world, class, level, image) and like count",
+    params(super::openapi::NamePath, super::openapi::IfNoneMatch),
+    responses(super::openapi::BasicResponses))]
 pub async fn basic(
     State(s): State<AppState>,
     Path(raw): Path<String>,

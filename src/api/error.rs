@@ -24,16 +24,21 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error answer (its schema is the document's `ErrorBody`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable code.
+    #[schema(schema_with = super::openapi::code_schema)]
     code: &'a str,
+    /// For people: what the client did wrong, or a generic text for the gateway's own failures.
     message: &'a str,
-    /// Filled in by the request-id middleware (it rewrites the body when the header is known).
+    /// The request's id, also in `x-request-id`.
     request_id: &'a str,
 }
 
@@ -94,8 +99,8 @@ impl ApiError {
 
     /// Renders the body with a request id.
     pub fn into_response_with_id(self, request_id: &str) -> Response {
-        let body = serde_json::to_vec(&Body {
-            error: Inner {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
                 code: self.code.as_str(),
                 message: &self.message,
                 request_id,

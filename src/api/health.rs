@@ -21,10 +21,25 @@ use super::AppState;
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
-pub async fn live() -> impl IntoResponse {
-    Json(json!({"status": "live"}))
+/// The body of `/health/live`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Live {
+    #[schema(value_type = String, examples("live"))]
+    status: &'static str,
 }
 
+#[utoipa::path(get, path = "/health/live", summary = "Liveness",
+    responses((status = 200, description = "the process runs", body = Live)))]
+pub async fn live() -> impl IntoResponse {
+    Json(Live { status: "live" })
+}
+
+#[utoipa::path(get, path = "/health/ready",
+    summary = "Readiness, with each dependency up/down/disabled and the upstream client's state",
+    responses(
+        (status = 200, description = "ready (also while Redis or the database is down: the gateway degrades around them)", body = Object),
+        (status = 503, description = "starting or shutting down", body = Object),
+    ))]
 pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     let database = match tokio::time::timeout(PROBE_TIMEOUT, s.store.ping()).await {
         Ok(Ok(())) => "up",
@@ -67,6 +82,8 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics",
+    responses((status = 200, description = "text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     // The hot paths' counters and histograms are batched per thread: hand them over first.
     crate::telemetry::flush();

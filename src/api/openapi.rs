@@ -1,23 +1,81 @@
-//! The OpenAPI 3.1 document of the public API, served at `GET /openapi.json`.
+//! The OpenAPI 3.1 document of the public API, served at `GET /openapi.json`, generated from the code by
+//! `utoipa` (ADR 0014).
 //!
-//! Contract: every route the router serves is described here (a black-box test compares them), with its
-//! parameters as the handlers validate them (name, date, liker id, preset, discount patterns and ranges),
-//! the starforce options of [`starforce::PARAMS`] with their types and ranges, the expectation's
-//! body (`starforce_options`, `rules`, per-item `warnings`, `replacement`), every status it can answer with (errors with the error body), and every response header (`x-cache`,
-//! `Cache-Status`, `ETag`, `Age`, `Cache-Control`, `Retry-After`). `scripts/schemathesis.sh` checks the
-//! running gateway against it. Written by hand, next to the routes, so that it changes
-//! in the same commit as they do.
+//! Contract: every route the public router serves is an operation here (a black-box test compares them). The
+//! operations come from the `#[utoipa::path]` attribute on each handler; the response bodies are the schemas
+//! `utoipa::ToSchema` derives from the types the handlers serialise (the engine's [`crate::expectation::Expectation`]
+//! in its envelope, the preset view, basic info, like answers, the error body), so a field added to one of
+//! those types is in the document without an edit here. What the derive cannot see is computed here from the
+//! validators' own code and constants, never copied:
+//! - the name pattern: the exact code point ranges [`crate::ids::CharacterName::parse`] admits
+//!   (`char::is_alphanumeric`), 1–12 of them;
+//! - the starforce options of [`starforce::PARAMS`] with their types, enums and ranges ([`MvpGrade::ALL`],
+//!   [`starforce::SALE_STEPS`], the rule constants in the descriptions), the liker id patterns, the preset range;
+//! - every status a route answers with, the error body ([`super::error::ErrorBody`], its `code` one of
+//!   [`Code::ALL`]), and every response header (`x-cache`, `x-cache-tier`, `Cache-Status`, `ETag`, `Age`,
+//!   `Cache-Control`, `Vary`, `x-data-source`, `x-request-id`, `x-force-refresh`; `Retry-After` on errors).
+//!
+//! One value is only known at run time: the dates a `date` parameter admits run from [`FIRST_DATE`] to today
+//! (KST). The document is generated once; on each new KST day the serve-time patch ([`with_dates`]) sets the
+//! `date` parameters' pattern and description, and the serialised bytes are kept until the day changes.
+//! `scripts/schemathesis.sh` checks the running gateway against the document.
 
-use axum::Json;
+use std::sync::{LazyLock, Mutex};
+
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{Datelike, Months, NaiveDate};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::{RefOr, Response as ApiResponse};
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use super::AppState;
 use crate::cache::freshness::kst_today;
 use crate::characters::FIRST_DATE;
-use crate::expectation::RuleSet;
+use crate::error::Code;
 use crate::expectation::starforce::{self, MvpGrade};
+
+/// The generated document (see the module contract).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "maple-gateway",
+        description = "Equipment expectations (cubes, starforce, flames) of MapleStory characters. Data based on NEXON Open API."
+    ),
+    paths(
+        super::characters::expectation,
+        super::characters::expectation_preset,
+        super::characters::recalculate,
+        super::characters::equipment,
+        super::characters::basic,
+        super::likes::like,
+        super::likes::status,
+        super::health::live,
+        super::health::ready,
+        super::health::metrics,
+        document,
+    ),
+    components(schemas(
+        crate::characters::ExpectationEnvelope,
+        super::characters::PresetBody,
+        crate::characters::BasicInfo,
+        crate::likes::LikeAnswer,
+        crate::likes::LikeStatus,
+        super::error::ErrorBody,
+        super::health::Live,
+    ))
+)]
+pub struct ApiDoc;
+
+/// Builds a utoipa value from its JSON form (the OpenAPI objects are plain JSON; this keeps the hand-made
+/// parts, which carry computed values, as readable as the document they produce).
+fn from_json<T: DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("a well-formed OpenAPI object")
+}
 
 /// The code point ranges of the characters [`crate::ids::CharacterName::parse`] accepts (Rust's
 /// `char::is_alphanumeric`: Unicode `Alphabetic` or a number), ascending.
@@ -42,8 +100,7 @@ fn alphanumeric_ranges() -> Vec<(u32, u32)> {
 /// explicit code point ranges (`\x{…}`) derived from the same predicate, so the pattern and the handler agree
 /// on every character (regex engines disagree on what `\p{L}` covers).
 fn name_pattern() -> &'static str {
-    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATTERN.get_or_init(|| {
+    static PATTERN: LazyLock<String> = LazyLock::new(|| {
         use std::fmt::Write;
         let mut out = String::from("^[");
         for (lo, hi) in alphanumeric_ranges() {
@@ -55,12 +112,12 @@ fn name_pattern() -> &'static str {
         }
         out.push_str("]{1,12}$");
         out
-    })
+    });
+    &PATTERN
 }
 
 /// The dates [`crate::characters::DataDate::parse`] accepts on `today` (KST): every date from
-/// [`FIRST_DATE`] to `today`, as an exact regular expression (the document is built per request, so the
-/// pattern follows the calendar).
+/// [`FIRST_DATE`] to `today`, as an exact regular expression.
 fn date_pattern(today: NaiveDate) -> String {
     let days = |lo: u32, hi: u32| -> String {
         match (lo, hi) {
@@ -102,42 +159,31 @@ fn date_pattern(today: NaiveDate) -> String {
     }
     format!("^({})$", alternatives.join("|"))
 }
+
 /// What [`crate::ids::LikerId::parse`] accepts in a query: 1–64 characters without control characters.
 const LIKER_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]{1,64}$";
 /// The same in the `x-liker-id` header: visible ASCII and inner spaces (a header value is ASCII and loses
 /// its outer spaces on the way).
 const LIKER_HEADER_PATTERN: &str = r"^[!-~]([ -~]{0,62}[!-~])?$";
 
-fn name_param() -> Value {
-    json!({"name": "name", "in": "path", "required": true,
-           "description": "character name: 1-12 letters or digits (any script)",
-           "schema": {"type": "string", "minLength": 1, "maxLength": 12, "pattern": name_pattern()}})
+/// The largest event sale the handler accepts: sales are read to 1/[`starforce::SALE_STEPS`] and must round
+/// below 1.
+fn max_sale() -> f64 {
+    1.0 - 1.0 / starforce::SALE_STEPS
 }
 
-fn query(name: &str, ty: &str, description: &str) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}})
-}
-
-fn date_param(today: NaiveDate) -> Value {
-    json!({"name": "date", "in": "query", "required": false,
-           "description": format!("historical snapshot YYYY-MM-DD (KST), from {FIRST_DATE} to today ({today})"),
-           "schema": {"type": "string", "format": "date", "pattern": date_pattern(today)}})
-}
-
-fn if_none_match_param() -> Value {
-    json!({"name": "If-None-Match", "in": "header", "required": false,
-           "description": "entity tags of representations the client holds (`*`, a list, weak tags compared weakly): a match is answered 304",
-           "schema": {"type": "string"}})
+fn param(v: Value) -> Parameter {
+    from_json(v)
 }
 
 /// A query parameter with its own schema (type and range).
-fn query_schema(name: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+fn query(name: &str, description: &str, schema: Value) -> Parameter {
+    param(json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}))
 }
 
-/// A starforce flag: `true`/`false`/`1`/`0`, an empty value meaning `true`.
-fn flag(name: &str, description: &str) -> Value {
-    query_schema(
+/// A flag: `true`/`false`/`1`/`0`, an empty value meaning `true`.
+fn flag(name: &str, description: &str) -> Parameter {
+    query(
         name,
         &format!("{description}; true/false/1/0 (empty = true), default false"),
         json!({"type": "boolean", "default": false}),
@@ -145,18 +191,36 @@ fn flag(name: &str, description: &str) -> Value {
 }
 
 fn sale_schema() -> Value {
-    // Read to 4 decimals: the largest sale is 0.9999 (a value that rounds to 1 is refused).
-    json!({"type": "number", "minimum": 0, "maximum": 0.9999, "default": 0})
+    json!({"type": "number", "minimum": 0, "maximum": max_sale(), "default": 0})
+}
+
+/// The `date` parameter. Its pattern names today's date, so the document leaves it open and [`with_dates`]
+/// sets it at serve time.
+fn date_param() -> Parameter {
+    query(
+        "date",
+        &format!("historical snapshot YYYY-MM-DD (KST), from {FIRST_DATE} to today"),
+        json!({"type": "string", "format": "date"}),
+    )
+}
+
+fn force_param(description: &str) -> Parameter {
+    query(
+        "force",
+        &format!("{description}; true/false/1/0 (empty = true), default false"),
+        json!({"type": "boolean", "default": false}),
+    )
 }
 
 /// The starforce options, one per name of [`starforce::PARAMS`].
-fn starforce_params() -> Vec<Value> {
+fn starforce_params() -> Vec<Parameter> {
     let pct = |x: f64| format!("{}", (x * 100.0).round());
     let mvp_discounts = MvpGrade::ALL
         .iter()
         .map(|g| format!("{} {} %", g.as_str(), pct(g.discount())))
         .collect::<Vec<_>>()
         .join(", ");
+    let max_sale = max_sale();
     vec![
         flag(
             "starcatch",
@@ -183,7 +247,7 @@ fn starforce_params() -> Vec<Value> {
                 pct(starforce::PREVENTION_SURCHARGE)
             ),
         ),
-        query_schema(
+        query(
             "mvp",
             &format!(
                 "MVP grade, case-insensitive; its discount applies to attempts below {} stars ({mvp_discounts})",
@@ -199,29 +263,30 @@ fn starforce_params() -> Vec<Value> {
                 starforce::LOW_STAR_DISCOUNT_BELOW
             ),
         ),
-        query_schema(
+        query(
             "event_sale",
-            "event sale: fraction off every attempt in [0, 1), after the MVP/PC-room discount; read to 4 decimals \
-             (the value priced and echoed)",
+            &format!(
+                "event sale: fraction off every attempt in [0, 1), after the MVP/PC-room discount; read to \
+                 1/{} (the value priced and echoed), so at most {max_sale}",
+                starforce::SALE_STEPS
+            ),
             sale_schema(),
         ),
         {
-            let mut p = query_schema(
+            let mut p = query(
                 "discount",
                 "deprecated older name of event_sale, priced the same way when event_sale is absent (event_sale \
                  wins when both are given; starforce_options echoes the value priced)",
                 sale_schema(),
             );
-            p["deprecated"] = json!(true);
+            p.deprecated = Some(utoipa::openapi::Deprecated::True);
             p
         },
         flag(
             "event_5_10_15",
             &format!(
                 "5/10/15 event: attempts at {} stars succeed surely",
-                starforce::SURE_SUCCESS_STARS
-                    .map(|s| s.to_string())
-                    .join(", ")
+                starforce::SURE_SUCCESS_STARS.map(|s| s.to_string()).join(", ")
             ),
         ),
         flag(
@@ -231,7 +296,7 @@ fn starforce_params() -> Vec<Value> {
                 starforce::ONE_PLUS_ONE_MAX_STAR
             ),
         ),
-        query_schema(
+        query(
             "replacement_cost",
             "meso price of one replacement item for each expected destruction; absent: replacements are \
              reported \"not priced\" (null), never as 0",
@@ -240,18 +305,91 @@ fn starforce_params() -> Vec<Value> {
     ]
 }
 
-fn expectation_params(today: NaiveDate) -> Vec<Value> {
-    let mut params = vec![
-        name_param(),
-        query(
-            "force",
-            "boolean",
-            "bypass the caches and refresh from the upstream",
-        ),
-        date_param(today),
-    ];
-    params.extend(starforce_params());
-    params
+/// `{name}`: a character name.
+pub struct NamePath;
+
+impl IntoParams for NamePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![param(json!({
+            "name": "name", "in": "path", "required": true,
+            "description": "character name: 1-12 letters or digits (any script)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 12, "pattern": name_pattern()}
+        }))]
+    }
+}
+
+/// `{n}`: a preset number.
+pub struct PresetPath;
+
+impl IntoParams for PresetPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![param(json!({
+            "name": "n", "in": "path", "required": true, "description": "preset number",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 3}
+        }))]
+    }
+}
+
+/// The query of the expectation routes: `force`, `date` and every starforce option.
+pub struct ExpectationQuery;
+
+impl IntoParams for ExpectationQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = vec![
+            force_param("bypass the caches and refresh from the upstream (throttled per character)"),
+            date_param(),
+        ];
+        params.extend(starforce_params());
+        params
+    }
+}
+
+/// The query of the equipment route: `date`, `force`.
+pub struct EquipmentQuery;
+
+impl IntoParams for EquipmentQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![date_param(), force_param("bypass the caches (throttled per character)")]
+    }
+}
+
+/// `If-None-Match` on the conditional (GET) data routes.
+pub struct IfNoneMatch;
+
+impl IntoParams for IfNoneMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![param(json!({
+            "name": "If-None-Match", "in": "header", "required": false,
+            "description": "entity tags of representations the client holds (`*`, a list, weak tags compared weakly): a match is answered 304",
+            "schema": {"type": "string"}
+        }))]
+    }
+}
+
+/// `x-liker-id` on the like POST.
+pub struct LikerHeader;
+
+impl IntoParams for LikerHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![param(json!({
+            "name": super::likes::LIKER_HEADER, "in": "header", "required": true,
+            "description": "opaque liker id, 1-64 visible ASCII characters (inner spaces allowed)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_HEADER_PATTERN}
+        }))]
+    }
+}
+
+/// `liker` on the like status GET.
+pub struct LikerQuery;
+
+impl IntoParams for LikerQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![query(
+            "liker",
+            "the liker id to check: 1-64 characters without control characters",
+            json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_PATTERN}),
+        )]
+    }
 }
 
 fn header(description: &str) -> Value {
@@ -261,193 +399,23 @@ fn header(description: &str) -> Value {
 /// The headers of every data answer (200 and 304).
 fn data_headers() -> Value {
     json!({
-        "x-cache": header("HIT, MISS or STALE"),
-        "x-cache-tier": header("L1 or L2, on hits"),
-        "Cache-Status": header("RFC 9211: `maple-gateway; hit; ttl=<s>`, `maple-gateway; fwd=miss; fwd-status=200; stored`, `maple-gateway; fwd=stale; fwd-status=<status of the failed load>`"),
+        super::CACHE_HEADER.as_str(): {"description": "whether the cache answered", "schema": {"type": "string", "enum": ["HIT", "MISS", "STALE"]}},
+        super::CACHE_TIER_HEADER.as_str(): {"description": "the tier that answered a hit", "schema": {"type": "string", "enum": ["L1", "L2"]}},
+        super::http_cache::CACHE_STATUS_HEADER.as_str(): header("RFC 9211: `maple-gateway; hit; ttl=<s>`, `maple-gateway; fwd=miss; fwd-status=200; stored`, `maple-gateway; fwd=stale; fwd-status=<status of the failed load>`"),
         "ETag": header("strong entity tag of the stored body: `\"<32 hex>\"` (identity) or `\"<32 hex>-gz\"` (gzip)"),
         "Cache-Control": header("`max-age=<freshness lifetime s>, stale-while-revalidate=<s>, stale-if-error=<s>`: max-age minus Age is the freshness left"),
         "Age": {"description": "seconds since the data was fetched from the upstream", "schema": {"type": "integer", "minimum": 0}},
         "Vary": header("accept-encoding"),
-        "x-data-source": header("`Data based on NEXON Open API` for Nexon's data; `Simulated data (maple-gateway simulator), not from NEXON Open API` when the in-process simulator (no API key) generated the answer"),
+        super::DATA_SOURCE_HEADER.as_str(): {"description": "who produced the data: Nexon's attribution, or the in-process simulator's notice (no API key configured)",
+                            "schema": {"type": "string", "enum": [super::DATA_SOURCE_VALUE, super::DATA_SOURCE_SIMULATED]}},
+        super::characters::FORCE_REFRESH_HEADER: {"description": "a forced refresh that was not admitted (answered as a normal read)",
+                                                  "schema": {"type": "string", "enum": ["throttled"]}},
         "x-request-id": header("the client's request id when sane, else a fresh one")
     })
 }
 
-fn data_response(description: &str, schema: Value) -> Value {
-    json!({
-        "description": description,
-        "headers": data_headers(),
-        "content": {"application/json": {"schema": schema}}
-    })
-}
-
-fn object() -> Value {
-    json!({"type": "object"})
-}
-
-fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-/// A block: the value, or `{"unavailable": reason, "detail"?: text}`.
-fn block(value: Value) -> Value {
-    json!({"anyOf": [value, schema_ref("Unavailable")]})
-}
-
-fn nullable(ty: &str) -> Value {
-    json!({"type": [ty, "null"]})
-}
-
-/// The response schemas of the expectation routes.
-fn expectation_schemas() -> Value {
-    let rule_sets = [RuleSet::Kms25Stars, RuleSet::Kms30Stars].map(RuleSet::name);
-    json!({
-        "Unavailable": {
-            "type": "object", "required": ["unavailable"],
-            "description": "why a block has no result (reasons: docs/expectation.md)",
-            "properties": {"unavailable": {"type": "string", "examples": ["no_table", "no_table_group", "rule_set_not_modelled", "no_cited_source"]},
-                           "detail": {"type": "string"}}
-        },
-        "StarforceOptions": {
-            "type": "object",
-            "description": "the starforce options priced (echo of the query; the sale as read, to 4 decimals)",
-            "properties": {
-                "starcatch": {"type": "boolean"}, "sunday": {"type": "boolean"}, "prevention": {"type": "boolean"},
-                "mvp": {"type": "string", "enum": MvpGrade::ALL.map(MvpGrade::as_str)},
-                "pc_room": {"type": "boolean"},
-                "event_sale": sale_schema(),
-                "event_5_10_15": {"type": "boolean"}, "event_1plus1": {"type": "boolean"},
-                "replacement_cost": {"type": ["integer", "null"], "minimum": 0}
-            }
-        },
-        "Warning": {
-            "type": "object", "required": ["warning"],
-            "description": "an assumption or data gap behind the figures",
-            "oneOf": [
-                {"properties": {"warning": {"const": "incomplete_table_group"},
-                                "block": {"enum": ["potential", "additional"]},
-                                "slot": {"type": "integer", "minimum": 1, "maximum": 3},
-                                "missing_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                                                 "description": "1 - sum of the group's rates, priced as \"some other line\""}},
-                 "required": ["warning", "block", "slot", "missing_mass"]},
-                {"properties": {"warning": {"const": "fixed_stars"}, "stars": {"type": "integer"}},
-                 "required": ["warning", "stars"]},
-                {"properties": {"warning": {"const": "rule_assumed"}, "rule": {"type": "string"}, "detail": {"type": "string"}},
-                 "required": ["warning", "rule", "detail"]}
-            ]
-        },
-        "Rules": {
-            "type": "object",
-            "description": "the game rules the figures assume",
-            "required": ["rule_set", "current_rules_from", "table_version", "starforce", "tier_up", "additional_potential", "assumptions"],
-            "properties": {
-                "rule_set": {"type": "string", "enum": rule_sets,
-                             "description": "chosen by the snapshot's date; starforce is priced only under the current one"},
-                "current_rules_from": {"type": "string", "format": "date"},
-                "table_version": nullable("string"),
-                "starforce": {"type": "object", "description": "the starforce constants in force",
-                              "properties": {
-                                  "star_catch_multiplier": {"type": "number"}, "sunday_destroy_factor": {"type": "number"},
-                                  "sunday_max_star": {"type": "integer"},
-                                  "prevention_stars": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-                                  "prevention_surcharge_of_base": {"type": "number"}, "low_star_discount_below": {"type": "integer"},
-                                  "pc_room_discount": {"type": "number"}, "destroyed_item_returns_at": {"type": "integer"},
-                                  "scroll_failure_destroys": {"type": "boolean"}
-                              }},
-                "tier_up": block(json!({"type": "null"})),
-                "additional_potential": block(json!({"type": "null"})),
-                "assumptions": {"type": "array", "items": schema_ref("Warning")}
-            }
-        },
-        "Replacement": {
-            "type": "object",
-            "description": "destroyed items and their replacement: a line of its own, never in the attempts' meso",
-            "required": ["expected_items", "unit_cost", "expected_meso", "meso_text"],
-            "properties": {
-                "expected_items": {"type": "number"},
-                "unit_cost": {"type": ["integer", "null"], "description": "replacement_cost as given; null when not given"},
-                "expected_meso": {"type": ["integer", "null"], "description": "null: not priced"},
-                "meso_text": {"type": "string", "description": "Korean meso text, or \"not priced\""}
-            }
-        },
-        "Starforce": {
-            "type": "object",
-            "properties": {
-                "kind": {"type": "string", "enum": ["meso", "scroll", "fixed"]},
-                "stars": {"type": "integer"}, "max_stars": {"type": "integer"}, "level": {"type": "integer"},
-                "expected_meso": nullable("integer"), "meso_text": nullable("string"),
-                "expected_attempts": nullable("number"), "expected_destroys": nullable("number"),
-                "replacement": {"anyOf": [schema_ref("Replacement"), {"type": "null"}]},
-                "expected_scrolls": nullable("number")
-            }
-        },
-        "Item": {
-            "type": "object",
-            "required": ["potential", "additional", "starforce", "flames", "meso", "meso_text", "warnings"],
-            "properties": {
-                "slot": nullable("string"), "part": nullable("string"), "name": nullable("string"),
-                "level": {"type": "integer"},
-                "potential": block(object()), "additional": block(object()),
-                "starforce": block(schema_ref("Starforce")), "flames": block(object()),
-                "meso": {"type": "integer"}, "meso_text": {"type": "string"},
-                "warnings": {"type": "array", "items": schema_ref("Warning")}
-            }
-        },
-        "Totals": {
-            "type": "object",
-            "description": "sums over a preset; replacement_meso is null when any replacement is not priced",
-            "properties": {
-                "items": {"type": "integer"}, "meso": {"type": "integer"}, "meso_text": {"type": "string"},
-                "starforce_meso": {"type": "integer"}, "starforce_destroys": {"type": "number"},
-                "replacement_meso": nullable("integer"), "replacement_meso_text": {"type": "string"},
-                "unavailable_blocks": {"type": "integer"}
-            }
-        },
-        "Preset": {
-            "type": "object",
-            "properties": {
-                "preset_no": {"type": "integer", "minimum": 1, "maximum": 3},
-                "items": {"type": "array", "items": schema_ref("Item")},
-                "totals": schema_ref("Totals")
-            }
-        },
-        "Expectation": {
-            "type": "object",
-            "required": ["character", "data_as_of", "stale", "table_version", "starforce_options", "rules", "presets", "headline"],
-            "properties": {
-                "character": {"type": "string"},
-                "data_as_of": {"type": "string", "format": "date-time"},
-                "stale": {"type": "boolean"}, "data_preparing": {"type": "boolean"},
-                "table_version": nullable("string"),
-                "date": {"type": ["string", "null"], "description": "the snapshot's date as the upstream sent it"},
-                "character_class": nullable("string"),
-                "starforce_options": schema_ref("StarforceOptions"),
-                "rules": schema_ref("Rules"),
-                "preset_no": nullable("integer"),
-                "presets": {"type": "array", "items": schema_ref("Preset"), "minItems": 3, "maxItems": 3},
-                "headline": schema_ref("Totals")
-            }
-        },
-        "PresetExpectation": {
-            "type": "object",
-            "required": ["character", "starforce_options", "rules", "preset"],
-            "properties": {
-                "character": {"type": "string"},
-                "data_as_of": {"type": "string", "format": "date-time"},
-                "stale": {"type": "boolean"},
-                "table_version": nullable("string"),
-                "date": nullable("string"),
-                "starforce_options": schema_ref("StarforceOptions"),
-                "rules": schema_ref("Rules"),
-                "preset": schema_ref("Preset")
-            }
-        }
-    })
-}
-
-fn not_modified() -> Value {
-    json!({"description": "the client's If-None-Match matches: no body, the same validator and caching headers",
-           "headers": data_headers()})
+fn schema_ref<T: ToSchema>() -> Value {
+    json!({"$ref": format!("#/components/schemas/{}", T::name())})
 }
 
 fn error(description: &str) -> Value {
@@ -456,13 +424,13 @@ fn error(description: &str) -> Value {
                "Retry-After": {"description": "seconds to wait (429, and 503 when known)", "schema": {"type": "integer", "minimum": 0}},
                "x-request-id": header("the request id, also in the body")
            },
-           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+           "content": {"application/json": {"schema": schema_ref::<super::error::ErrorBody>()}}})
 }
 
 /// The errors every data route can answer with.
-fn errors() -> Value {
+fn data_errors() -> Value {
     json!({
-        "400": error("malformed name, parameter or date (dates run from 2023-12-21 to today, KST); unknown query parameter"),
+        "400": error(&format!("malformed name, parameter or date (dates run from {FIRST_DATE} to today, KST); unknown query parameter")),
         "404": error("character not found"),
         "413": error("request body over 64 KiB"),
         "429": error("client or upstream rate limit (Retry-After)"),
@@ -472,125 +440,192 @@ fn errors() -> Value {
     })
 }
 
-fn op(summary: &str, params: Vec<Value>, ok: &str) -> Value {
-    op_with(summary, params, ok, object())
+fn responses(v: Value) -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+    from_json(v)
 }
 
-fn op_with(summary: &str, params: Vec<Value>, ok: &str, schema: Value) -> Value {
-    let mut responses = errors();
-    responses["200"] = data_response(ok, schema);
-    responses["304"] = not_modified();
-    let mut params = params;
-    params.push(if_none_match_param());
-    json!({"summary": summary, "parameters": params, "responses": responses})
+/// A data route's answers: 200 with `body` and the data headers, 304 when `conditional`, the data errors.
+fn data_responses(description: &str, body: Value, conditional: bool) -> Value {
+    let mut r = data_errors();
+    r["200"] = json!({
+        "description": description,
+        "headers": data_headers(),
+        "content": {"application/json": {"schema": body}}
+    });
+    if conditional {
+        r["304"] = json!({
+            "description": "the client's If-None-Match matches: no body, the same validator and caching headers",
+            "headers": data_headers()
+        });
+    }
+    r
 }
 
-/// The document on `today` (KST).
-pub fn spec(today: NaiveDate) -> Value {
-    let recalculate = {
-        let mut o = op_with(
-            "Refresh from the upstream and recompute (same as force=true)",
-            expectation_params(today),
-            "the expectation",
-            schema_ref("Expectation"),
-        );
-        // A POST is never answered 304: If-None-Match is not evaluated.
-        o["responses"]
-            .as_object_mut()
-            .expect("object")
-            .remove("304");
-        o["parameters"]
-            .as_array_mut()
-            .expect("array")
-            .retain(|p| p["name"] != "If-None-Match");
-        o
-    };
+/// The errors of the like routes (no upstream behind them).
+fn like_responses(description: &str, body: Value, bad_request: &str) -> Value {
+    let errors = data_errors();
     json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "maple-gateway",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Equipment expectations (cubes, starforce, flames) of MapleStory characters. Data based on NEXON Open API."
-        },
-        "paths": {
-            "/api/v4/characters/{name}/expectation": {
-                "get": op_with("Expectation of every preset (headline = equipped preset)", expectation_params(today),
-                               "the expectation", schema_ref("Expectation"))
-            },
-            "/api/v4/characters/{name}/expectation/preset/{n}": {
-                "get": op_with("Expectation of one preset", {
-                    let mut p = expectation_params(today);
-                    p.insert(1, json!({"name": "n", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 3}}));
-                    p
-                }, "the preset's expectation", schema_ref("PresetExpectation"))
-            },
-            "/api/v4/characters/{name}/expectation/recalculate": {
-                "post": recalculate
-            },
-            "/api/v4/characters/{name}/equipment": {
-                "get": op("The upstream item-equipment JSON, cached", vec![
-                    name_param(),
-                    date_param(today),
-                    query("force", "boolean", "bypass the caches"),
-                ], "the item-equipment payload as the upstream sent it")
-            },
-            "/api/v1/characters/{name}": {
-                "get": op("Basic info (world, class, level, image) and like count", vec![name_param()], "basic info")
-            },
-            "/api/v2/characters/{name}/like": {
-                "post": {
-                    "summary": "Like a character (idempotent per liker and character)",
-                    "parameters": [name_param(), {"name": "x-liker-id", "in": "header", "required": true,
-                        "description": "opaque liker id, 1-64 visible ASCII characters (inner spaces allowed)",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_HEADER_PATTERN}}],
-                    "responses": {
-                        "200": {"description": "{\"liked\": true, \"like_count\": N}; the count may lag by one sync interval",
-                                "headers": {"Cache-Control": header("private, no-store")},
-                                "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "400": error("malformed name or liker id, missing x-liker-id, unknown query parameter"),
-                        "413": errors()["413"], "429": errors()["429"], "500": errors()["500"], "503": errors()["503"]
-                    }
-                },
-                "get": {
-                    "summary": "Whether a liker liked a character, and the count",
-                    "parameters": [name_param(), {"name": "liker", "in": "query", "required": false,
-                        "description": "the liker id to check: 1-64 characters without control characters",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LIKER_PATTERN}}],
-                    "responses": {"200": {"description": "status and count", "headers": {"Cache-Control": header("private, no-store")},
-                                          "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  "400": error("malformed name or liker id, unknown query parameter"),
-                                  "413": errors()["413"], "429": errors()["429"], "500": errors()["500"], "503": errors()["503"]}
-                }
-            },
-            "/health/live": {"get": {"summary": "Liveness", "responses": {"200": {"description": "the process runs"}}}},
-            "/health/ready": {"get": {"summary": "Readiness with each dependency up/down/disabled",
-                "responses": {"200": {"description": "ready"}, "503": {"description": "starting or shutting down"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
-        },
-        "components": {
-            "schemas": schemas()
-        }
+        "200": {"description": description,
+                "headers": {"Cache-Control": header("private, no-store"), "x-request-id": header("the request id")},
+                "content": {"application/json": {"schema": body}}},
+        "400": error(bad_request),
+        "413": errors["413"], "429": errors["429"], "500": errors["500"], "503": errors["503"]
     })
 }
 
-/// The component schemas: the error shape and the expectation's.
-fn schemas() -> Value {
-    let mut schemas = expectation_schemas();
-    schemas["Error"] = json!({
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"], "properties": {
-                        "code": {"type": "string", "examples": ["BAD_REQUEST", "CHARACTER_NOT_FOUND", "RATE_LIMITED", "UPSTREAM_UNAVAILABLE", "OVERLOADED"]},
-                        "message": {"type": "string"},
-                        "request_id": {"type": "string"}
-                    }}}
-    });
-    schemas
+/// The answers of `GET …/expectation`.
+pub struct ExpectationResponses;
+impl IntoResponses for ExpectationResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(data_responses(
+            "the expectation of every preset",
+            schema_ref::<crate::characters::ExpectationEnvelope>(),
+            true,
+        ))
+    }
 }
 
-pub async fn document(State(s): State<AppState>) -> Json<Value> {
-    Json(spec(kst_today(s.characters.now_ms())))
+/// The answers of `POST …/expectation/recalculate` (a POST is never answered 304).
+pub struct RecalculateResponses;
+impl IntoResponses for RecalculateResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(data_responses(
+            "the recomputed expectation",
+            schema_ref::<crate::characters::ExpectationEnvelope>(),
+            false,
+        ))
+    }
+}
+
+/// The answers of `GET …/expectation/preset/{n}`.
+pub struct PresetResponses;
+impl IntoResponses for PresetResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(data_responses(
+            "the preset's expectation",
+            schema_ref::<super::characters::PresetBody>(),
+            true,
+        ))
+    }
+}
+
+/// The answers of `GET …/equipment`.
+pub struct EquipmentResponses;
+impl IntoResponses for EquipmentResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(data_responses(
+            "the upstream's item-equipment payload as it was sent (`stale`/`data_preparing` added on a stale copy)",
+            json!({"type": "object"}),
+            true,
+        ))
+    }
+}
+
+/// The answers of `GET /api/v1/characters/{name}`.
+pub struct BasicResponses;
+impl IntoResponses for BasicResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(data_responses(
+            "basic info and the like count",
+            schema_ref::<crate::characters::BasicInfo>(),
+            true,
+        ))
+    }
+}
+
+/// The answers of `POST …/like`.
+pub struct LikeResponses;
+impl IntoResponses for LikeResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(like_responses(
+            "the like is accepted (idempotent); the count may lag by one sync interval",
+            schema_ref::<crate::likes::LikeAnswer>(),
+            "malformed name or liker id, missing x-liker-id, unknown query parameter",
+        ))
+    }
+}
+
+/// The answers of `GET …/like`.
+pub struct LikeStatusResponses;
+impl IntoResponses for LikeStatusResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(like_responses(
+            "whether the liker liked the character (when asked), and the count",
+            schema_ref::<crate::likes::LikeStatus>(),
+            "malformed name or liker id, unknown query parameter",
+        ))
+    }
+}
+
+/// The answers of `GET /openapi.json`.
+pub struct DocumentResponses;
+impl IntoResponses for DocumentResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        responses(json!({"200": {"description": "the OpenAPI 3.1 document",
+                                 "content": {"application/json": {"schema": {"type": "object"}}}}}))
+    }
+}
+
+/// The `code` of the error body: one of [`Code::ALL`].
+pub fn code_schema() -> utoipa::openapi::schema::Schema {
+    from_json(json!({"type": "string", "enum": Code::ALL.map(Code::as_str)}))
+}
+
+/// The generated document as JSON, before the serve-time patch.
+static BASE: LazyLock<Value> =
+    LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).expect("document serialises"));
+
+/// The document on `today` (KST): the generated one with the `date` parameters admitting exactly
+/// [`FIRST_DATE`]..=`today` (the one value the generator cannot know).
+pub fn with_dates(today: NaiveDate) -> Value {
+    let mut doc = BASE.clone();
+    let pattern = date_pattern(today);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in op.values_mut() {
+                let Some(params) = op["parameters"].as_array_mut() else {
+                    continue;
+                };
+                for p in params.iter_mut().filter(|p| p["name"] == "date") {
+                    p["schema"]["pattern"] = pattern.clone().into();
+                    p["description"] = format!(
+                        "historical snapshot YYYY-MM-DD (KST), from {FIRST_DATE} to today ({today})"
+                    )
+                    .into();
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The serialised document of one KST day.
+static SERVED: Mutex<Option<(NaiveDate, Bytes)>> = Mutex::new(None);
+
+/// `GET /openapi.json`
+#[utoipa::path(get, path = "/openapi.json", summary = "This document", responses(DocumentResponses))]
+pub async fn document(State(s): State<AppState>) -> Response {
+    let today = kst_today(s.characters.now_ms());
+    let body = {
+        let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
+        match &*served {
+            Some((day, bytes)) if *day == today => bytes.clone(),
+            _ => {
+                let bytes =
+                    Bytes::from(serde_json::to_vec(&with_dates(today)).expect("json serialises"));
+                *served = Some((today, bytes.clone()));
+                bytes
+            }
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -598,40 +633,55 @@ mod tests {
     use super::*;
     use crate::expectation::Unavailable;
 
+    fn doc() -> Value {
+        with_dates(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap())
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        assert_eq!(doc()["openapi"], "3.1.0");
+        assert_eq!(doc()["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
     #[test]
     fn every_starforce_option_is_documented_with_its_type() {
-        let doc = spec(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
-        let params = doc["paths"]["/api/v4/characters/{name}/expectation"]["get"]["parameters"]
-            .as_array()
-            .unwrap();
-        for name in starforce::PARAMS {
-            let p = params
-                .iter()
-                .find(|p| p["name"] == *name)
-                .unwrap_or_else(|| panic!("{name} undocumented"));
-            assert!(p["schema"]["type"].is_string(), "{name}: {p}");
-            assert!(!p["description"].as_str().unwrap().is_empty(), "{name}");
+        let doc = doc();
+        for route in [
+            "/api/v4/characters/{name}/expectation",
+            "/api/v4/characters/{name}/expectation/preset/{n}",
+        ] {
+            let params = doc["paths"][route]["get"]["parameters"].as_array().unwrap();
+            for name in starforce::PARAMS {
+                let p = params
+                    .iter()
+                    .find(|p| p["name"] == *name)
+                    .unwrap_or_else(|| panic!("{name} undocumented"));
+                assert!(p["schema"]["type"].is_string(), "{name}: {p}");
+                assert!(!p["description"].as_str().unwrap().is_empty(), "{name}");
+            }
+            let sale = params.iter().find(|p| p["name"] == "event_sale").unwrap();
+            assert_eq!(sale["schema"]["maximum"], 0.9999);
+            let mvp = params.iter().find(|p| p["name"] == "mvp").unwrap();
+            assert_eq!(mvp["schema"]["enum"].as_array().unwrap().len(), 6);
+            let discount = params.iter().find(|p| p["name"] == "discount").unwrap();
+            assert_eq!(discount["deprecated"], true);
         }
-        let sale = params.iter().find(|p| p["name"] == "event_sale").unwrap();
-        assert_eq!(sale["schema"]["maximum"], 0.9999);
-        let mvp = params.iter().find(|p| p["name"] == "mvp").unwrap();
-        assert_eq!(mvp["schema"]["enum"].as_array().unwrap().len(), 6);
-        let reasons = [
+    }
+
+    #[test]
+    fn every_unavailable_reason_is_in_the_derived_schema() {
+        let doc = doc();
+        let reasons = doc["components"]["schemas"]["Unavailable"]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", doc["components"]["schemas"]["Unavailable"]));
+        for r in [
             Unavailable::NoTable,
             Unavailable::NoTableGroup,
             Unavailable::RuleSetNotModelled,
             Unavailable::NoCitedSource,
-        ];
-        let examples =
-            &doc["components"]["schemas"]["Unavailable"]["properties"]["unavailable"]["examples"];
-        for r in reasons {
-            assert!(
-                examples
-                    .as_array()
-                    .unwrap()
-                    .contains(&serde_json::to_value(r).unwrap()),
-                "{r:?}"
-            );
+            Unavailable::OutOfRange,
+        ] {
+            assert!(reasons.contains(&serde_json::to_value(r).unwrap()), "{r:?}");
         }
     }
 
@@ -649,7 +699,7 @@ mod tests {
                 _ => {}
             }
         }
-        let doc = spec(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
+        let doc = doc();
         let mut all = Vec::new();
         refs(&doc, &mut all);
         assert!(all.iter().any(|r| r.ends_with("/Rules")));
@@ -658,6 +708,93 @@ mod tests {
             assert!(
                 doc["components"]["schemas"][name].is_object(),
                 "{r} is dangling"
+            );
+        }
+    }
+
+    #[test]
+    fn every_data_route_documents_its_statuses_and_headers() {
+        let doc = doc();
+        for (path, method, conditional) in [
+            ("/api/v4/characters/{name}/expectation", "get", true),
+            ("/api/v4/characters/{name}/expectation/preset/{n}", "get", true),
+            ("/api/v4/characters/{name}/expectation/recalculate", "post", false),
+            ("/api/v4/characters/{name}/equipment", "get", true),
+            ("/api/v1/characters/{name}", "get", true),
+        ] {
+            let op = &doc["paths"][path][method];
+            let r = &op["responses"];
+            for status in ["200", "400", "404", "413", "429", "500", "502", "503"] {
+                assert!(r[status].is_object(), "{method} {path} {status}");
+            }
+            assert_eq!(r["304"].is_object(), conditional, "{method} {path} 304");
+            for h in [
+                "x-cache",
+                "x-cache-tier",
+                "Cache-Status",
+                "ETag",
+                "Age",
+                "Cache-Control",
+                "x-data-source",
+            ] {
+                assert!(r["200"]["headers"][h].is_object(), "{path}: {h}");
+            }
+            assert!(r["503"]["headers"]["Retry-After"].is_object());
+            let conditional_param = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "If-None-Match");
+            assert_eq!(conditional_param, conditional, "{method} {path}");
+        }
+        let codes = &doc["components"]["schemas"]["ErrorBody"];
+        assert!(codes.is_object(), "{}", doc["components"]["schemas"]);
+    }
+
+    #[test]
+    fn the_response_schemas_are_the_serialised_types() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let props = |name: &str| -> Vec<String> {
+            let s = &schemas[name];
+            let mut out: Vec<String> = s["properties"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for part in s["allOf"].as_array().into_iter().flatten() {
+                if let Some(m) = part["properties"].as_object() {
+                    out.extend(m.keys().cloned());
+                }
+            }
+            out
+        };
+        // The fields the engine serialises are the schema's, and nothing else (the derive reads the types).
+        let sample = std::fs::read("../shared/data/nexon/item-equipment-evan.json").unwrap();
+        let exp = crate::expectation::compute_json(
+            &sample,
+            None,
+            &crate::expectation::StarforceSettings::default(),
+        )
+        .unwrap();
+        let mut want: Vec<String> = exp.as_object().unwrap().keys().cloned().collect();
+        let mut have = props("Expectation");
+        want.sort();
+        have.sort();
+        assert_eq!(have, want);
+        for (schema, field) in [
+            ("ItemExpectation", "warnings"),
+            ("StarforceResult", "replacement"),
+            ("Rules", "rule_set"),
+            ("ExpectationEnvelope", "character"),
+            ("ExpectationEnvelope", "stale"),
+            ("PresetBody", "preset"),
+            ("BasicInfo", "like_count"),
+            ("LikeStatus", "like_count"),
+        ] {
+            assert!(
+                props(schema).contains(&field.to_string()),
+                "{schema}.{field}: {}",
+                schemas[schema]
             );
         }
     }
@@ -735,6 +872,10 @@ mod tests {
             &p[..40]
         );
         assert!(p.ends_with("]{1,12}$"));
+        let doc = doc();
+        let name = doc["paths"]["/api/v1/characters/{name}"]["get"]["parameters"][0].clone();
+        assert_eq!(name["name"], "name");
+        assert_eq!(name["schema"]["pattern"], p);
     }
 
     #[test]
@@ -760,5 +901,19 @@ mod tests {
         ] {
             assert!(!matches(&p, bad), "{bad} in {p}");
         }
+        // The serve-time patch puts that pattern on every `date` parameter.
+        let doc = with_dates(today);
+        let mut seen = 0;
+        for path in doc["paths"].as_object().unwrap().values() {
+            for op in path.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["name"] == "date" {
+                        assert_eq!(p["schema"]["pattern"], date_pattern(today));
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, 4, "expectation, preset, recalculate, equipment");
     }
 }

@@ -8,7 +8,8 @@
 //! - When the load fails and the upstream cannot answer, the cache's last copy is served stale, flagged
 //!   `"stale": true` (and `"data_preparing": true` for 00009), as [`fallback::decide`] rules; there is no
 //!   database copy of basic info.
-//! - A cached body that is not gzip JSON fails with `Internal`.
+//! - A cached body that is not gzip JSON of a [`BasicInfo`] fails with `Internal`.
+//! - The body is a [`BasicInfo`] (its schema is the OpenAPI document's).
 
 use std::sync::Arc;
 
@@ -22,6 +23,30 @@ use crate::codec;
 use crate::ids::{CharacterName, Priority};
 use crate::nexon::NexonError;
 use crate::store::CharacterRow;
+
+/// The body of `GET /api/v1/characters/{name}`: the stored basic info, then the live like count and the
+/// flags of a stale copy. Stored bodies are the same type with the count 0 and no flags.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct BasicInfo {
+    /// The character's name as asked.
+    pub character: String,
+    pub world: Option<String>,
+    pub class: Option<String>,
+    pub level: Option<i64>,
+    /// The character image URL the upstream gave.
+    pub image: Option<String>,
+    /// When the basic info was fetched from the upstream (RFC 3339).
+    pub data_as_of: String,
+    /// Likes, read live (not cached with the basic info).
+    #[serde(default)]
+    pub like_count: i64,
+    /// Served from the last good copy because the upstream failed.
+    #[serde(default)]
+    pub stale: bool,
+    /// The upstream is still preparing the data (00009): a last good copy is served meanwhile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_preparing: bool,
+}
 
 impl CharacterService {
     /// Basic info (world, class, level, image) plus the like count.
@@ -58,14 +83,13 @@ impl CharacterService {
             .map(|r| r.like_count)
             .unwrap_or(0);
         let raw = codec::decompress(&answer.body_gz).map_err(CharacterError::internal)?;
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(CharacterError::internal)?;
-        v["like_count"] = likes.into();
-        v["stale"] = (status == CacheStatus::Stale).into();
-        if stale == Some(true) {
-            v["data_preparing"] = true.into();
-        }
-        let json = serde_json::to_vec(&v).map_err(CharacterError::internal)?;
+        let info = BasicInfo {
+            like_count: likes,
+            stale: status == CacheStatus::Stale,
+            data_preparing: stale == Some(true),
+            ..serde_json::from_slice(&raw).map_err(CharacterError::internal)?
+        };
+        let json = serde_json::to_vec(&info).map_err(CharacterError::internal)?;
         let body_gz = Bytes::from(codec::compress(&json));
         // The like count and the flags are what this body adds to the stored one.
         let part = format!("likes={likes};stale={:?}", stale);
@@ -99,14 +123,17 @@ impl CharacterService {
             fetched_at_ms: now,
             like_count: 0,
         });
-        let body = serde_json::json!({
-            "character": name.as_str(),
-            "world": b.world_name,
-            "class": b.character_class,
-            "level": b.character_level,
-            "image": b.character_image,
-            "data_as_of": rfc3339(now),
-        });
+        let body = BasicInfo {
+            character: name.as_str().to_owned(),
+            world: b.world_name,
+            class: b.character_class,
+            level: b.character_level,
+            image: b.character_image,
+            data_as_of: rfc3339(now),
+            like_count: 0,
+            stale: false,
+            data_preparing: false,
+        };
         Ok(RequestDate::LATEST.value(
             Bytes::from(codec::compress(&serde_json::to_vec(&body).expect("json"))),
             now,

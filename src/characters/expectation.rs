@@ -42,11 +42,16 @@ use crate::nexon::NexonError;
 /// blocks say `out_of_range`).
 pub const OUT_OF_RANGE_ITEMS_TOTAL: &str = "maple_expectation_out_of_range_items_total";
 
-#[derive(Serialize)]
-struct ExpectationEnvelope<'a> {
+/// The body of the expectation routes: who and how fresh, then the engine's [`engine::Expectation`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExpectationEnvelope<'a> {
+    /// The character's name as asked.
     character: &'a str,
+    /// When the equipment was fetched from the upstream (RFC 3339).
     data_as_of: String,
+    /// Served from the last good copy because the upstream failed.
     stale: bool,
+    /// The upstream is still preparing the data (00009): a last good copy is served meanwhile.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     data_preparing: bool,
     #[serde(flatten)]

@@ -69,7 +69,9 @@ use crate::redis::RedisHandle;
 use crate::store::Store;
 
 use cpu::CpuLane;
+pub use basic::BasicInfo;
 pub use date::{DataDate, FIRST_DATE};
+pub use expectation::ExpectationEnvelope;
 pub use guards::{FORCE_REFRESH_TOTAL, FORCE_WINDOW, MAX_OPTION_VARIANTS, VARIANTS_UNCACHED_TOTAL};
 use guards::{ForceGuard, VariantGuard};
 

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 /// Why a block has no result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unavailable {
     /// No cube table is loaded.
@@ -56,7 +56,7 @@ pub enum Unavailable {
 }
 
 /// A result or the reason there is none.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Block<T> {
     Available(T),
@@ -65,6 +65,25 @@ pub enum Block<T> {
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+}
+
+/// The schema of a `Block<()>` (a rule family that is either in force, `null`, or not priced): `null` or the
+/// unavailable object (the derive cannot describe `()`).
+pub fn unit_block_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    use utoipa::{PartialSchema, ToSchema};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(
+            ObjectBuilder::new()
+                .property(
+                    "unavailable",
+                    utoipa::openapi::Ref::from_schema_name(Unavailable::name()),
+                )
+                .required("unavailable")
+                .property("detail", String::schema()),
+        )
+        .into()
 }
 
 impl<T> Block<T> {

@@ -43,7 +43,7 @@ impl Profile {
 }
 
 /// Where the main stat came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     PotentialLines,
@@ -52,7 +52,7 @@ pub enum Source {
 }
 
 /// The counts the inference used.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// Number of `STAT +N%` lines per primary stat, in the order STR, DEX, INT, LUK.
     pub stat_pct_lines: [u32; 4],

@@ -38,7 +38,7 @@ use super::table::CubeTables;
 use super::types::{AttackType, CubeType, MainStat};
 
 /// The whole answer for one character.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Expectation {
     /// Version (content hash) of the cube table used; `null` when none is loaded.
     pub table_version: Option<String>,
@@ -67,7 +67,7 @@ pub struct Expectation {
 }
 
 /// One preset.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PresetExpectation {
     pub preset_no: u8,
     pub items: Vec<ItemExpectation>,
@@ -75,7 +75,7 @@ pub struct PresetExpectation {
 }
 
 /// One item.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ItemExpectation {
     /// `item_equipment_slot` (the table's slot name).
     pub slot: Option<String>,
@@ -95,7 +95,7 @@ pub struct ItemExpectation {
 }
 
 /// Sums over a preset. Counts are expected values (not rounded); meso are integers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub items: usize,
     pub meso: u64,
@@ -118,7 +118,7 @@ pub struct Totals {
 }
 
 /// The equipped preset's number and totals.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Headline {
     pub preset_no: u8,
     #[serde(flatten)]

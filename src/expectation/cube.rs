@@ -29,7 +29,7 @@ use super::table::{CubeTables, GroupSum};
 use super::types::{AttackType, CubeType, Grade, PartName};
 
 /// A cube target category. Declared in tie-break order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub enum Category {
     #[serde(rename = "att%")]
     AttPct,
@@ -86,7 +86,7 @@ impl Category {
 }
 
 /// What a reroll must reach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Target {
     pub category: Category,
     /// Sum of the item's amounts in the category (percent points, or seconds for `cooldown_s`).
@@ -94,7 +94,7 @@ pub struct Target {
 }
 
 /// One of the item's lines as the target rule saw it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClassifiedLine {
     /// The line as received.
     pub text: String,
@@ -117,7 +117,7 @@ impl ClassifiedLine {
 }
 
 /// One cube block's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CubeResult {
     pub cube_type: CubeType,
     pub grade: Grade,

@@ -325,14 +325,14 @@ impl FlameMemo {
 }
 
 /// Chance and expected count for one flame kind.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FlameOdds {
     pub probability: f64,
     pub expected_flames: f64,
 }
 
 /// One flame block's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FlameResult {
     /// Current flame score in main-stat equivalents.
     pub score: f64,

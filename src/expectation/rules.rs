@@ -25,7 +25,7 @@ use super::starforce;
 pub const STARFORCE_30_FROM: &str = "2025-03-20";
 
 /// A set of game rules in force over a range of snapshot dates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleSet {
     /// Before the 30-star update: 25 stars, star drops, chance time; starforce not modelled.
@@ -73,7 +73,7 @@ impl RuleSet {
 }
 
 /// One assumption or data gap behind an item's figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "warning", rename_all = "snake_case")]
 pub enum Warning {
     /// A cube table group used for this item sums below 1; its missing mass was priced as "some other line".
@@ -98,7 +98,7 @@ pub enum Warning {
 }
 
 /// The starforce constants in force, echoed with every answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StarforceRules {
     pub star_catch_multiplier: f64,
     pub sunday_destroy_factor: f64,
@@ -131,7 +131,7 @@ impl StarforceRules {
 }
 
 /// The per-response rules object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rules {
     pub rule_set: RuleSet,
     /// First snapshot date of the current rule set.
@@ -140,8 +140,10 @@ pub struct Rules {
     pub table_version: Option<String>,
     pub starforce: StarforceRules,
     /// Cube tier-ups are not priced: no cited official source for their rates.
+    #[schema(schema_with = super::block::unit_block_schema)]
     pub tier_up: Block<()>,
     /// Additional-potential cubes are priced only from rows the loaded table has.
+    #[schema(schema_with = super::block::unit_block_schema)]
     pub additional_potential: Block<()>,
     /// Rules in force that no cited official source confirms.
     pub assumptions: Vec<Warning>,

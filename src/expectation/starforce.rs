@@ -102,7 +102,7 @@ pub const ONE_PLUS_ONE_MAX_STAR: u8 = 10;
 pub const FIXED_STAR_ITEMS: &[(&str, u8)] = &[("제네시스 ", 22), ("데스티니 ", 22)];
 
 /// The MVP grade (membership tier); its starforce discount applies below [`LOW_STAR_DISCOUNT_BELOW`]★.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MvpGrade {
     #[default]
@@ -194,7 +194,7 @@ impl StarforceOptions {
 
 /// Starforce options as players have them. Build with [`StarforceSettings::from_params`] (raw query values) or
 /// [`StarforceSettings::validate`] a literal; `Default` is all off. Serialises as the echo of what was priced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StarforceSettings {
     /// Star catch on every attempt.
     pub starcatch: bool,
@@ -558,7 +558,7 @@ pub fn fixed_stars(item: &Item) -> Option<u8> {
 }
 
 /// How the stars were made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StarforceKind {
     /// Regular starforce with meso.
@@ -570,7 +570,7 @@ pub enum StarforceKind {
 }
 
 /// The items destroyed on the way and what replacing them costs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Replacement {
     /// Expected destroyed items (each needs a replacement).
     pub expected_items: f64,
@@ -595,7 +595,7 @@ impl Replacement {
 }
 
 /// One starforce block's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StarforceResult {
     pub kind: StarforceKind,
     pub stars: u8,

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 /// A potential grade. Ordered from the lowest to the highest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Grade {
     Rare,
@@ -118,7 +118,7 @@ impl std::fmt::Display for PartName {
 }
 
 /// Which potential a cube rerolls: `BLACK` (the potential) or `ADDITIONAL` (the additional potential).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CubeType {
     Black,
@@ -144,7 +144,7 @@ impl CubeType {
 }
 
 /// One of the four primary stats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MainStat {
     Str,
@@ -173,7 +173,7 @@ impl MainStat {
 }
 
 /// Whether the character's damage scales with attack (공격력) or magic (마력).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackType {
     Attack,

@@ -36,7 +36,7 @@ pub struct LikeEntry {
 }
 
 /// The answer to a like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LikeAnswer {
     pub liked: bool,
     pub like_count: i64,

@@ -63,7 +63,7 @@ pub(super) struct Peek {
 }
 
 /// The answer to a status read (`liked` only when a liker was asked about).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LikeStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liked: Option<bool>,
