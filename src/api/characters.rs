@@ -261,10 +261,18 @@ fn task_error(e: &crate::pipeline::TaskError) -> ApiError {
 }
 
 /// `GET /api/v4/characters/{name}/expectation`
-#[utoipa::path(get, path = "/api/v4/characters/{name}/expectation",
+#[utoipa::path(
+    get,
+    tag = "characters",
+    path = "/api/v4/characters/{name}/expectation",
     summary = "Expectation of every preset (headline = the equipped preset)",
-    params(super::openapi::NamePath, super::openapi::ExpectationQuery, super::openapi::IfNoneMatch),
-    responses(super::openapi::ExpectationResponses))]
+    params(
+        super::openapi::NamePath,
+        super::openapi::ExpectationQuery,
+        super::openapi::IfNoneMatch
+    ),
+    responses(super::openapi::ExpectationResponses)
+)]
 pub async fn expectation(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -276,10 +284,14 @@ pub async fn expectation(
 }
 
 /// `POST /api/v4/characters/{name}/expectation/recalculate` — the same as `force=true`.
-#[utoipa::path(post, path = "/api/v4/characters/{name}/expectation/recalculate",
+#[utoipa::path(
+    post,
+    tag = "characters",
+    path = "/api/v4/characters/{name}/expectation/recalculate",
     summary = "Refresh from the upstream and recompute (same as force=true)",
     params(super::openapi::NamePath, super::openapi::ExpectationQuery),
-    responses(super::openapi::RecalculateResponses))]
+    responses(super::openapi::RecalculateResponses)
+)]
 pub async fn recalculate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -355,10 +367,19 @@ impl PresetBody {
 }
 
 /// `GET /api/v4/characters/{name}/expectation/preset/{n}`
-#[utoipa::path(get, path = "/api/v4/characters/{name}/expectation/preset/{n}",
+#[utoipa::path(
+    get,
+    tag = "characters",
+    path = "/api/v4/characters/{name}/expectation/preset/{n}",
     summary = "Expectation of one preset",
-    params(super::openapi::NamePath, super::openapi::PresetPath, super::openapi::ExpectationQuery, super::openapi::IfNoneMatch),
-    responses(super::openapi::PresetResponses))]
+    params(
+        super::openapi::NamePath,
+        super::openapi::PresetPath,
+        super::openapi::ExpectationQuery,
+        super::openapi::IfNoneMatch
+    ),
+    responses(super::openapi::PresetResponses)
+)]
 pub async fn expectation_preset(
     State(s): State<AppState>,
     Path((raw, preset)): Path<(String, String)>,
@@ -392,10 +413,18 @@ pub async fn expectation_preset(
 }
 
 /// `GET /api/v4/characters/{name}/equipment`
-#[utoipa::path(get, path = "/api/v4/characters/{name}/equipment",
+#[utoipa::path(
+    get,
+    tag = "characters",
+    path = "/api/v4/characters/{name}/equipment",
     summary = "The upstream item-equipment JSON, cached",
-    params(super::openapi::NamePath, super::openapi::EquipmentQuery, super::openapi::IfNoneMatch),
-    responses(super::openapi::EquipmentResponses))]
+    params(
+        super::openapi::NamePath,
+        super::openapi::EquipmentQuery,
+        super::openapi::IfNoneMatch
+    ),
+    responses(super::openapi::EquipmentResponses)
+)]
 pub async fn equipment(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -419,10 +448,14 @@ pub async fn equipment(
 }
 
 /// `GET /api/v1/characters/{name}`
-#[utoipa::path(get, path = "/api/v1/characters/{name}",
+#[utoipa::path(
+    get,
+    tag = "characters",
+    path = "/api/v1/characters/{name}",
     summary = "Basic info (world, class, level, image) and like count",
     params(super::openapi::NamePath, super::openapi::IfNoneMatch),
-    responses(super::openapi::BasicResponses))]
+    responses(super::openapi::BasicResponses)
+)]
 pub async fn basic(
     State(s): State<AppState>,
     Path(raw): Path<String>,

@@ -28,13 +28,13 @@ pub struct Live {
     status: &'static str,
 }
 
-#[utoipa::path(get, path = "/health/live", summary = "Liveness",
+#[utoipa::path(get, tag = "operations", path = "/health/live", summary = "Liveness",
     responses((status = 200, description = "the process runs", body = Live)))]
 pub async fn live() -> impl IntoResponse {
     Json(Live { status: "live" })
 }
 
-#[utoipa::path(get, path = "/health/ready",
+#[utoipa::path(get, tag = "operations", path = "/health/ready",
     summary = "Readiness, with each dependency up/down/disabled and the upstream client's state",
     responses(
         (status = 200, description = "ready (also while Redis or the database is down: the gateway degrades around them)", body = Object),
@@ -82,7 +82,7 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics",
+#[utoipa::path(get, tag = "operations", path = "/metrics", summary = "Prometheus metrics",
     responses((status = 200, description = "text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     // The hot paths' counters and histograms are batched per thread: hand them over first.

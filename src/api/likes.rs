@@ -53,10 +53,14 @@ fn no_params_but(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Ap
 }
 
 /// `POST /api/v2/characters/{name}/like`
-#[utoipa::path(post, path = "/api/v2/characters/{name}/like",
+#[utoipa::path(
+    post,
+    tag = "likes",
+    path = "/api/v2/characters/{name}/like",
     summary = "Like a character (idempotent per liker and character)",
     params(super::openapi::NamePath, super::openapi::LikerHeader),
-    responses(super::openapi::LikeResponses))]
+    responses(super::openapi::LikeResponses)
+)]
 pub async fn like(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -82,10 +86,14 @@ pub async fn like(
 }
 
 /// `GET /api/v2/characters/{name}/like?liker=ID`
-#[utoipa::path(get, path = "/api/v2/characters/{name}/like",
+#[utoipa::path(
+    get,
+    tag = "likes",
+    path = "/api/v2/characters/{name}/like",
     summary = "Whether a liker liked a character, and the count",
     params(super::openapi::NamePath, super::openapi::LikerQuery),
-    responses(super::openapi::LikeStatusResponses))]
+    responses(super::openapi::LikeStatusResponses)
+)]
 pub async fn status(
     State(s): State<AppState>,
     Path(raw): Path<String>,

@@ -42,7 +42,7 @@ use crate::nexon::NexonError;
 /// blocks say `out_of_range`).
 pub const OUT_OF_RANGE_ITEMS_TOTAL: &str = "maple_expectation_out_of_range_items_total";
 
-/// The body of the expectation routes: who and how fresh, then the engine's [`engine::Expectation`].
+/// The body of the expectation routes: who and how fresh, then the engine's `Expectation`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ExpectationEnvelope<'a> {
     /// The character's name as asked.

@@ -68,8 +68,8 @@ use crate::nexon::{NexonClient, NexonError};
 use crate::redis::RedisHandle;
 use crate::store::Store;
 
-use cpu::CpuLane;
 pub use basic::BasicInfo;
+use cpu::CpuLane;
 pub use date::{DataDate, FIRST_DATE};
 pub use expectation::ExpectationEnvelope;
 pub use guards::{FORCE_REFRESH_TOTAL, FORCE_WINDOW, MAX_OPTION_VARIANTS, VARIANTS_UNCACHED_TOTAL};

@@ -102,7 +102,18 @@ pub const ONE_PLUS_ONE_MAX_STAR: u8 = 10;
 pub const FIXED_STAR_ITEMS: &[(&str, u8)] = &[("제네시스 ", 22), ("데스티니 ", 22)];
 
 /// The MVP grade (membership tier); its starforce discount applies below [`LOW_STAR_DISCOUNT_BELOW`]★.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    utoipa::ToSchema,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MvpGrade {
     #[default]
