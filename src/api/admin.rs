@@ -94,6 +94,8 @@ pub async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Respon
 }
 
 /// `GET /admin/status`
+#[utoipa::path(get, tag = "admin", path = "/admin/status", summary = "Instance status for operators",
+    security(("bearer" = [])), responses(super::openapi::AdminStatusResponses))]
 pub async fn status(State(s): State<AppState>) -> impl IntoResponse {
     let database_up = tokio::time::timeout(Duration::from_secs(1), s.store.ping())
         .await
@@ -149,6 +151,9 @@ fn seconds(q: &SecondsParam, default: u64) -> Result<u64, ApiError> {
 }
 
 /// `POST /admin/breakers/nexon/{open|close|reset}` (`open` takes `?seconds=N`, default 60).
+#[utoipa::path(post, tag = "admin", path = "/admin/breakers/nexon/{action}",
+    summary = "Force the Nexon circuit breaker open (for ?seconds, default 60), closed, or back to automatic",
+    security(("bearer" = [])), params(super::openapi::BreakerParams), responses(super::openapi::BreakerResponses))]
 pub async fn breaker(
     State(s): State<AppState>,
     Path(action): Path<String>,
@@ -197,9 +202,38 @@ impl Drop for CloseBreaker {
     }
 }
 
+/// What an outage drill saw while the breaker was open.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OutageReport {
+    /// How long the breaker was held open.
+    seconds: u64,
+    /// Stale copies served meanwhile.
+    stale_served: u64,
+    hits: u64,
+    misses: u64,
+    /// Answers with a 5xx status meanwhile.
+    errors_5xx: u64,
+    /// Upstream calls the open breaker refused.
+    breaker_rejections: u64,
+    /// Calls counted against the upstream rate budget meanwhile.
+    upstream_calls: u64,
+    /// The breaker's state once the drill closed it.
+    breaker_after: crate::nexon::breaker::BreakerState,
+}
+
+/// `POST /admin/cache/invalidate/{name}`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Invalidated {
+    /// The character whose keys were dropped.
+    invalidated: String,
+}
+
 /// `POST /admin/drills/upstream-outage?seconds=N` — forces the breaker open for N seconds (clients get stale
 /// copies or fast 503s), then closes it, and reports what was served meanwhile. Exempt from the request
 /// timeout; abandoned by its request, it closes the breaker at once.
+#[utoipa::path(post, tag = "admin", path = "/admin/drills/upstream-outage",
+    summary = "Outage drill: the breaker forced open for ?seconds (default 10), then a report of what was served",
+    security(("bearer" = [])), params(super::openapi::OutageParams), responses(super::openapi::OutageResponses))]
 pub async fn upstream_outage(
     State(s): State<AppState>,
     Query(q): Query<SecondsParam>,
@@ -232,31 +266,36 @@ pub async fn upstream_outage(
         let cache1 = s.characters.cache().stats();
         let up1 = s.nexon.status();
         let errors1 = s.server_errors.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(json!({
-            "seconds": secs,
-            "stale_served": cache1.stale - cache0.stale,
-            "hits": (cache1.hit_l1 + cache1.hit_l2) - (cache0.hit_l1 + cache0.hit_l2),
-            "misses": cache1.miss - cache0.miss,
-            "errors_5xx": errors1 - errors0,
-            "breaker_rejections": up1.breaker.rejected_total - up0.breaker.rejected_total,
-            "upstream_calls": up1.rate.used_today.saturating_sub(up0.rate.used_today),
-            "breaker_after": up1.breaker.state,
-        }))
+        Ok(OutageReport {
+            seconds: secs,
+            stale_served: cache1.stale - cache0.stale,
+            hits: (cache1.hit_l1 + cache1.hit_l2) - (cache0.hit_l1 + cache0.hit_l2),
+            misses: cache1.miss - cache0.miss,
+            errors_5xx: errors1 - errors0,
+            breaker_rejections: up1.breaker.rejected_total - up0.breaker.rejected_total,
+            upstream_calls: up1.rate.used_today.saturating_sub(up0.rate.used_today),
+            breaker_after: up1.breaker.state,
+        })
     })
     .await?;
-    tracing::warn!(%report, "upstream outage drill finished");
+    tracing::warn!(?report, "upstream outage drill finished");
     Ok(Json(report))
 }
 
 /// `POST /admin/cache/invalidate/{name}`: drops the character's keys from L2 (Redis) and its L1 copies in
 /// every instance (pub/sub).
+#[utoipa::path(post, tag = "admin", path = "/admin/cache/invalidate/{name}",
+    summary = "Drop a character's cached data on every instance",
+    security(("bearer" = [])), params(super::openapi::NamePath), responses(super::openapi::InvalidateResponses))]
 pub async fn invalidate(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = CharacterName::parse(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     s.characters.invalidate(&name).await;
-    Ok(Json(json!({"invalidated": name.as_str()})))
+    Ok(Json(Invalidated {
+        invalidated: name.as_str().to_owned(),
+    }))
 }
 
 /// How long a failover drill waits for the switch.
@@ -265,6 +304,9 @@ const DRILL_SWITCH_WAIT: Duration = Duration::from_secs(15);
 /// `POST /admin/drills/redis-failover` — asks a Sentinel to fail the master over and reports what the
 /// gateway saw (bounded: about 30 s at most). Exempt from the request timeout; abandoned by its request, it
 /// stops its probe writes and deletes the probe key (after the switch, so the delete reaches the new master).
+#[utoipa::path(post, tag = "admin", path = "/admin/drills/redis-failover",
+    summary = "Failover drill: a Sentinel fails the Redis master over; the report says what the gateway saw",
+    security(("bearer" = [])), responses(super::openapi::FailoverResponses))]
 pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let Some(r) = &s.redis else {
         return Err(ApiError::new(

@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document of the public API, served at `GET /openapi.json`, generated from the code by
 //! `utoipa` (ADR 0014).
 //!
-//! Contract: every route the public router serves is an operation here (a black-box test compares them). The
+//! Contract: every route the router serves is an operation here (a black-box test compares them); the
+//! operator routes (`/admin/*`, bearer scheme `bearer`) are in the document only when they are served (an
+//! admin token is configured). The
 //! operations come from the `#[utoipa::path]` attribute on each handler; the response bodies are the schemas
 //! `utoipa::ToSchema` derives from the types the handlers serialise (the engine's [`crate::expectation::Expectation`]
 //! in its envelope, the preset view, basic info, like answers, the error body), so a field added to one of
@@ -70,6 +72,25 @@ use crate::expectation::starforce::{self, MvpGrade};
     ))
 )]
 pub struct ApiDoc;
+
+/// The operator routes, in the document only when they are served (an admin token is configured).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        super::admin::status,
+        super::admin::invalidate,
+        super::admin::redis_failover,
+        super::admin::upstream_outage,
+        super::admin::breaker,
+    ),
+    components(schemas(
+        crate::redis::sentinel::FailoverReport,
+        super::admin::OutageReport,
+        super::admin::Invalidated,
+        super::error::ErrorBody,
+    ))
+)]
+pub struct AdminDoc;
 
 /// Builds a utoipa value from its JSON form (the OpenAPI objects are plain JSON; this keeps the hand-made
 /// parts, which carry computed values, as readable as the document they produce).
@@ -575,6 +596,125 @@ impl IntoResponses for DocumentResponses {
     }
 }
 
+/// `?seconds=N` of the breaker and outage routes: 1..=3600.
+fn seconds_param(default: u64) -> Parameter {
+    query(
+        "seconds",
+        &format!("how long, 1-3600 s (default {default})"),
+        json!({"type": "integer", "minimum": 1, "maximum": 3600, "default": default}),
+    )
+}
+
+/// `{action}` and `?seconds` of `POST /admin/breakers/nexon/{action}`.
+pub struct BreakerParams;
+impl IntoParams for BreakerParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            param(json!({"name": "action", "in": "path", "required": true,
+                         "description": "open (for ?seconds), close, or reset (automatic again)",
+                         "schema": {"type": "string", "enum": ["open", "close", "reset"]}})),
+            seconds_param(60),
+        ]
+    }
+}
+
+/// `?seconds` of the outage drill.
+pub struct OutageParams;
+impl IntoParams for OutageParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![seconds_param(10)]
+    }
+}
+
+/// An operator route's answers: 200 with `body`, 401/403 for the token, and `errors` (status, description).
+fn admin_responses(
+    description: &str,
+    body: Value,
+    errors: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+    let mut r = json!({
+        "200": {"description": description,
+                "headers": {"Cache-Control": header("private, no-store"), "x-request-id": header("the request id")},
+                "content": {"application/json": {"schema": body}}},
+        "401": error("no bearer token"),
+        "403": error("wrong bearer token"),
+        "500": error("internal error"),
+    });
+    for (status, description) in errors {
+        r[*status] = error(description);
+    }
+    responses(r)
+}
+
+/// The answers of `GET /admin/status`.
+pub struct AdminStatusResponses;
+impl IntoResponses for AdminStatusResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        admin_responses(
+            "instance, Redis, database, cache, upstream, likes and lock state",
+            json!({"type": "object"}),
+            &[],
+        )
+    }
+}
+
+/// The answers of `POST /admin/breakers/nexon/{action}`.
+pub struct BreakerResponses;
+impl IntoResponses for BreakerResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        admin_responses(
+            "the breaker's status after the command",
+            json!({"type": "object", "required": ["breaker"], "properties": {"breaker": {"type": "object"}}}),
+            &[("400", "unknown action or seconds out of range")],
+        )
+    }
+}
+
+/// The answers of `POST /admin/drills/upstream-outage`.
+pub struct OutageResponses;
+impl IntoResponses for OutageResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        admin_responses(
+            "the drill's report",
+            schema_ref::<super::admin::OutageReport>(),
+            &[
+                ("400", "seconds out of range"),
+                ("503", "the drill was abandoned by its request"),
+            ],
+        )
+    }
+}
+
+/// The answers of `POST /admin/cache/invalidate/{name}`.
+pub struct InvalidateResponses;
+impl IntoResponses for InvalidateResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        admin_responses(
+            "the character's keys are dropped on every instance",
+            schema_ref::<super::admin::Invalidated>(),
+            &[("400", "malformed name")],
+        )
+    }
+}
+
+/// The answers of `POST /admin/drills/redis-failover`.
+pub struct FailoverResponses;
+impl IntoResponses for FailoverResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ApiResponse>> {
+        admin_responses(
+            "the drill's report",
+            schema_ref::<crate::redis::sentinel::FailoverReport>(),
+            &[
+                ("409", "Redis is not configured, or not in Sentinel mode"),
+                (
+                    "503",
+                    "Redis or the Sentinels did not answer, or the drill was abandoned",
+                ),
+            ],
+        )
+    }
+}
+
 /// The `code` of the error body: one of [`Code::ALL`].
 pub fn code_schema() -> utoipa::openapi::schema::Schema {
     from_json(json!({"type": "string", "enum": Code::ALL.map(Code::as_str)}))
@@ -584,10 +724,21 @@ pub fn code_schema() -> utoipa::openapi::schema::Schema {
 static BASE: LazyLock<Value> =
     LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).expect("document serialises"));
 
-/// The document on `today` (KST): the generated one with the `date` parameters admitting exactly
-/// [`FIRST_DATE`]..=`today` (the one value the generator cannot know).
-pub fn with_dates(today: NaiveDate) -> Value {
-    let mut doc = BASE.clone();
+/// The same with the operator routes and their bearer scheme.
+static WITH_ADMIN: LazyLock<Value> = LazyLock::new(|| {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(AdminDoc::openapi());
+    let mut doc = serde_json::to_value(doc).expect("document serialises");
+    doc["components"]["securitySchemes"] = json!({"bearer": {
+        "type": "http", "scheme": "bearer", "description": "MAPLE_ADMIN_TOKEN"
+    }});
+    doc
+});
+
+/// The document on `today` (KST): the generated one (with the operator routes when `admin`) and the `date`
+/// parameters admitting exactly [`FIRST_DATE`]..=`today` (the one value the generator cannot know).
+pub fn with_dates(today: NaiveDate, admin: bool) -> Value {
+    let mut doc = if admin { &*WITH_ADMIN } else { &*BASE }.clone();
     let pattern = date_pattern(today);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for op in paths.values_mut().filter_map(Value::as_object_mut) {
@@ -609,7 +760,7 @@ pub fn with_dates(today: NaiveDate) -> Value {
 }
 
 /// The serialised document of one KST day.
-static SERVED: Mutex<Option<(NaiveDate, Bytes)>> = Mutex::new(None);
+static SERVED: Mutex<Option<(NaiveDate, bool, Bytes)>> = Mutex::new(None);
 
 /// `GET /openapi.json`
 #[utoipa::path(
@@ -621,14 +772,16 @@ static SERVED: Mutex<Option<(NaiveDate, Bytes)>> = Mutex::new(None);
 )]
 pub async fn document(State(s): State<AppState>) -> Response {
     let today = kst_today(s.characters.now_ms());
+    let admin = s.admin_token.is_some();
     let body = {
         let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
         match &*served {
-            Some((day, bytes)) if *day == today => bytes.clone(),
+            Some((day, was_admin, bytes)) if *day == today && *was_admin == admin => bytes.clone(),
             _ => {
-                let bytes =
-                    Bytes::from(serde_json::to_vec(&with_dates(today)).expect("json serialises"));
-                *served = Some((today, bytes.clone()));
+                let bytes = Bytes::from(
+                    serde_json::to_vec(&with_dates(today, admin)).expect("json serialises"),
+                );
+                *served = Some((today, admin, bytes.clone()));
                 bytes
             }
         }
@@ -649,7 +802,7 @@ mod tests {
     use crate::expectation::Unavailable;
 
     fn doc() -> Value {
-        with_dates(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap())
+        with_dates(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), false)
     }
 
     #[test]
@@ -714,16 +867,19 @@ mod tests {
                 _ => {}
             }
         }
-        let doc = doc();
-        let mut all = Vec::new();
-        refs(&doc, &mut all);
-        assert!(all.iter().any(|r| r.ends_with("/Rules")));
-        for r in all {
-            let name = r.trim_start_matches("#/components/schemas/");
-            assert!(
-                doc["components"]["schemas"][name].is_object(),
-                "{r} is dangling"
-            );
+        for admin in [false, true] {
+            let doc = with_dates(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), admin);
+            let mut all = Vec::new();
+            refs(&doc, &mut all);
+            assert!(all.iter().any(|r| r.ends_with("/Rules")));
+            assert_eq!(all.iter().any(|r| r.ends_with("/FailoverReport")), admin);
+            for r in all {
+                let name = r.trim_start_matches("#/components/schemas/");
+                assert!(
+                    doc["components"]["schemas"][name].is_object(),
+                    "{r} is dangling"
+                );
+            }
         }
     }
 
@@ -835,6 +991,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_operator_routes_are_documented_only_when_served() {
+        let public = doc();
+        assert!(
+            !public["paths"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|p| p.starts_with("/admin"))
+        );
+        let admin = with_dates(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), true);
+        for (path, method) in [
+            ("/admin/status", "get"),
+            ("/admin/cache/invalidate/{name}", "post"),
+            ("/admin/drills/redis-failover", "post"),
+            ("/admin/drills/upstream-outage", "post"),
+            ("/admin/breakers/nexon/{action}", "post"),
+        ] {
+            let op = &admin["paths"][path][method];
+            assert_eq!(op["security"][0]["bearer"], json!([]), "{path}");
+            for status in ["200", "401", "403"] {
+                assert!(op["responses"][status].is_object(), "{path} {status}");
+            }
+        }
+        assert_eq!(
+            admin["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        // The drill reports are their serialised types.
+        let failover = &admin["components"]["schemas"]["FailoverReport"]["properties"];
+        for field in [
+            "old_master",
+            "new_master",
+            "acknowledged_writes",
+            "lost_writes",
+        ] {
+            assert!(failover[field].is_object(), "{field}: {failover}");
+        }
+        let outage = &admin["components"]["schemas"]["OutageReport"]["properties"];
+        assert!(outage["breaker_after"].is_object(), "{outage}");
+        // The public part is the same document.
+        assert_eq!(
+            admin["paths"]["/api/v1/characters/{name}"],
+            public["paths"]["/api/v1/characters/{name}"]
+        );
+    }
+
     fn matches(pattern: &str, s: &str) -> bool {
         regex_lite_match(pattern, s)
     }
@@ -938,7 +1141,7 @@ mod tests {
             assert!(!matches(&p, bad), "{bad} in {p}");
         }
         // The serve-time patch puts that pattern on every `date` parameter.
-        let doc = with_dates(today);
+        let doc = with_dates(today, false);
         let mut seen = 0;
         for path in doc["paths"].as_object().unwrap().values() {
             for op in path.as_object().unwrap().values() {

@@ -452,7 +452,7 @@ mod tests {
 }
 
 /// The result of a planned failover drill.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct FailoverReport {
     pub old_master: Option<String>,
     pub new_master: Option<String>,
