@@ -115,6 +115,9 @@ pub const FIXED_STAR_ITEMS: &[(&str, u8)] = &[("제네시스 ", 22), ("데스티
     serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[schema(
+    description = "The MVP grade (membership tier); its discount and its star range are in the `mvp` parameter."
+)]
 pub enum MvpGrade {
     #[default]
     None,
@@ -206,6 +209,9 @@ impl StarforceOptions {
 /// Starforce options as players have them. Build with [`StarforceSettings::from_params`] (raw query values) or
 /// [`StarforceSettings::validate`] a literal; `Default` is all off. Serialises as the echo of what was priced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "The starforce options priced: the echo of the query, the sale as read (to 4 decimals)."
+)]
 pub struct StarforceSettings {
     /// Star catch on every attempt.
     pub starcatch: bool,
