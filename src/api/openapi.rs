@@ -235,8 +235,32 @@ fn force_param(description: &str) -> Parameter {
     )
 }
 
-/// The starforce options, one per name of [`starforce::PARAMS`].
+/// The starforce options: one per name of [`starforce::PARAMS`], in its order. A name without a
+/// description here, or a description of a name the handler does not read, fails the document's generation
+/// (and so every test of it).
 fn starforce_params() -> Vec<Parameter> {
+    let documented = starforce_descriptions();
+    for p in &documented {
+        assert!(
+            starforce::PARAMS.contains(&p.name.as_str()),
+            "{} is documented but not a starforce option",
+            p.name
+        );
+    }
+    starforce::PARAMS
+        .iter()
+        .map(|name| {
+            documented
+                .iter()
+                .find(|p| p.name == *name)
+                .cloned()
+                .unwrap_or_else(|| panic!("starforce option {name} is not documented"))
+        })
+        .collect()
+}
+
+/// The description, type and range of each starforce option, from the engine's constants.
+fn starforce_descriptions() -> Vec<Parameter> {
     let pct = |x: f64| format!("{}", (x * 100.0).round());
     let mvp_discounts = MvpGrade::ALL
         .iter()
