@@ -43,6 +43,8 @@ MEM_CHARS="${MEM_CHARS:-10000}"
 WARM_PAIRS="${WARM_PAIRS:-8}"
 WARM_S="${WARM_S:-4}"
 REVAL_PAIRS="${REVAL_PAIRS:-3}"
+# The gateway's RUST_LOG (warn: no access log line per request; GW_LOG=info measures the access log's cost).
+GW_LOG="${GW_LOG:-warn}"
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -71,7 +73,7 @@ wait_http "http://127.0.0.1:$SIM_PORT/_sim/stats" simulator 10 "$SIM_PID" || exi
 
 GW_PORT=$(free_port)
 TOKEN=bench-admin-token-0123456789
-MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=bench RUST_LOG=warn \
+MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=bench RUST_LOG=$GW_LOG \
   MAPLE_UPSTREAM_URL="http://127.0.0.1:$SIM_PORT" NEXON_API_KEY=bench-key MAPLE_CUBE_TABLE=data/sim-cube-table.csv \
   MAPLE_RATE_PER_S=100000 MAPLE_RATE_PER_DAY=1000000000 MAPLE_ADMIN_TOKEN=$TOKEN \
   "$BIN" serve >"$WORK/gateway.log" 2>&1 &
