@@ -311,6 +311,10 @@ pub struct PresetBody {
     #[schema(value_type = String)]
     #[serde(skip_serializing_if = "Option::is_none")]
     character: Option<serde_json::Value>,
+    /// Where the data comes from.
+    #[schema(value_type = crate::nexon::UpstreamMode)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_source: Option<serde_json::Value>,
     /// The payload's `date`, as sent.
     #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,6 +356,7 @@ impl PresetBody {
         let get = |k: &str| full.get(k).cloned();
         PresetBody {
             character: get("character"),
+            data_source: get("data_source"),
             date: get("date"),
             data_as_of: get("data_as_of"),
             stale: get("stale"),

@@ -30,6 +30,11 @@ use crate::store::CharacterRow;
 pub struct BasicInfo {
     /// The character's name as asked.
     pub character: String,
+    /// Where the data comes from. Always set in answers; a body stored before the field existed reads
+    /// without it.
+    #[schema(value_type = crate::nexon::UpstreamMode, required = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<crate::nexon::UpstreamMode>,
     pub world: Option<String>,
     pub class: Option<String>,
     pub level: Option<i64>,
@@ -86,6 +91,7 @@ impl CharacterService {
         let info = BasicInfo {
             like_count: likes,
             stale: status == CacheStatus::Stale,
+            data_source: Some(self.upstream_mode),
             data_preparing: stale == Some(true),
             ..serde_json::from_slice(&raw).map_err(CharacterError::internal)?
         };
@@ -125,6 +131,7 @@ impl CharacterService {
         });
         let body = BasicInfo {
             character: name.as_str().to_owned(),
+            data_source: Some(self.upstream_mode),
             world: b.world_name,
             class: b.character_class,
             level: b.character_level,
