@@ -568,6 +568,25 @@ mod tests {
     }
 
     #[test]
+    fn a_sale_outside_the_published_range_is_refused_before_rounding() {
+        // The document publishes event_sale as [0, 0.9999]; a value outside it is refused even when it would
+        // round into it (schemathesis found `-2.2250738585e-313`, read as -0.0, accepted).
+        let q = |v: &str| {
+            [("event_sale".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        for bad in ["-2.2250738585e-313", "-0.00001", "0.99994", "0.99999"] {
+            assert!(options(&q(bad)).is_err(), "{bad}");
+        }
+        for ok in ["0", "-0", "0.00001", "0.3", "0.9999"] {
+            assert!(options(&q(ok)).is_ok(), "{ok}");
+        }
+        let zero = options(&q("-0")).unwrap();
+        assert!(zero.event_sale == 0.0 && zero.event_sale.is_sign_positive());
+    }
+
+    #[test]
     fn a_sale_is_read_once_so_the_key_and_the_figures_agree() {
         let q = |v: &str| {
             [("discount".to_string(), v.to_string())]

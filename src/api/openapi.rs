@@ -187,12 +187,6 @@ const LIKER_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]{1,64}$";
 /// its outer spaces on the way).
 const LIKER_HEADER_PATTERN: &str = r"^[!-~]([ -~]{0,62}[!-~])?$";
 
-/// The largest event sale the handler accepts: sales are read to 1/[`starforce::SALE_STEPS`] and must round
-/// below 1.
-fn max_sale() -> f64 {
-    1.0 - 1.0 / starforce::SALE_STEPS
-}
-
 fn param(v: Value) -> Parameter {
     from_json(v)
 }
@@ -214,7 +208,7 @@ fn flag(name: &str, description: &str) -> Parameter {
 }
 
 fn sale_schema() -> Value {
-    json!({"type": "number", "minimum": 0, "maximum": max_sale(), "default": 0})
+    json!({"type": "number", "minimum": 0, "maximum": starforce::MAX_SALE, "default": 0})
 }
 
 /// The `date` parameter. Its pattern names today's date, so the document leaves it open and [`with_dates`]
@@ -267,7 +261,7 @@ fn starforce_descriptions() -> Vec<Parameter> {
         .map(|g| format!("{} {} %", g.as_str(), pct(g.discount())))
         .collect::<Vec<_>>()
         .join(", ");
-    let max_sale = max_sale();
+    let max_sale = starforce::MAX_SALE;
     vec![
         flag(
             "starcatch",

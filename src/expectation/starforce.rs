@@ -272,13 +272,19 @@ pub fn quantise_sale(sale: f64) -> f64 {
     (sale * SALE_STEPS).round() / SALE_STEPS
 }
 
+/// The largest sale a query may give: the last step below 1 (0.9999). A value is checked against
+/// `0..=MAX_SALE` as written, before rounding, so that what the API publishes and what it accepts agree (a
+/// negative value never rounds to a sale of 0, 0.99994 is not read as 0.9999).
+pub const MAX_SALE: f64 = 1.0 - 1.0 / SALE_STEPS;
+
 fn parse_fraction(name: &'static str, v: &str) -> Result<f64, ExpectationError> {
-    match v.trim().parse::<f64>().map(quantise_sale) {
-        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+    match v.trim().parse::<f64>() {
+        // `+ 0.0` reads `-0` as 0 (it is in range, and the echo and the key should not say -0).
+        Ok(raw) if (0.0..=MAX_SALE).contains(&raw) => Ok(quantise_sale(raw) + 0.0),
         _ => Err(invalid(
             name,
             v,
-            "a fraction in [0, 1), e.g. 0.3 (read to 4 decimals)",
+            "a fraction in [0, 1), at most 0.9999 (read to 4 decimals)",
         )),
     }
 }
@@ -1078,7 +1084,10 @@ mod tests {
         // A sale that rounds to 100 % is not a sale.
         let e = StarforceSettings::from_params(params(&[("event_sale", "0.99996")])).unwrap_err();
         assert!(e.to_string().contains("event_sale"), "{e}");
-        let near = StarforceSettings::from_params(params(&[("event_sale", "0.99994")])).unwrap();
+        // Nor is one above the largest step as written (the published maximum is 0.9999), though it would
+        // round to it; below it, the value is read to the basis point.
+        assert!(StarforceSettings::from_params(params(&[("event_sale", "0.99994")])).is_err());
+        let near = StarforceSettings::from_params(params(&[("event_sale", "0.99986")])).unwrap();
         assert_eq!(near.event_sale, 0.9999);
     }
 
