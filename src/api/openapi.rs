@@ -198,12 +198,19 @@ fn query(name: &str, description: &str, schema: Value) -> Parameter {
     )
 }
 
-/// A flag: `true`/`false`/`1`/`0`, an empty value meaning `true`.
+/// The values a flag takes (the handlers' `flag` and the engine's `parse_flag`): `true`/`1`, `false`/`0`, and
+/// an empty value (`?starcatch=`) meaning `true`. A string enum says exactly that; a boolean schema would
+/// leave the empty value out.
+fn flag_schema() -> Value {
+    json!({"type": "string", "enum": ["true", "false", "1", "0", ""], "default": "false"})
+}
+
+/// A flag parameter (see [`flag_schema`]).
 fn flag(name: &str, description: &str) -> Parameter {
     query(
         name,
         &format!("{description}; true/false/1/0 (empty = true), default false"),
-        json!({"type": "boolean", "default": false}),
+        flag_schema(),
     )
 }
 
@@ -222,11 +229,7 @@ fn date_param() -> Parameter {
 }
 
 fn force_param(description: &str) -> Parameter {
-    query(
-        "force",
-        &format!("{description}; true/false/1/0 (empty = true), default false"),
-        json!({"type": "boolean", "default": false}),
-    )
+    flag("force", description)
 }
 
 /// The starforce options: one per name of [`starforce::PARAMS`], in its order. A name without a
