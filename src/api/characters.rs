@@ -582,6 +582,13 @@ mod tests {
         for ok in ["0", "-0", "0.00001", "0.3", "0.9999"] {
             assert!(options(&q(ok)).is_ok(), "{ok}");
         }
+        // Flags take exactly the values the document lists.
+        for bad in [" true", "1 ", "TRUE"] {
+            let q = [("starcatch".to_string(), bad.to_string())]
+                .into_iter()
+                .collect();
+            assert!(options(&q).is_err(), "{bad:?}");
+        }
         let zero = options(&q("-0")).unwrap();
         assert!(zero.event_sale == 0.0 && zero.event_sale.is_sign_positive());
     }

@@ -255,8 +255,10 @@ fn invalid(name: &'static str, value: &str, expected: &'static str) -> Expectati
     }
 }
 
+/// A flag takes exactly `true`/`1`/empty or `false`/`0`, the values the API publishes (no trimming: ` true`
+/// is refused, as `force` refuses it).
 fn parse_flag(name: &'static str, v: Option<&str>) -> Result<bool, ExpectationError> {
-    match v.map(str::trim) {
+    match v {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
         Some(other) => Err(invalid(name, other, "true or false")),
