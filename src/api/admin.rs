@@ -281,10 +281,12 @@ pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoRespon
         ));
     };
     let (client, master) = (r.client().clone(), r.master().clone());
+    let durable = r.durable_shared();
     let ss = ss.clone();
     let report = owned_drill(move |cancel| async move {
         sentinel::failover_drill(
             &client,
+            durable,
             &ss.sentinels,
             &ss.master,
             ss.password.clone(),

@@ -159,10 +159,16 @@ impl LikeService {
         }
     }
 
-    /// Redis for the request path: configured, connected, not failing in the last second.
+    /// Redis for the request path: configured, connected, its staging area in use (not bypassed for lack
+    /// of a replica), not failing in the last second.
     fn request_redis(&self) -> Option<&RedisHandle> {
         let r = self.inner.redis.as_ref()?;
-        if !r.client().is_connected() {
+        if !r.client().is_connected()
+            || !self
+                .inner
+                .staging_ok
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return None;
         }
         let cooldown = *self.inner.redis_cooldown.lock().expect("poisoned");

@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use fred::interfaces::ClientLike;
-use fred::types::Value;
 use tokio::time::Instant;
 
 use crate::redis::RedisHandle;
@@ -41,6 +40,10 @@ impl LikeService {
         let Some(r) = self.inner.redis.as_ref() else {
             return Ok(0);
         };
+        if !self.staging_usable(r).await {
+            // No replica to acknowledge a push: the entries stay here and the direct sync takes them.
+            return Ok(0);
+        }
         let _one = self.inner.flushing.lock().await;
         let started = Instant::now();
         let result = self.flush_inner(r).await;
@@ -98,8 +101,8 @@ impl LikeService {
                 args.push(it.entry.at_ms.to_string());
             }
             let move_guard = self.inner.count_view.write().await;
-            let call = self.inner.scripts.flush.evalsha_with_reload::<Value, _, _>(
-                r.client(),
+            let call = r.durable().eval(
+                &self.inner.scripts.flush,
                 vec![
                     staging::EPOCH.to_string(),
                     staging::QUEUE.to_string(),
@@ -111,7 +114,7 @@ impl LikeService {
                 ],
                 args,
             );
-            let v = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+            let (v, _) = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
                 .await
                 .map_err(|_| timed_out("flush"))?
                 .map_err(redis_err)?;

@@ -11,7 +11,9 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 pub(crate) const TOKEN: &str = "admintoken-0123456789";
 
-pub(crate) fn sentinel_settings(topo: &SentinelTopology) -> impl Fn(&mut Settings) + Clone + Send + 'static {
+pub(crate) fn sentinel_settings(
+    topo: &SentinelTopology,
+) -> impl Fn(&mut Settings) + Clone + Send + 'static {
     let sentinels: Vec<String> = topo.sentinel_list().split(',').map(String::from).collect();
     move |s: &mut Settings| {
         s.server.admin_token = Some(Secret::new(TOKEN));

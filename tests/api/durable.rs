@@ -13,8 +13,8 @@ async fn wait_settled(topo: &SentinelTopology, master: u16, replica: u16, within
     let started = Instant::now();
     loop {
         let info = redis_cmd(master, &["INFO", "replication"]).unwrap_or_default();
-        let replica_online = info.contains("role:master")
-            && info.contains(&format!("port={replica},state=online"));
+        let replica_online =
+            info.contains("role:master") && info.contains(&format!("port={replica},state=online"));
         let sentinels_agree = topo.sentinels.iter().all(|s| {
             let addr = redis_cmd(
                 s.port,
