@@ -3,9 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings, Settings};
+
 use crate::admin::{TOKEN, admin, sentinel_settings, wait_master};
-use crate::harness::{SentinelTopology, redis_cmd};
+use crate::harness::{RedisServer, SentinelTopology, TestDatabase, redis_cmd, wait_until};
 use crate::helpers::spawn_app_with;
+use crate::likes::{Workload, assert_all_ok, fast_likes, send, wait_for_exact_totals};
 
 /// Polls (bounded) until `master` has its replica `replica` online and every Sentinel names `master` and
 /// knows `replica` as a healthy replica: only then does a Sentinel accept the next planned failover.
@@ -82,4 +85,123 @@ async fn repeated_failover_drills_lose_no_durable_write() {
         );
         std::mem::swap(&mut master, &mut replica);
     }
+}
+
+fn likes_workload(prefix: &str, n: usize) -> Workload {
+    let mut likes: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}{}", (i * 7) % 60),
+                format!("liker-{}", (i * 13) % 300),
+            )
+        })
+        .collect();
+    let repeats: Vec<_> = likes.iter().step_by(5).cloned().collect();
+    likes.extend(repeats);
+    Workload::of(likes)
+}
+
+fn with_mysql(
+    db: &TestDatabase,
+    base: impl Fn(&mut Settings) + Clone + Send + 'static,
+) -> impl Fn(&mut Settings) + Clone + Send + 'static {
+    let url = db.url();
+    move |s: &mut Settings| {
+        base(s);
+        s.database = DatabaseSettings::Mysql {
+            url: RedactedUrl::new(url.clone()),
+        };
+        fast_likes(s);
+    }
+}
+
+/// The staging area's push counter on `port` (0 when nothing was ever pushed there).
+fn pushed_on(port: u16) -> u64 {
+    redis_cmd(port, &["GET", "maple:v1:likes:pushed"])
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A standalone Redis without a replica has no failover to lose a write to: durable writes are acknowledged
+/// by the master alone and the likes go through the staging area as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn likes_reach_the_database_through_a_standalone_redis_without_a_replica() {
+    let redis = RedisServer::start();
+    let db = TestDatabase::create();
+    let url = redis.url();
+    let settings = with_mysql(&db, move |s: &mut Settings| {
+        s.redis = RedisSettings::Standalone {
+            url: RedactedUrl::new(url.clone()),
+        };
+    });
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+    let w = likes_workload("Solo", 1500);
+    assert_all_ok(&send(&[&a, &b], &w.likes).await, "likes");
+    wait_for_exact_totals(&db, &w, Duration::from_secs(60)).await;
+    assert!(
+        pushed_on(redis.port) > 0,
+        "the likes went through the staging area"
+    );
+    let metrics = a.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("maple_redis_durable_writes_total{outcome=\"master_only\"}"),
+        "durable writes acknowledged by the master alone are counted"
+    );
+}
+
+/// Sentinel mode with the only replica stopped: a write acknowledged by the master alone is the write a
+/// failover loses, so nothing goes to the staging area; the likes take the database path (as with Redis
+/// down) and reach MySQL exactly. With the replica back, they go through the staging area again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn likes_take_the_database_path_while_the_sentinel_master_has_no_replica() {
+    let mut topo = SentinelTopology::start();
+    let db = TestDatabase::create();
+    let settings = with_mysql(&db, sentinel_settings(&topo));
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+    wait_master(&a, topo.master.port, Duration::from_secs(10)).await;
+    wait_master(&b, topo.master.port, Duration::from_secs(10)).await;
+
+    tokio::task::block_in_place(|| topo.replica.stop()); // SIGKILL by PID
+    let mp = topo.master.port;
+    tokio::task::block_in_place(|| {
+        wait_until(
+            "the master sees no replica",
+            Duration::from_secs(10),
+            || {
+                redis_cmd(mp, &["INFO", "replication"])
+                    .is_some_and(|s| s.contains("connected_slaves:0"))
+            },
+        )
+    });
+    let before = pushed_on(mp);
+    let w = likes_workload("Lonely", 1500);
+    assert_all_ok(&send(&[&a, &b], &w.likes).await, "likes without a replica");
+    wait_for_exact_totals(&db, &w, Duration::from_secs(60)).await;
+    assert_eq!(
+        pushed_on(mp),
+        before,
+        "nothing was pushed to the staging area of a master without a replica"
+    );
+
+    tokio::task::block_in_place(|| topo.replica.restart());
+    tokio::task::block_in_place(|| {
+        wait_until("the replica is back", Duration::from_secs(20), || {
+            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
+        })
+    });
+    let mut all = w.likes.clone();
+    all.extend(likes_workload("Paired", 1500).likes);
+    let w2 = Workload::of(all);
+    let second: Vec<_> = w2.likes[w.likes.len()..].to_vec();
+    assert_all_ok(
+        &send(&[&a, &b], &second).await,
+        "likes with the replica back",
+    );
+    wait_for_exact_totals(&db, &w2, Duration::from_secs(60)).await;
+    assert!(
+        pushed_on(mp) > before,
+        "with a replica the likes go through the staging area again"
+    );
 }
