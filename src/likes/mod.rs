@@ -29,6 +29,11 @@
 //!
 //! * **Redis down** (the lock service falls back to the MySQL tier): each instance syncs its own buffer —
 //!   pushed or not — straight to MySQL under the MySQL lock, in the same idempotent batches.
+//! * **Sentinel mode, no replica attached to the master**: the staging scripts are durable writes
+//!   (`crate::redis::durable`, ADR 0012), acknowledged only once a replica has them, and without a replica
+//!   they are refused; the path then acts as with Redis down — no flush, counts without Redis, the direct
+//!   sync under whichever lock tier answers — until a replica is attached ([`LikeService::staging_usable`]).
+//!   A standalone Redis without a replica takes durable writes from the master alone.
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
 //!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
 //!   went past an entry's queue position without confirming it (a queue tail lost in a failover), and,

@@ -15,8 +15,13 @@
 //!   count view exclusively; applied entries leave the buffer.
 //! * [`LikeService::apply_entries`]: given entries under a given batch id (recovery of backed-up entries).
 //!
+//! Every staging script of the Redis path (claim, settle, ack) is a durable write (`crate::redis::durable`):
+//! the round moves on only once a replica has it. Redis connected but unable to take durable writes
+//! (Sentinel mode, no replica attached) counts as Redis down: the direct path.
+//!
 //! Failure modes: another holder of the lock → [`SyncOutcome::Busy`]; a lock lost mid-round, a database
-//! or Redis error → an error for this round (`maple_like_sync_failures_total`), the entries stay where
+//! or Redis error — a staging write no replica acknowledged included — → an error for this round
+//! (`maple_like_sync_failures_total`), the entries stay where
 //! they were (queue or buffer) and the next round retries them. A round stops after one sync interval
 //! (at least one second) so the lock is not held indefinitely.
 
