@@ -205,3 +205,61 @@ async fn likes_take_the_database_path_while_the_sentinel_master_has_no_replica()
         "with a replica the likes go through the staging area again"
     );
 }
+
+/// Sends SIGCONT to a stopped process when dropped (also when the test panics).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A replica that stays attached but does not acknowledge (SIGSTOP): `WAIT` answers 0, so no staging write
+/// counts as written — nothing is synced from a queue a failover could still lose, the likes wait in the
+/// buffers — and once the replica acknowledges again they all reach MySQL exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_does_not_acknowledge_holds_the_likes_back_and_loses_none() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start_replica_of(master.port);
+    let mp = master.port;
+    tokio::task::block_in_place(|| {
+        wait_until("replica online", Duration::from_secs(15), || {
+            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
+        })
+    });
+    let db = TestDatabase::create();
+    let url = master.url();
+    let settings = with_mysql(&db, move |s: &mut Settings| {
+        s.redis = RedisSettings::Standalone {
+            url: RedactedUrl::new(url.clone()),
+        };
+        s.redis_wait = Duration::from_millis(100);
+    });
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+
+    let pid = replica.pid().expect("replica running");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let resume = Resume(pid);
+    let w = likes_workload("Hung", 1000);
+    assert_all_ok(
+        &send(&[&a, &b], &w.likes).await,
+        "likes with a hung replica",
+    );
+    // Ten sync intervals: with every staging write unacknowledged nothing reaches the database.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let synced = db.query("SELECT COUNT(*) FROM character_likes");
+    assert_eq!(
+        synced, "0",
+        "nothing synced from staging writes no replica acknowledged"
+    );
+    drop(resume);
+    wait_for_exact_totals(&db, &w, Duration::from_secs(60)).await;
+}
