@@ -490,6 +490,9 @@ pub struct FailoverReport {
     pub note: &'static str,
 }
 
+/// How long the probes may take to get their first acknowledged write before the failover is asked for.
+const WARM_UP: Duration = Duration::from_secs(2);
+
 /// The probe keys expire by themselves after this long (a backstop: the drill deletes them).
 const PROBE_TTL_MS: i64 = 60_000;
 
@@ -522,6 +525,9 @@ impl Probes {
 /// `SADD` of a sequence number through `durable` (the durable class: acknowledged only when `WAIT` saw a
 /// replica take it). Afterwards both are read back from the new master: `lost_writes` is the number of
 /// acknowledged durable members missing, `lost_disposable_writes` the acknowledged increments missing.
+///
+/// The failover is asked for once both probes have an acknowledged write (at most [`WARM_UP`]), so that
+/// each figure covers writes on both sides of the switch.
 ///
 /// Bounded: connecting to each Sentinel takes at most 2 s, the switch is awaited at most `max_wait`, the
 /// first write after it at most 5 s more (the first durable write, which needs the new master to have a
@@ -614,6 +620,29 @@ pub async fn failover_drill(
         stop.cancel();
         futures::future::join_all(tasks)
     };
+
+    // Both probes get an acknowledged write on the old master first (at most 2 s), so that a loss could show.
+    let warm = async {
+        while probes.plain_acked.load(Ordering::SeqCst) == 0
+            || probes.durable_acked.lock().expect("poisoned").is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(WARM_UP, warm) => {}
+        _ = cancel.cancelled() => {}
+    }
+
+    if cancel.is_cancelled() {
+        // Nothing asked of the Sentinels yet: the keys can go at once.
+        stop_probes().await;
+        remove_probe(client, &key).await;
+        remove_probe(client, &durable_key).await;
+        return Err(super::RedisError::Unavailable(
+            "failover drill abandoned by its request".into(),
+        ));
+    }
 
     let mut abandoned = false;
     let asked = tokio::select! {
