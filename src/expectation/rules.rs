@@ -63,10 +63,12 @@ impl RuleSet {
         }
     }
 
-    /// A stable cache-key fragment (`r25` / `r30`).
+    /// A stable cache-key fragment of the rule set as the engine prices it (`r25v2` / `r30`). The 25-star
+    /// fragment carries a version: bodies cached under the first one (`r25`) left that rule set's starforce
+    /// unpriced, and must not be served for the priced answer.
     pub fn key_fragment(self) -> &'static str {
         match self {
-            RuleSet::Kms25Stars => "r25",
+            RuleSet::Kms25Stars => "r25v2",
             RuleSet::Kms30Stars => "r30",
         }
     }
