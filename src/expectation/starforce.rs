@@ -1642,14 +1642,15 @@ mod tests {
                 .unwrap();
             a.swap(col, pivot);
             b.swap(col, pivot);
+            let (pivot_row, pivot_b) = (a[col].clone(), b[col]);
             for row in col + 1..n {
-                let f = a[row][col] / a[col][col];
+                let f = a[row][col] / pivot_row[col];
                 if f != 0.0 {
-                    for k in col..n {
-                        a[row][k] -= f * a[col][k];
+                    for (x, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                        *x -= f * p;
                     }
-                    for q in 0..3 {
-                        b[row][q] -= f * b[col][q];
+                    for (x, p) in b[row].iter_mut().zip(pivot_b) {
+                        *x -= f * p;
                     }
                 }
             }
