@@ -17,6 +17,7 @@ use super::AppState;
 use crate::cache::freshness::kst_today;
 use crate::characters::FIRST_DATE;
 use crate::expectation::RuleSet;
+use crate::expectation::rules::STARFORCE_30_FROM;
 use crate::expectation::starforce::{self, MvpGrade};
 
 /// The code point ranges of the characters [`crate::ids::CharacterName::parse`] accepts (Rust's
@@ -168,19 +169,26 @@ fn starforce_params() -> Vec<Value> {
         flag(
             "sunday",
             &format!(
-                "Sunday destruction relief: destroy x{} at {}-{} stars",
+                "Sunday destruction relief: destroy x{} at {}-{} stars (not in the 25-star rules before {}: not \
+                 priced there, and each item says so)",
                 starforce::SUNDAY_DESTROY_FACTOR,
                 starforce::SUNDAY_STARS.start(),
-                starforce::SUNDAY_STARS.end()
+                starforce::SUNDAY_STARS.end(),
+                STARFORCE_30_FROM
             ),
         ),
         flag(
             "prevention",
             &format!(
-                "destruction prevention at {}-{} stars: destroy 0, each attempt +{} % of its undiscounted base cost",
+                "destruction prevention at {}-{} stars: destroy 0, each attempt +{} % of its undiscounted base cost \
+                 (25-star rules before {}: {}-{} stars, +{} %)",
                 starforce::PREVENTION_STARS.start(),
                 starforce::PREVENTION_STARS.end(),
-                pct(starforce::PREVENTION_SURCHARGE)
+                pct(starforce::PREVENTION_SURCHARGE),
+                STARFORCE_30_FROM,
+                starforce::PREVENTION_STARS_25.start(),
+                starforce::PREVENTION_STARS_25.end(),
+                pct(starforce::PREVENTION_SURCHARGE_25)
             ),
         ),
         query_schema(
@@ -305,7 +313,7 @@ fn expectation_schemas() -> Value {
         "Unavailable": {
             "type": "object", "required": ["unavailable"],
             "description": "why a block has no result (reasons: docs/expectation.md)",
-            "properties": {"unavailable": {"type": "string", "examples": ["no_table", "no_table_group", "rule_set_not_modelled", "no_cited_source"]},
+            "properties": {"unavailable": {"type": "string", "examples": ["no_table", "no_table_group", "stars_above_max", "no_cited_source"]},
                            "detail": {"type": "string"}}
         },
         "StarforceOptions": {
@@ -333,7 +341,11 @@ fn expectation_schemas() -> Value {
                 {"properties": {"warning": {"const": "fixed_stars"}, "stars": {"type": "integer"}},
                  "required": ["warning", "stars"]},
                 {"properties": {"warning": {"const": "rule_assumed"}, "rule": {"type": "string"}, "detail": {"type": "string"}},
-                 "required": ["warning", "rule", "detail"]}
+                 "required": ["warning", "rule", "detail"]},
+                {"properties": {"warning": {"const": "option_not_in_force"}, "option": {"type": "string"},
+                                "rule_set": {"type": "string", "enum": rule_sets}},
+                 "required": ["warning", "option", "rule_set"],
+                 "description": "a requested starforce option the item's rule set did not have; priced without it"}
             ]
         },
         "Rules": {
@@ -342,16 +354,19 @@ fn expectation_schemas() -> Value {
             "required": ["rule_set", "current_rules_from", "table_version", "starforce", "tier_up", "additional_potential", "assumptions"],
             "properties": {
                 "rule_set": {"type": "string", "enum": rule_sets,
-                             "description": "chosen by the snapshot's date; starforce is priced only under the current one"},
+                             "description": "chosen by the snapshot's date; starforce is priced under the rule set in force then"},
                 "current_rules_from": {"type": "string", "format": "date"},
                 "table_version": nullable("string"),
                 "starforce": {"type": "object", "description": "the starforce constants in force",
                               "properties": {
-                                  "star_catch_multiplier": {"type": "number"}, "sunday_destroy_factor": {"type": "number"},
-                                  "sunday_max_star": {"type": "integer"},
+                                  "max_stars": {"type": "integer"},
+                                  "star_catch_multiplier": {"type": "number"}, "sunday_destroy_factor": nullable("number"),
+                                  "sunday_max_star": nullable("integer"),
                                   "prevention_stars": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
                                   "prevention_surcharge_of_base": {"type": "number"}, "low_star_discount_below": {"type": "integer"},
                                   "pc_room_discount": {"type": "number"}, "destroyed_item_returns_at": {"type": "integer"},
+                                  "drop_stars": {"type": "array", "items": {"type": "integer"}},
+                                  "chance_time_after_drops": nullable("integer"), "cost_rounding": {"type": "integer"},
                                   "scroll_failure_destroys": {"type": "boolean"}
                               }},
                 "tier_up": block(json!({"type": "null"})),
@@ -627,7 +642,7 @@ mod tests {
         let reasons = [
             Unavailable::NoTable,
             Unavailable::NoTableGroup,
-            Unavailable::RuleSetNotModelled,
+            Unavailable::StarsAboveMax,
             Unavailable::NoCitedSource,
         ];
         let examples =
