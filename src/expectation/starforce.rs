@@ -446,7 +446,7 @@ impl From<&StarforceOptions> for StarforceSettings {
 
 /// The outcome probabilities of one attempt: success, destruction, and a failure that either keeps the star
 /// (`stay`) or drops one (`drop`; only in the 25-star system, at the stars of [`DROPS_25`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepRates {
     pub success: f64,
     pub destroy: f64,
@@ -513,6 +513,11 @@ pub const KMS_25: System = System {
     sunday: None,
     chance_time: true,
 };
+
+/// The longest chain a system can solve: the game's maximum of stars.
+const CHAIN_LEN: usize = super::model::MAX_STARS as usize;
+const _: () =
+    assert!(KMS_30.top_stars as usize <= CHAIN_LEN && KMS_25.top_stars as usize <= CHAIN_LEN);
 
 impl System {
     /// The starforce system of a rule set.
@@ -648,7 +653,11 @@ impl System {
             from
         } as usize;
         let top = to as usize;
-        let rates: Vec<StepRates> = (0..to).map(|s| self.step_rates(s, opts)).collect();
+        // Fixed-size (a chain is at most CHAIN_LEN stars long): one solve per starforced item, no allocation.
+        let mut rates = [StepRates::default(); CHAIN_LEN];
+        for s in 0..to {
+            rates[s as usize] = self.step_rates(s, opts);
+        }
         let next = |s: usize| {
             if opts.event_1plus1 && s <= ONE_PLUS_ONE_MAX_STAR as usize {
                 (s + 2).min(top)
@@ -666,9 +675,9 @@ impl System {
         };
         let chance = |s: usize| [self.chance_time_cost(level, s as u8, opts), 1.0, 0.0];
         // F[s] = U[s][q] + V[s]·x + W[s]·F[s−1], from the top down; F[to] = 0.
-        let mut u = vec![[0.0f64; 3]; top + 1];
-        let mut v = vec![0.0f64; top + 1];
-        let mut w = vec![0.0f64; top + 1];
+        let mut u = [[0.0f64; 3]; CHAIN_LEN + 1];
+        let mut v = [0.0f64; CHAIN_LEN + 1];
+        let mut w = [0.0f64; CHAIN_LEN + 1];
         for s in (low..top).rev() {
             let r = rates[s];
             let n = next(s);
