@@ -276,19 +276,26 @@ fn starforce_descriptions() -> Vec<Parameter> {
         flag(
             "sunday",
             &format!(
-                "Sunday destruction relief: destroy x{} at {}-{} stars",
+                "Sunday destruction relief: destroy x{} at {}-{} stars (not in the 25-star rules before {}: not \
+                 priced there, and each item says so)",
                 starforce::SUNDAY_DESTROY_FACTOR,
                 starforce::SUNDAY_STARS.start(),
-                starforce::SUNDAY_STARS.end()
+                starforce::SUNDAY_STARS.end(),
+                crate::expectation::rules::STARFORCE_30_FROM
             ),
         ),
         flag(
             "prevention",
             &format!(
-                "destruction prevention at {}-{} stars: destroy 0, each attempt +{} % of its undiscounted base cost",
+                "destruction prevention at {}-{} stars: destroy 0, each attempt +{} % of its undiscounted base cost \
+                 (25-star rules before {}: {}-{} stars, +{} %)",
                 starforce::PREVENTION_STARS.start(),
                 starforce::PREVENTION_STARS.end(),
-                pct(starforce::PREVENTION_SURCHARGE)
+                pct(starforce::PREVENTION_SURCHARGE),
+                crate::expectation::rules::STARFORCE_30_FROM,
+                starforce::PREVENTION_STARS_25.start(),
+                starforce::PREVENTION_STARS_25.end(),
+                pct(starforce::PREVENTION_SURCHARGE_25)
             ),
         ),
         query(
@@ -866,7 +873,7 @@ mod tests {
         for r in [
             Unavailable::NoTable,
             Unavailable::NoTableGroup,
-            Unavailable::RuleSetNotModelled,
+            Unavailable::StarsAboveMax,
             Unavailable::NoCitedSource,
             Unavailable::OutOfRange,
         ] {

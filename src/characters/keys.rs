@@ -106,7 +106,7 @@ mod key_tests {
         let opts = StarforceSettings::from_params(get).unwrap();
         assert_eq!(
             expectation_key(&name, date, &opts, RuleSet::Kms25Stars, "none"),
-            "maple:v1:c:benchhot:exp:2025-01-02:sc1su0pr1mvgoldpc0es3000e0o0rc2000000000:r25:none"
+            "maple:v1:c:benchhot:exp:2025-01-02:sc1su0pr1mvgoldpc0es3000e0o0rc2000000000:r25v2:none"
         );
     }
 

@@ -45,9 +45,6 @@ pub enum Unavailable {
     FlamesUnattributed,
     /// The character's main stat could not be inferred, so flames cannot be scored.
     NoMainStat,
-    /// The snapshot falls under a rule set whose rules the engine does not model (e.g. starforce before the
-    /// 30-star update); the detail names the rule set.
-    RuleSetNotModelled,
     /// No official source for the rule could be cited, so the engine does not price it.
     NoCitedSource,
     /// A value of the item lies outside the game's maxima (the detail names the field); the item is left out

@@ -242,7 +242,7 @@ fn evaluate_item(
         ("potential", potential_missing),
         ("additional", additional_missing),
     ];
-    let warnings = warnings(item, missing, &starforce, &flames, opts);
+    let warnings = warnings(item, missing, &starforce, &flames, opts, rules);
     let meso = [&potential, &additional]
         .iter()
         .filter_map(|b| b.available().map(|r| r.expected_meso))
@@ -292,6 +292,7 @@ fn warnings(
     starforce: &Block<StarforceResult>,
     flames: &Block<FlameResult>,
     opts: &StarforceSettings,
+    rules: RuleSet,
 ) -> Vec<Warning> {
     let mut w = Vec::new();
     for (block, masses) in missing {
@@ -320,11 +321,21 @@ fn warnings(
                     });
                 }
             }
-            StarforceKind::Meso if opts.starcatch => w.push(Warning::RuleAssumed {
-                rule: "star_catch_multiplier",
-                detail: "star catch priced as success × 1.05 (KMS); GMS guides give × 1.045",
-            }),
-            StarforceKind::Meso | StarforceKind::Scroll => {}
+            StarforceKind::Meso => {
+                if opts.starcatch {
+                    w.push(Warning::RuleAssumed {
+                        rule: "star_catch_multiplier",
+                        detail: "star catch priced as success × 1.05 (KMS); GMS guides give × 1.045",
+                    });
+                }
+                if opts.sunday && starforce::System::of(rules).sunday.is_none() {
+                    w.push(Warning::OptionNotInForce {
+                        option: "sunday",
+                        rule_set: rules,
+                    });
+                }
+            }
+            StarforceKind::Scroll => {}
         }
     }
     if let Some(f) = flames.available() {
@@ -723,18 +734,46 @@ mod tests {
         let want = (destroys * 2e9).round() as u64;
         assert_eq!(sf.replacement.as_ref().unwrap().expected_meso, Some(want));
         assert_eq!(e.headline.totals.replacement_meso, Some(want));
-        // A snapshot from before the 30-star update is not priced with today's starforce rules.
+        // A snapshot from before the 30-star update is priced with the 25-star rules in force then, not today's.
         let old = ItemEquipment {
             date: Some("2024-06-01T00:00+09:00".into()),
             ..eq
         };
-        let e = compute(&old, Some(&tables), &StarforceSettings::default());
+        let sunday = StarforceSettings {
+            sunday: true,
+            ..StarforceSettings::default()
+        };
+        let e = compute(&old, Some(&tables), &sunday);
         assert_eq!(e.rules.rule_set, RuleSet::Kms25Stars);
-        assert_eq!(
-            e.presets[0].items[0].starforce.reason(),
-            Some(Unavailable::RuleSetNotModelled)
+        let sf = e.presets[0].items[0].starforce.available().unwrap();
+        let chain = starforce::KMS_25.expected_chain(200, 0, 17, &StarforceSettings::default());
+        assert_eq!(sf.expected_meso, Some(chain.meso.round() as u64));
+        assert_eq!(sf.max_stars, 25);
+        assert_eq!(e.headline.totals.starforce_meso, chain.meso.round() as u64);
+        // The 25-star system had no Sunday destruction relief: asked for, it is named, not priced.
+        assert!(
+            e.presets[0].items[0]
+                .warnings
+                .contains(&Warning::OptionNotInForce {
+                    option: "sunday",
+                    rule_set: RuleSet::Kms25Stars
+                })
         );
-        assert_eq!(e.headline.totals.starforce_meso, 0);
+        let now = compute(&eq_now(&old), Some(&tables), &sunday);
+        assert!(
+            !now.presets[0].items[0]
+                .warnings
+                .iter()
+                .any(|w| matches!(w, Warning::OptionNotInForce { .. }))
+        );
+    }
+
+    /// The same payload dated after the 30-star update.
+    fn eq_now(eq: &ItemEquipment) -> ItemEquipment {
+        ItemEquipment {
+            date: Some("2025-06-01T00:00+09:00".into()),
+            ..eq.clone()
+        }
     }
 
     #[test]

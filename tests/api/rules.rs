@@ -255,32 +255,48 @@ fn incomplete_groups_are_warned(body: &Value, tables: &CubeTables) -> usize {
 }
 
 #[tokio::test]
-async fn a_past_date_before_the_rule_change_reports_the_older_rules() {
+async fn a_past_date_before_the_rule_change_is_priced_under_the_older_rules() {
     let upstream = fake_nexon().await;
     let app = spawn(&upstream).await;
     let (s, old) = app
         .get_json("/api/v4/characters/Evan/expectation?date=2025-01-15")
         .await;
     assert_eq!(s, 200, "{old}");
-    assert_eq!(old["rules"]["rule_set"], "kms_25_stars");
     assert!(old["date"].as_str().unwrap().starts_with("2025-01-15"));
-    let starforced: Vec<&Value> = items(&old)
-        .filter(|i| i["starforce"]["unavailable"].is_string())
+    let rules = &old["rules"];
+    assert_eq!(rules["rule_set"], "kms_25_stars");
+    // The 25-star system's constants are the ones echoed: 25 stars at most, prevention at 15-16 for +100 %,
+    // star drops with chance time, no Sunday destruction relief.
+    let sf = &rules["starforce"];
+    assert_eq!(sf["max_stars"], 25, "{sf}");
+    assert_eq!(sf["prevention_stars"], json!([15, 16]), "{sf}");
+    assert_eq!(sf["prevention_surcharge_of_base"], 1.0, "{sf}");
+    assert_eq!(sf["chance_time_after_drops"], 2, "{sf}");
+    assert_eq!(sf["sunday_destroy_factor"], Value::Null, "{sf}");
+    // Every starforce block of the sample is a result: nothing is left unpriced for its rule set.
+    let text = old.to_string();
+    assert!(!text.contains("rule_set_not_modelled"), "{text}");
+    for item in items(&old) {
+        let b = &item["starforce"];
+        assert!(b["unavailable"].is_null(), "{item}");
+    }
+    // Meso-starforced items are priced, with the older maximum (25) on items of level 138 and above.
+    let priced: Vec<&Value> = items(&old)
+        .filter(|i| i["starforce"]["kind"] == "meso" && i["starforce"]["stars"].as_u64() > Some(0))
         .collect();
-    assert!(!starforced.is_empty());
-    assert!(
-        items(&old)
-            .all(|i| i["starforce"]["kind"] != "meso" && i["starforce"]["expected_meso"].is_null()),
-        "no starforce is priced under the older rules"
-    );
-    assert!(
-        starforced
-            .iter()
-            .any(|i| i["starforce"]["unavailable"] == "rule_set_not_modelled")
-    );
+    assert!(!priced.is_empty());
+    for i in &priced {
+        let b = &i["starforce"];
+        assert!(b["expected_meso"].as_u64().unwrap() > 0, "{i}");
+        assert!(b["expected_attempts"].as_f64().unwrap() > 0.0, "{i}");
+        if b["level"].as_i64().unwrap() >= 138 {
+            assert_eq!(b["max_stars"], 25, "{i}");
+        }
+    }
+    assert!(old["headline"]["starforce_meso"].as_u64().unwrap() > 0);
 
     // The same character on a date after the change, and its latest snapshot, are priced under the current
-    // rules: the older rule set's body is never served for them.
+    // rules, with other figures: the older rule set's body is never served for them.
     for path in [
         "/api/v4/characters/Evan/expectation?date=2025-06-01",
         "/api/v4/characters/Evan/expectation",
@@ -288,8 +304,13 @@ async fn a_past_date_before_the_rule_change_reports_the_older_rules() {
         let (s, new) = app.get_json(path).await;
         assert_eq!(s, 200, "{path}: {new}");
         assert_eq!(new["rules"]["rule_set"], "kms_30_stars", "{path}");
+        assert_eq!(new["rules"]["starforce"]["max_stars"], 30, "{path}");
         assert!(
             items(&new).any(|i| i["starforce"]["kind"] == "meso"),
+            "{path}"
+        );
+        assert_ne!(
+            new["headline"]["starforce_meso"], old["headline"]["starforce_meso"],
             "{path}"
         );
     }
@@ -300,6 +321,35 @@ async fn a_past_date_before_the_rule_change_reports_the_older_rules() {
     assert_eq!(s, 200, "{preset}");
     assert_eq!(preset["rules"]["rule_set"], "kms_25_stars");
     assert!(preset["preset"]["items"][0]["warnings"].is_array());
+
+    // An option the older rules did not have (Sunday destruction relief) is named on every item it could not
+    // price, instead of being dropped silently; under the current rules it is priced.
+    let (s, sunday_old) = app
+        .get_json("/api/v4/characters/Evan/expectation?date=2025-01-15&sunday=true")
+        .await;
+    assert_eq!(s, 200, "{sunday_old}");
+    for i in items(&sunday_old).filter(|i| i["starforce"]["kind"] == "meso") {
+        assert_eq!(
+            warnings_of(i, "option_not_in_force")
+                .filter(|w| w["option"] == "sunday" && w["rule_set"] == "kms_25_stars")
+                .count(),
+            1,
+            "{i}"
+        );
+    }
+    assert_eq!(
+        sunday_old["headline"]["starforce_meso"],
+        old["headline"]["starforce_meso"]
+    );
+    let (_, sunday_new) = app
+        .get_json("/api/v4/characters/Evan/expectation?date=2025-06-01&sunday=true")
+        .await;
+    assert_eq!(
+        items(&sunday_new)
+            .flat_map(|i| warnings_of(i, "option_not_in_force"))
+            .count(),
+        0
+    );
 }
 
 #[tokio::test]
