@@ -1057,6 +1057,8 @@ mod tests {
             "new_master",
             "acknowledged_writes",
             "lost_writes",
+            "lost_disposable_writes",
+            "note",
         ] {
             assert!(failover[field].is_object(), "{field}: {failover}");
         }
