@@ -16,7 +16,8 @@
 #   1 planned failover (SENTINEL FAILOVER)       2 SIGKILL of the Redis master, the old one back as a replica
 #   3 SIGSTOP of the Redis master 5 s, SIGCONT   4 SIGSTOP of MariaDB 5 s, SIGCONT
 #   5 SIGKILL of gateway 1, restarted (same port, same data dir: its journal replays)
-#   6 SIGTERM of gateway 2 under load, restarted  7 a 10 s upstream outage (the simulator's fault switch)
+#   6 SIGTERM of gateway 2 under load, restarted  7 a 10 s upstream outage (the simulator's fault switch:
+#                                                   every data call 500 OPENAPI00001)
 #   8 slow disk: gateway 1 restarted under `strace --seccomp-bpf -e inject=fdatasync:delay_enter=300000`,
 #     15 s of load, SIGKILL, restarted normally (skipped when strace cannot trace: the summary says so)
 #
@@ -311,10 +312,12 @@ snapshot 6
 record 6 "SIGTERM gateway 2, restart" "$t0" "$(now_ms)" "$note"
 recover
 
-# 7. 10 s upstream outage
-log "fault 7: upstream outage for 10 s"
+# 7. 10 s upstream outage: every data call answers 500 OPENAPI00001 (an upstream failure: the breaker's path).
+# Not the simulator's default maintenance code (OPENAPI00011): a maintenance answer holds every upstream call
+# for MAPLE_MAINTENANCE_HOLD_S (300 s) by design, so a 10 s maintenance leaves cold names 503 for 5 minutes.
+log "fault 7: upstream outage (500 OPENAPI00001) for 10 s"
 t0=$(now_ms)
-curl -fs -m 5 -X POST "$SIM_URL/_sim/faults" -d '{"outage":true}' >/dev/null
+curl -fs -m 5 -X POST "$SIM_URL/_sim/faults" -d '{"outage":true,"status":500,"nexon_error":"OPENAPI00001"}' >/dev/null
 sleep 5; snapshot 7; sleep 5
 curl -fs -m 5 -X DELETE "$SIM_URL/_sim/faults" >/dev/null
 record 7 "upstream outage 10 s" "$t0" "$(now_ms)"
