@@ -336,7 +336,9 @@ if [ "$SLOW_DISK" = 1 ]; then
   wait_until 60 "gw1 ready under strace" ready "${GW[0]}" || note+="not ready under strace within 60 s "
   sleep 7.5; snapshot 8; sleep 7.5
   pid=$(pid_of gw1)
+  kill_ms=$(now_ms)
   kill -9 "$pid"
+  note+="SIGKILL at $kill_ms; "
   wait_until 10 "gw1 to exit" gone "$pid" || note+="still running 10 s after SIGKILL "
   wrapper=$(cat "$MAPLE_CLUSTER_DIR/gw1-wrapper.pid" 2>/dev/null || echo "")
   if [ -n "$wrapper" ] && ! wait_until 10 "strace to exit" gone "$wrapper"; then kill "$wrapper" 2>/dev/null || true; fi
@@ -393,7 +395,7 @@ for p in "${GW[@]}"; do curl -s -m 2 "http://127.0.0.1:$p/metrics" >"$OUT/metric
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 set +e
 "$VENV/bin/python" - "$OUT" "$SETTLED" "$SETTLE_S" "$USERS" "$COMMIT" "$BIN_NOTE" "$SLOW_DISK_NOTE" <<'PY' | tee "$OUT/summary.txt"
-import collections, glob, json, os, sys
+import collections, glob, json, os, re, sys
 out, settled, settle_s, users, commit, bin_note, slow_note = sys.argv[1:]
 settled = settled == "1"
 
@@ -465,7 +467,7 @@ for x in faults:
 
 # --- the ledger ----------------------------------------------------------------------------------------------
 acked, unacked, sent = set(), set(), set()
-ack_time = {}
+ack_time, ack_host = {}, {}
 for fn in glob.glob(os.path.join(out, "ledger.*")):
     with open(fn) as f:
         for line in f:
@@ -478,6 +480,8 @@ for fn in glob.glob(os.path.join(out, "ledger.*")):
                 acked.add(pair)
                 if len(p) > 3 and p[3].isdigit():
                     ack_time[pair] = int(p[3])
+                if len(p) > 4:
+                    ack_host[pair] = p[4]
             else:
                 unacked.add(pair)
 unacked -= acked
@@ -534,7 +538,10 @@ print(f"            lost {len(lost)}, doubled {len(doubled)}, phantom {len(phant
 for c, l in lost[:20]:
     t = ack_time.get((c, l))
     when = "?" if t is None else f"{(t - faults[0]['t0']) / 1000:.1f} s into the load"
-    print(f"  lost      ({c}, {l})   sent {when}, fault slot {slot_of(t)}")
+    kill = next((int(m.group(1)) for x in faults if (m := re.search(r"SIGKILL at (\d+)", x["note"]))), None)
+    if t is not None and kill is not None and abs(kill - t) < 10_000:
+        when += f" ({kill - t} ms before the SIGKILL of fault 8)"
+    print(f"  lost      ({c}, {l})   sent {when} to {ack_host.get((c, l), '?')}, fault slot {slot_of(t)}")
 if lost:
     by_slot = collections.Counter(slot_of(ack_time.get(p)) for p in lost)
     print("  lost by fault slot: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_slot.items(), key=str)))

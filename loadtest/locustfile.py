@@ -40,9 +40,10 @@ Environment (all optional except LOCUST_SIM_URL for OutageUser):
                       set-up), and prefix of the per-process files listing the names read; read by run.sh
 - LOCUST_LEDGER       prefix of the like ledger: each process appends one line per like it sent to
                       ``{prefix}.{pid}`` (line-buffered, so a line is in the file as soon as the answer is
-                      in): ``status<TAB>character<TAB>liker<TAB>start_ms``, status being the HTTP status, 0
-                      when no answer came (connection refused or reset, timeout), start_ms the request's
-                      start in Unix milliseconds; 2xx lines are the acknowledged likes.
+                      in): ``status<TAB>character<TAB>liker<TAB>start_ms<TAB>gateway``, status being the HTTP
+                      status, 0 when no answer came (connection refused or reset, timeout), start_ms the
+                      request's start in Unix milliseconds, gateway the base URL the like went to; 2xx
+                      lines are the acknowledged likes.
                       Read by chaos.sh
 - LOCUST_EVENTS       prefix of the request timeline: each process appends one line per request to
                       ``{prefix}.{pid}``: ``start_ms<TAB>kind<TAB>status<TAB>latency_ms<TAB>character``,
@@ -148,14 +149,14 @@ _ledger_file = None
 _events_file = None
 
 
-def _note_like(name: str, liker: str, resp) -> None:
+def _note_like(host: str, name: str, liker: str, resp) -> None:
     """Appends a like that was sent, with the status it got, to this process's ledger file."""
     global _ledger_file
     if LEDGER:
         if _ledger_file is None:
             _ledger_file = open(f"{LEDGER}.{os.getpid()}", "a", buffering=1)
         start = (getattr(resp, "request_meta", None) or {}).get("start_time") or time.time()
-        _ledger_file.write(f"{resp.status_code or 0}\t{name}\t{liker}\t{int(start * 1000)}\n")
+        _ledger_file.write(f"{resp.status_code or 0}\t{name}\t{liker}\t{int(start * 1000)}\t{host}\n")
 
 
 def _note_event(kind: str, name: str, resp) -> None:
@@ -309,7 +310,7 @@ class GatewayUser(FastHttpUser):
             name="like",
             catch_response=True,
         ) as resp:
-            _note_like(name, liker, resp)
+            _note_like(self.host, name, liker, resp)
             _note_event("like", name, resp)
             if resp.status_code != 200:
                 return resp.failure(f"status {resp.status_code}: {(resp.text or '')[:160]}")
