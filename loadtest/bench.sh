@@ -10,6 +10,8 @@
 #    (the lower one of the middle two for an even count; this machine's speed drifts by a third within
 #    minutes, and a short pair sees the same speed on both sides), the gateway's req/s and latencies are
 #    those of the median pair;
+#    then the conditional request: REVAL_PAIRS (default 3) alternating pairs of the same hit with and
+#    without `If-None-Match: <its ETag>` (304, no body), reported as 304 req/s beside 200 req/s (median pair);
 # 2. cold path: every request a new character (simulator at 0 latency, upstream budget out of the way):
 #    characters per second end to end, and the CPU time per character of the gateway and of the simulator
 #    (both share the machine's cores, so the end-to-end figure is bounded by their sum);
@@ -40,6 +42,9 @@ THREADS=2
 MEM_CHARS="${MEM_CHARS:-10000}"
 WARM_PAIRS="${WARM_PAIRS:-8}"
 WARM_S="${WARM_S:-4}"
+REVAL_PAIRS="${REVAL_PAIRS:-3}"
+# The gateway's RUST_LOG (warn: no access log line per request; GW_LOG=info measures the access log's cost).
+GW_LOG="${GW_LOG:-warn}"
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -68,7 +73,7 @@ wait_http "http://127.0.0.1:$SIM_PORT/_sim/stats" simulator 10 "$SIM_PID" || exi
 
 GW_PORT=$(free_port)
 TOKEN=bench-admin-token-0123456789
-MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=bench RUST_LOG=warn \
+MAPLE_LISTEN=127.0.0.1:$GW_PORT MAPLE_DATA_DIR=$WORK/gw MAPLE_INSTANCE_ID=bench RUST_LOG=$GW_LOG \
   MAPLE_UPSTREAM_URL="http://127.0.0.1:$SIM_PORT" NEXON_API_KEY=bench-key MAPLE_CUBE_TABLE=data/sim-cube-table.csv \
   MAPLE_RATE_PER_S=100000 MAPLE_RATE_PER_DAY=1000000000 MAPLE_ADMIN_TOKEN=$TOKEN \
   "$BIN" serve >"$WORK/gateway.log" 2>&1 &
@@ -81,6 +86,10 @@ URL="http://127.0.0.1:$GW_PORT/api/v4/characters/BenchHot/expectation"
 curl -fs -H 'Accept-Encoding: gzip' -o "$WORK/body.gz" "$URL"
 curl -fs -H 'Accept-Encoding: gzip' -o /dev/null -D "$WORK/headers" "$URL"
 grep -qi '^x-cache: HIT' "$WORK/headers" || { echo "warm request was not a hit" >&2; cat "$WORK/headers"; exit 2; }
+ETAG=$(awk 'tolower($1) == "etag:" {sub(/\r$/, "", $2); print $2}' "$WORK/headers")
+[ -n "$ETAG" ] || { echo "the warm answer has no ETag" >&2; cat "$WORK/headers"; exit 2; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' -H "If-None-Match: $ETAG" "$URL")" = 304 ] \
+  || { echo "If-None-Match with the answer's ETag did not get 304" >&2; exit 2; }
 
 BARE_PORT=$(free_port)
 "$BARE" "127.0.0.1:$BARE_PORT" "$WORK/body.gz" 2>"$WORK/bare.log" &
@@ -99,6 +108,13 @@ for pair in $(seq 1 "$WARM_PAIRS"); do
     echo "== warm pair $pair/$WARM_PAIRS: the gateway, then bare server (${WARM_S}s each, $CONNS connections)" >&2
     warm_gw "$pair"; warm_bare "$pair"
   fi
+done
+
+reval_gw() { run_wrk "$WARM_S" -H "If-None-Match: $ETAG" "$URL" >"$WORK/reval$1.txt"; }
+for pair in $(seq 1 "$REVAL_PAIRS"); do
+  echo "== revalidation pair $pair/$REVAL_PAIRS: 200 and 304 of the same hit (${WARM_S}s each)" >&2
+  if [ $((pair % 2)) -eq 1 ]; then run_wrk "$WARM_S" "$URL" >"$WORK/full$pair.txt"; reval_gw "$pair"
+  else reval_gw "$pair"; run_wrk "$WARM_S" "$URL" >"$WORK/full$pair.txt"; fi
 done
 
 cat >"$WORK/cold.lua" <<'LUA'
@@ -144,9 +160,9 @@ OUTAGE_RC=$?
 set -e
 
 set +e
-python3 - "$WORK" "$DURATION" "$CONNS" "$RSS_KB" "$OUTAGE_RC" "$WARM_PAIRS" <<'PY'
+python3 - "$WORK" "$DURATION" "$CONNS" "$RSS_KB" "$OUTAGE_RC" "$WARM_PAIRS" "$REVAL_PAIRS" <<'PY'
 import json, re, sys
-work, duration, conns, rss_kb, outage_rc, pairs = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+work, duration, conns, rss_kb, outage_rc, pairs, reval_pairs = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 def wrk(name):
     t = open(f"{work}/{name}.txt").read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
@@ -161,6 +177,9 @@ runs = sorted(((100 * wrk(f"warm{i}")[0] / wrk(f"bare{i}")[0], i) for i in range
 ratio, median_pair = runs[(len(runs) - 1) // 2]
 b, w, c = wrk(f"bare{median_pair}"), wrk(f"warm{median_pair}"), wrk("cold")
 pair_list = ", ".join(f"{r:.1f}" for r, _ in sorted(runs, key=lambda t: t[1]))
+revals = sorted(((wrk(f"reval{i}")[0] / wrk(f"full{i}")[0], i) for i in range(1, reval_pairs + 1)))
+reval_ratio, reval_pair = revals[(len(revals) - 1) // 2]
+r304, r200 = wrk(f"reval{reval_pair}"), wrk(f"full{reval_pair}")
 sim = json.load(open(f"{work}/cold-sim.json"))["calls"]
 gw_ticks, sim_ticks, hz = map(int, open(f"{work}/cold-cpu.txt").read().split())
 chars = sim["item_equipment"]
@@ -178,6 +197,7 @@ lines = [
     f"bare axum, same bytes : {b[0]:10.0f} req/s   p50 {b[1].get('50')}  p99 {b[1].get('99')}  non-2xx {b[2]}",
     f"gateway warm L1 hit   : {w[0]:10.0f} req/s   p50 {w[1].get('50')}  p99 {w[1].get('99')}  non-2xx {w[2]}",
     f"warm / bare           : {ratio:9.1f} %  (median of {pairs} alternating pairs: {pair_list} %)",
+    f"304 revalidation      : {r304[0]:10.0f} req/s   p99 {r304[1].get('99')}  beside 200 {r200[0]:.0f} req/s: {100 * reval_ratio:.1f} % (median of {reval_pairs} pairs)",
     f"cold path (new char)  : {cold_rate:10.0f} characters/s  p50 {c[1].get('50')}  p99 {c[1].get('99')}  non-2xx {c[2]}  socket errors {c[3]}  upstream calls {sim}",
     f"cold CPU per character: gateway {gw_ms:.2f} ms, simulator {sim_ms:.2f} ms (2 cores shared with wrk)",
     f"memory                : {fill['loaded']} more characters loaded (non-200: {fill['non_200']}); RSS {rss_kb/1024:.0f} MiB; "
@@ -192,6 +212,7 @@ def row(figure, value, target, met):
 warm_p99 = ms(w[1].get("99", "0"))
 rows = [
     row("warm L1 hit / bare axum (req/s), median of alternating pairs", f"{ratio:.1f} % ({w[0]:.0f} / {b[0]:.0f}; pairs {pair_list} %)", "≥ 70 %", ratio >= 70 and w[2] == 0),
+    row("304 on If-None-Match / 200 of the same hit (req/s), median of pairs", f"{100 * reval_ratio:.1f} % ({r304[0]:.0f} / {r200[0]:.0f})", None, None),
     row("warm L1 hit p99, 64 connections", f"{warm_p99:.2f} ms", "≤ 5 ms", warm_p99 <= 5),
     row("cold path, simulator at 0 latency, end to end", f"{cold_rate:.0f} characters/s (non-2xx {c[2]})", "≥ 500/s", cold_rate >= 500 and c[2] == 0),
     row("cold path CPU per character: gateway / simulator", f"{gw_ms:.2f} ms / {sim_ms:.2f} ms", None, None),
@@ -200,7 +221,7 @@ rows = [
     row("outage p99 (stale serving, breaker open)", f"{outage_p99} ms" if outage_p99 is not None else "run failed", "≤ 10 ms", outage_p99 is not None and outage_p99 <= 10 and outage_rc == 0),
 ]
 json.dump(rows, open(f"{work}/rows.json", "w"))
-if any(wrk(f"{k}{i}")[2] for k in ("bare", "warm") for i in range(1, pairs + 1)) or c[2] or fill["non_200"]:
+if any(wrk(f"{k}{i}")[2] for k in ("bare", "warm") for i in range(1, pairs + 1)) or any(wrk(f"{k}{i}")[2] for k in ("reval", "full") for i in range(1, reval_pairs + 1)) or c[2] or fill["non_200"]:
     print("invalid run: some answers were not 2xx", file=sys.stderr)
     sys.exit(2)
 sys.exit(0 if all(r["met"] is not False for r in rows) else 1)

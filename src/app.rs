@@ -243,8 +243,14 @@ impl Application {
                 background.spawn(w);
             }
         }
-        let characters =
-            CharacterService::new(nexon.clone(), store.clone(), tables, cache, redis.clone());
+        let characters = CharacterService::new(
+            nexon.clone(),
+            store.clone(),
+            tables,
+            cache,
+            redis.clone(),
+            upstream_mode,
+        );
         let locks = LockService::new(redis.clone(), &settings.database).map_err(AppError::Lock)?;
         let likes = LikeService::new(
             LikeConfig::from_settings(&settings.likes),

@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Accept only this API key (any non-empty key when unset).
-        #[arg(long, env = "MAPLE_SIM_API_KEY", value_name = "KEY")]
+        #[arg(long, env = maple_gateway::config::SIM_API_KEY_VAR, value_name = "KEY")]
         api_key: Option<String>,
     },
     /// Run an operator drill against a running gateway and print its result (token from MAPLE_ADMIN_TOKEN).

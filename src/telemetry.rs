@@ -7,7 +7,8 @@
 //! `cache`, `characters`, `likes`, `lock`, `nexon`, `pipeline`, `redis`, `shutdown` and `store` modules, the
 //! API layer); the constants below name the HTTP metrics recorded here and the few that other modules
 //! share. `GET /metrics` lists every metric the running gateway has recorded. Labels are
-//! bounded-cardinality (never a character name). Installing the recorder sets `maple_build_info`;
+//! bounded-cardinality (never a character name). Installing the recorder registers the HELP text of every metric ([`help::CATALOG`], the one
+//! table of names, kinds and meanings) and sets `maple_build_info`;
 //! [`flush`] also reads the `process_*` metrics from `/proc` (Linux; elsewhere they are absent).
 //!
 //! The recorder is installed without its own upkeep task: the application runs [`run_upkeep`] (histogram
@@ -22,6 +23,8 @@
 //! first. Counts that every request changes and only rare readers sum (the shutdown gate's in-flight
 //! requests, the cache's hits and misses for the operator status) live in a [`ShardedCount`]: one cache
 //! line per thread shard, so the request threads of different cores never write the same line.
+
+pub mod help;
 
 use std::sync::OnceLock;
 
@@ -173,6 +176,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("static bucket list is not empty");
             match builder.install_recorder() {
                 Ok(handle) => {
+                    help::describe_all();
                     export_build_info();
                     handle
                 }

@@ -312,6 +312,7 @@ pub async fn expectation_preset(
     let mut out = serde_json::Map::new();
     for k in [
         "character",
+        "data_source",
         "date",
         "data_as_of",
         "stale",

@@ -416,6 +416,7 @@ fn expectation_schemas() -> Value {
             "required": ["character", "data_as_of", "stale", "table_version", "starforce_options", "rules", "presets", "headline"],
             "properties": {
                 "character": {"type": "string"},
+                "data_source": data_source(),
                 "data_as_of": {"type": "string", "format": "date-time"},
                 "stale": {"type": "boolean"}, "data_preparing": {"type": "boolean"},
                 "table_version": nullable("string"),
@@ -433,6 +434,7 @@ fn expectation_schemas() -> Value {
             "required": ["character", "starforce_options", "rules", "preset"],
             "properties": {
                 "character": {"type": "string"},
+                "data_source": data_source(),
                 "data_as_of": {"type": "string", "format": "date-time"},
                 "stale": {"type": "boolean"},
                 "table_version": nullable("string"),
@@ -443,6 +445,12 @@ fn expectation_schemas() -> Value {
             }
         }
     })
+}
+
+/// The `data_source` field of the JSON bodies the gateway builds (see [`crate::nexon::UpstreamMode`]).
+fn data_source() -> Value {
+    json!({"type": "string", "enum": ["simulator", "nexon"],
+           "description": "where the data comes from: `simulator` (generated characters, not game data) or `nexon` (the upstream reached with an API key)"})
 }
 
 fn not_modified() -> Value {

@@ -101,6 +101,7 @@ impl CharacterService {
         });
         let body = serde_json::json!({
             "character": name.as_str(),
+            "data_source": self.upstream_mode,
             "world": b.world_name,
             "class": b.character_class,
             "level": b.character_level,

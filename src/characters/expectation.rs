@@ -36,7 +36,7 @@ use crate::cache::{CacheStatus, CachedValue, LoadFailure, ServedValue, Tiers};
 use crate::codec;
 use crate::expectation::{self as engine, ItemEquipment, RuleSet, StarforceSettings};
 use crate::ids::{CharacterName, Priority};
-use crate::nexon::NexonError;
+use crate::nexon::{NexonError, UpstreamMode};
 
 /// Counter of items the engine left out of an expectation for a value outside the game's maxima (the item's
 /// blocks say `out_of_range`).
@@ -45,6 +45,7 @@ pub const OUT_OF_RANGE_ITEMS_TOTAL: &str = "maple_expectation_out_of_range_items
 #[derive(Serialize)]
 struct ExpectationEnvelope<'a> {
     character: &'a str,
+    data_source: UpstreamMode,
     data_as_of: String,
     stale: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -184,6 +185,7 @@ impl CharacterService {
             .get(&keys::model_key(name, date, eq.fetched_at_ms));
         let tables = self.tables.clone();
         let character = name.as_str().to_string();
+        let data_source = self.upstream_mode;
         self.cpu
             .run(move || {
                 let model = match model {
@@ -210,6 +212,7 @@ impl CharacterService {
                 }
                 let env = ExpectationEnvelope {
                     character: &character,
+                    data_source,
                     data_as_of: rfc3339(eq.fetched_at_ms),
                     stale,
                     data_preparing: eq.data_preparing,

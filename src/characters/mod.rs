@@ -64,7 +64,7 @@ use crate::cache::{CacheError, CacheStatus, CachedValue, ETag, TieredCache};
 use crate::error::{Classify, Code, ErrorKind};
 use crate::expectation::{CubeTables, ItemEquipment};
 use crate::ids::{CharacterName, Priority};
-use crate::nexon::{NexonClient, NexonError};
+use crate::nexon::{NexonClient, NexonError, UpstreamMode};
 use crate::redis::RedisHandle;
 use crate::store::Store;
 
@@ -233,6 +233,8 @@ pub struct CharacterService {
     recent_models: moka::sync::Cache<String, Arc<ItemEquipment>>,
     forces: ForceGuard,
     variants: VariantGuard,
+    /// Named in every JSON body this service builds (`"data_source"`).
+    upstream_mode: UpstreamMode,
 }
 
 impl CharacterService {
@@ -242,6 +244,7 @@ impl CharacterService {
         tables: Option<Arc<CubeTables>>,
         cache: TieredCache<CharacterError>,
         redis: Option<RedisHandle>,
+        upstream_mode: UpstreamMode,
     ) -> Arc<Self> {
         Arc::new(CharacterService {
             cpu: CpuLane::new(),
@@ -256,6 +259,7 @@ impl CharacterService {
                 .build(),
             forces: ForceGuard::new(redis.clone(), FORCE_WINDOW),
             variants: VariantGuard::new(redis, MAX_OPTION_VARIANTS),
+            upstream_mode,
         })
     }
 

@@ -272,6 +272,11 @@ pub fn env_help() -> String {
     s
 }
 
+/// The simulator's API key (`maple-gateway sim`), read by that command only.
+pub const SIM_API_KEY_VAR: &str = "MAPLE_SIM_API_KEY";
+/// `MAPLE_*` variables that other commands than `serve` read (not settings of the gateway, and not unknown).
+pub const COMMAND_VARS: &[&str] = &[SIM_API_KEY_VAR];
+
 /// The `MAPLE_*` variables in `names` that the gateway does not know (a typo would otherwise be ignored
 /// silently), each with the known variables that share its first word as suggestions.
 pub fn unknown_env_vars<I: IntoIterator<Item = String>>(
@@ -279,7 +284,11 @@ pub fn unknown_env_vars<I: IntoIterator<Item = String>>(
 ) -> Vec<(String, Vec<&'static str>)> {
     let mut out: Vec<(String, Vec<&'static str>)> = names
         .into_iter()
-        .filter(|n| n.starts_with("MAPLE_") && !SETTINGS.iter().any(|s| s.name == n))
+        .filter(|n| {
+            n.starts_with("MAPLE_")
+                && !SETTINGS.iter().any(|s| s.name == n)
+                && !COMMAND_VARS.contains(&n.as_str())
+        })
         .map(|n| {
             let word = n.split('_').take(2).collect::<Vec<_>>().join("_") + "_";
             let close = SETTINGS

@@ -21,6 +21,13 @@ fn unknown_maple_variables_are_reported_with_suggestions() {
     assert_eq!(unknown[0], ("MAPLE_NOPE".to_string(), vec![]));
 }
 
+#[test]
+fn the_other_commands_variables_are_not_unknown_to_serve() {
+    let names = COMMAND_VARS.iter().map(|n| n.to_string());
+    assert_eq!(unknown_env_vars(names), vec![]);
+    assert!(COMMAND_VARS.contains(&"MAPLE_SIM_API_KEY"));
+}
+
 fn load(file: Option<&Path>, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let map: HashMap<String, String> = vars
         .iter()

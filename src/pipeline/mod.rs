@@ -92,7 +92,7 @@ pub use error::{ClassifiedError, Hook, HookError, PolicyError, TaskError};
 pub use policy::{HookErrorMode, HookFuture, Outcome, Policy, done, fail};
 pub use standard::{
     HOOK_ERRORS_TOTAL, MetricsPolicy, StandardConfig, TASK_DURATION_SECONDS, TASK_TOTAL,
-    TracingPolicy, describe_metrics,
+    TracingPolicy,
 };
 
 /// An ordered list of policies that every task runs through. Cheap to clone (shared list).

@@ -41,23 +41,6 @@ pub const TASK_TOTAL: &str = "maple_task_total";
 /// Counter of swallowed hook errors, labelled `policy`, `hook`.
 pub const HOOK_ERRORS_TOTAL: &str = "maple_pipeline_hook_errors_total";
 
-/// Registers descriptions of the pipeline's metrics with the installed recorder.
-pub fn describe_metrics() {
-    metrics::describe_histogram!(
-        TASK_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "Duration of tasks run through the execution pipeline (the task alone, without hooks)"
-    );
-    metrics::describe_counter!(
-        TASK_TOTAL,
-        "Executions run through the pipeline, by outcome"
-    );
-    metrics::describe_counter!(
-        HOOK_ERRORS_TOTAL,
-        "Hook errors the pipeline swallowed (logged and ignored), by policy and hook"
-    );
-}
-
 /// Settings of [`super::Pipeline::standard`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StandardConfig {

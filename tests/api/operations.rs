@@ -200,27 +200,13 @@ fn metric_tokens(text: &str) -> std::collections::BTreeSet<String> {
     out
 }
 
-/// The metric names the code registers: the `"maple_…"` / `"process_…"` string literals under `src/`.
+/// The metric names the code records: the rows of the HELP catalog, which a unit test keeps equal to the
+/// `"maple_…"` / `"process_…"` literals under `src/`.
 fn names_in_code() -> std::collections::BTreeSet<String> {
-    fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                for piece in text.split('"').skip(1).step_by(2) {
-                    let t = metric_tokens(piece);
-                    if t.len() == 1 && t.contains(piece) {
-                        out.insert(piece.to_string());
-                    }
-                }
-            }
-        }
-    }
-    let mut out = Default::default();
-    walk(&repo_file("src"), &mut out);
-    out
+    maple_gateway::telemetry::help::CATALOG
+        .iter()
+        .map(|(name, _, _)| name.to_string())
+        .collect()
 }
 
 /// `name` as registered: a histogram's `_bucket` / `_sum` / `_count` series name its histogram.
@@ -237,8 +223,8 @@ fn registered_as(name: &str, code: &std::collections::BTreeSet<String>) -> Optio
 
 /// The alert rules and the dashboard only use metrics the gateway exports: every name they mention is
 /// registered by the code, and the scan of the code is checked against a running gateway's `/metrics`
-/// (every name it exports after some traffic is found by the scan), which must also carry the build info,
-/// the process metrics and the breaker state per state.
+/// (every name it exports after some traffic is in the catalog, with its `# HELP` and the catalog's `# TYPE`),
+/// which must also carry the build info, the process metrics and the breaker state per state.
 #[tokio::test]
 async fn alert_rules_and_dashboard_use_only_metrics_the_gateway_exports() {
     let app = spawn_app().await;
@@ -283,11 +269,25 @@ async fn alert_rules_and_dashboard_use_only_metrics_the_gateway_exports() {
 
     let code = names_in_code();
     for name in &exported {
+        let family = registered_as(name, &code).unwrap_or_else(|| {
+            panic!("{name} is exported but has no row in telemetry::help::CATALOG")
+        });
+        let (kind, help) = maple_gateway::telemetry::help::row(&family).unwrap();
+        let help_line = format!("# HELP {family} {help}");
+        let type_line = format!("# TYPE {family} {}", kind.prometheus_type());
         assert!(
-            registered_as(name, &code).is_some(),
-            "{name} is exported but the scan of src/ does not find it (the scan is wrong)"
+            metrics.lines().any(|l| l == help_line),
+            "{help_line}:\n{metrics}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == type_line),
+            "{type_line}:\n{metrics}"
         );
     }
+    assert!(
+        exported.len() >= 15,
+        "too little traffic to check: {exported:?}"
+    );
     for file in [
         "deploy/prometheus/alerts.yml",
         "deploy/grafana-dashboard.json",

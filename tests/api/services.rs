@@ -412,14 +412,31 @@ async fn redis_outage_degrades_to_l1_and_recovers_without_restart() {
 
 #[tokio::test]
 async fn simulated_answers_are_labelled_as_simulated_and_nexon_answers_as_nexon() {
+    /// The `data_source` of the JSON body at `path`.
+    async fn body_source(app: &TestApp, path: &str) -> serde_json::Value {
+        let r = app.get(path).await;
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.json::<serde_json::Value>().await.unwrap()["data_source"].clone()
+    }
+    const ROUTES: [&str; 3] = [
+        "/api/v4/characters/Evan123/expectation",
+        "/api/v4/characters/Evan123/expectation/preset/2",
+        "/api/v1/characters/Evan123",
+    ];
     let app = spawn_app().await;
     let r = app.get("/api/v4/characters/Evan123/expectation").await;
     assert_eq!(r.status().as_u16(), 200);
     let label = r.headers()["x-data-source"].to_str().unwrap().to_string();
     assert!(label.contains("Simulated"), "{label}");
     assert!(!label.starts_with("Data based on NEXON"), "{label}");
+    for path in ROUTES {
+        assert_eq!(body_source(&app, path).await, "simulator", "{path}");
+    }
     let keyed = app_on(app.sim_url.as_deref().unwrap(), None).await;
     let r = keyed.get("/api/v4/characters/Evan123/expectation").await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["x-data-source"], "Data based on NEXON Open API");
+    for path in ROUTES {
+        assert_eq!(body_source(&keyed, path).await, "nexon", "{path}");
+    }
 }
