@@ -171,6 +171,8 @@ for p in "${GW[@]}"; do
   HOSTS+="${HOSTS:+,}http://127.0.0.1:$p"
 done
 curl -fs -m 5 -X DELETE "$SIM_URL/_sim/faults" >/dev/null || die "the simulator does not answer"
+BUILD_COMMIT=$(curl -fs -m 2 "http://127.0.0.1:${GW[0]}/metrics" | grep -o 'maple_build_info{[^}]*commit="[^"]*"' | sed 's/.*commit="//; s/"$//' || true)
+BIN_NOTE+=", maple_build_info commit ${BUILD_COMMIT:-?}"
 
 cl() { deploy/local-cluster.sh "$@" 2>>"$OUT/chaos.log"; }
 pid_of() { cat "$MAPLE_CLUSTER_DIR/$1.pid"; }
@@ -588,18 +590,18 @@ set -e
 DONE=1
 
 if [ "$REPORT" = 1 ]; then
-  "$VENV/bin/python" - "$OUT" "$LOAD_BEFORE" "${OUT#"$ROOT"/}" <<'PY'
+  "$VENV/bin/python" - "$OUT" "$LOAD_BEFORE" "${OUT#"$ROOT"/}" "$BIN_NOTE" <<'PY'
 import datetime, json, os, re, sys
 sys.path.insert(0, "loadtest")
 import report  # the commit line, as the other generated sections
-out, load, rel = sys.argv[1:]
+out, load, rel, bin_note = sys.argv[1:]
 res = json.load(open(os.path.join(out, "result.json")))
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 lines = [
     "<!-- generated: chaos -->",
     f"### `loadtest/chaos.sh --report` — {now}, commit `{report.commit()}`",
     "",
-    f"{os.cpu_count()} cores, load average {load} before the run; full output in `{rel}`.",
+    f"{os.cpu_count()} cores, load average {load} before the run; {bin_note}; full output in `{rel}`.",
     "",
     "| # | fault | window s | requests | 5xx cached (want 0) | 5xx cold | no answer | likes not 2xx | p99 ms in window | errors back to 0 after s |",
     "|---|---|---|---|---|---|---|---|---|---|",
