@@ -121,7 +121,7 @@ else
   fi
 fi
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-BIN_NOTE="gateway binary $BIN, built $(date -u -r "$BIN" +%FT%TZ)"
+BIN_NOTE="gateway binary ${BIN#"$ROOT"/}, built $(date -u -r "$BIN" +%FT%TZ)"
 unset MAPLE_BIN
 for c in redis-server redis-cli mariadb ss curl; do command -v "$c" >/dev/null || die "$c is not installed"; done
 
