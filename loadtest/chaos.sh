@@ -537,13 +537,16 @@ print(f"ledger      {len(sent)} likes sent, {len(acked)} acknowledged (2xx), {le
       f"({len(unacked_stored)} of those stored all the same); database: {len(stored)} pairs, "
       f"like_count total {sum(counts.values())}; {'settled' if settled else 'NOT settled'} after {settle_s} s")
 print(f"            lost {len(lost)}, doubled {len(doubled)}, phantom {len(phantom)}, miscounted characters {len(miscounted)}")
-for c, l in lost[:20]:
+lost_detail = []
+kill = next((int(m.group(1)) for x in faults if (m := re.search(r"SIGKILL at (\d+)", x["note"]))), None)
+for c, l in lost:
     t = ack_time.get((c, l))
     when = "?" if t is None else f"{(t - faults[0]['t0']) / 1000:.1f} s into the load"
-    kill = next((int(m.group(1)) for x in faults if (m := re.search(r"SIGKILL at (\d+)", x["note"]))), None)
     if t is not None and kill is not None and abs(kill - t) < 10_000:
         when += f" ({kill - t} ms before the SIGKILL of fault 8)"
-    print(f"  lost      ({c}, {l})   sent {when} to {ack_host.get((c, l), '?')}, fault slot {slot_of(t)}")
+    lost_detail.append(f"({c}, {l}) sent {when} to {ack_host.get((c, l), '?')}, fault slot {slot_of(t)}")
+for d in lost_detail[:20]:
+    print(f"  lost      {d}")
 if lost:
     by_slot = collections.Counter(slot_of(ack_time.get(p)) for p in lost)
     print("  lost by fault slot: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_slot.items(), key=str)))
@@ -578,7 +581,7 @@ for r in lf[:8]:
 verdict = "PASS" if not problems else "FAIL: " + "; ".join(problems)
 print(f"verdict     {verdict}")
 lost_by_slot = collections.Counter(str(slot_of(ack_time.get(p))) for p in lost)
-json.dump({"rows": rows, "lost": lost, "lost_by_slot": lost_by_slot, "doubled": doubled, "phantom": phantom, "miscounted": miscounted,
+json.dump({"rows": rows, "lost": lost, "lost_detail": lost_detail, "lost_by_slot": lost_by_slot, "doubled": doubled, "phantom": phantom, "miscounted": miscounted,
            "sent": len(sent), "acked": len(acked), "unacked": len(unacked), "unacked_stored": len(unacked_stored),
            "stored": len(stored), "like_total": sum(counts.values()), "settled": settled, "settle_s": int(settle_s),
            "slow_disk_note": slow_note, "verdict": verdict}, open(os.path.join(out, "result.json"), "w"), indent=1)
@@ -621,8 +624,10 @@ lines += [
     f"**lost {len(res['lost'])}, doubled {len(res['doubled'])}, phantom {len(res['phantom'])}**, characters "
     f"miscounted {len(res['miscounted'])}; sync {'settled' if res['settled'] else 'not settled'} after "
     f"{res['settle_s']} s. Verdict: {res['verdict']}.",
-    "<!-- end: chaos -->",
 ]
+lines += [f"- lost {d}" for d in res.get("lost_detail", [])[:10]]
+lines += [f"- doubled: {c}, like_count {n}, stored pairs {s}" for c, n, s in res["doubled"][:10]]
+lines.append("<!-- end: chaos -->")
 block = "\n".join(lines)
 doc_path = "docs/operations.md"
 doc = open(doc_path, encoding="utf-8").read()
