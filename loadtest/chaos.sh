@@ -42,7 +42,8 @@
 # Writes loadtest/results/<UTC timestamp>-chaos/: faults.tsv, ledger.*, events.*, the cluster's logs and
 # data dirs (cluster/), status snapshots taken during each fault, locust CSVs, summary.txt. Exit status:
 # 0 PASS (lost 0, doubled 0, phantom 0, 5xx on cached characters 0, every fault's errors back to 0 before
-# the next), 1 FAIL (the summary names the pairs / faults), 2 when the run could not be made.
+# the next), 1 FAIL (the summary names the pairs / faults), 2 when the run could not be made, 130 when
+# interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
