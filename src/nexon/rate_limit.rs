@@ -13,7 +13,8 @@
 //!   [`BACKGROUND_SHARE`] full, so refreshes can never use up what interactive requests need.
 //! - [`RateLimiter::penalize`] records the upstream's own 429 `Retry-After`: no instance calls before it has
 //!   passed (interactive callers within their wait excepted, who then wait it out); it is clamped to
-//!   [`MAX_RETRY_AFTER`], so no upstream header can stop the cluster for longer or overflow the clock.
+//!   [`MAX_RETRY_AFTER`], so no upstream header can stop the cluster for longer or overflow the clock; a
+//!   shared deadline found beyond that bound (set by hand, or by an older version) is cut to it on read.
 //! - Shared mode: keys `maple:v1:rate:{key-id}:{log,day:YYYYMMDD,backoff}`, where the key id is a hash
 //!   prefix of the API key (the key itself never reaches Redis or the logs); Redis's own clock (`TIME`) is
 //!   the only clock, so instance clock skew does not matter. Each admission is one `EVALSHA`.
@@ -241,7 +242,9 @@ impl LocalLog {
 }
 
 /// The admission script: KEYS = log, day counter, backoff; ARGV = limit, window µs, max wait µs,
-/// background (0/1), background limit, daily limit, member nonce, day-key TTL s.
+/// background (0/1), background limit, daily limit, member nonce, day-key TTL s, longest back-off µs.
+/// A stored back-off deadline beyond now + the longest back-off (written by hand or by an older version) is
+/// rewritten to that bound, with an expiry, before it is honoured.
 /// Returns `{status, µs, daily}`: status 0 admitted (µs = wait), 1 rate, 2 daily, 3 backoff, 4 background.
 const ADMIT_LUA: &str = r#"
 local t = redis.call('TIME')
@@ -254,6 +257,11 @@ local daily = tonumber(redis.call('GET', KEYS[2]) or '0')
 if daily >= tonumber(ARGV[6]) then return {2, 0, daily} end
 local start = now
 local backoff = tonumber(redis.call('GET', KEYS[3]) or '0')
+local longest = tonumber(ARGV[9])
+if backoff > now + longest then
+  backoff = now + longest
+  redis.call('SET', KEYS[3], string.format('%.0f', backoff), 'PX', math.floor(longest / 1000) + 1000)
+end
 if backoff > now then
   if background or backoff - now > max_wait then return {3, backoff - now, daily} end
   start = backoff
@@ -530,6 +538,7 @@ impl RateLimiter {
             },
             format!("{:016x}", rand::random::<u64>()),
             (2 * 24 * 3600).to_string(),
+            MAX_RETRY_AFTER.as_micros().to_string(),
         ];
         let call = s
             .admit

@@ -785,3 +785,76 @@ pub(crate) async fn age_snapshots(db: &std::path::Path, by: Duration) {
     assert!(n >= 1, "no snapshot to age in {}", db.display());
     pool.close().await;
 }
+
+/// A shared back-off deadline beyond the maximum (written by an older version, or by hand) holds calls off
+/// for at most `MAX_RETRY_AFTER`, and the admission rewrites it to that bound.
+#[tokio::test]
+async fn a_shared_backoff_beyond_the_maximum_holds_calls_off_for_at_most_the_maximum() {
+    use maple_gateway::nexon::rate_limit::RefusalReason;
+    use maple_gateway::nexon::transport::MAX_RETRY_AFTER;
+    let redis = RedisServer::start();
+    let handle = RedisHandle::connect(&RedisSettings::Standalone {
+        url: RedactedUrl::new(redis.url()),
+    })
+    .await
+    .unwrap();
+    let cfg = RateConfig {
+        per_second: 20,
+        per_day: 1_000_000,
+        max_wait: Duration::ZERO,
+        instances: 1,
+    };
+    let limiter = RateLimiter::new(cfg.clone(), "test_backoff", handle);
+    limiter.penalize(Duration::from_millis(50)).await;
+    let keys = crate::harness::redis_cmd(redis.port, &["KEYS", "maple:v1:rate:*:backoff"]).unwrap();
+    let key = keys
+        .lines()
+        .next()
+        .expect("the back-off key")
+        .trim()
+        .to_string();
+    // A deadline about 3,000 years from now, with no expiry.
+    crate::harness::redis_cmd(redis.port, &["SET", &key, "99999999999999999999"]).unwrap();
+
+    let fresh = RateLimiter::new(
+        cfg,
+        "test_backoff",
+        RedisHandle::connect(&RedisSettings::Standalone {
+            url: RedactedUrl::new(redis.url()),
+        })
+        .await
+        .unwrap(),
+    );
+    let refused = fresh
+        .acquire(Priority::Interactive, Duration::ZERO)
+        .await
+        .expect_err("held off");
+    assert_eq!(refused.reason, RefusalReason::Backoff);
+    assert!(
+        refused.retry_after <= MAX_RETRY_AFTER,
+        "held off for {:?}",
+        refused.retry_after
+    );
+    let stored: f64 = crate::harness::redis_cmd(redis.port, &["GET", &key])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as f64;
+    assert!(
+        stored <= now_us + MAX_RETRY_AFTER.as_micros() as f64 + 5e6,
+        "the stored deadline stays {stored}"
+    );
+    let ttl: i64 = crate::harness::redis_cmd(redis.port, &["PTTL", &key])
+        .unwrap()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl as u128 <= MAX_RETRY_AFTER.as_millis() + 2_000,
+        "the rewritten deadline expires: PTTL {ttl}"
+    );
+}
