@@ -205,7 +205,7 @@ impl Application {
             )
         };
         let (tables, table_status) = load_tables(&settings)?;
-        let redis = RedisHandle::connect(&settings.redis).await?;
+        let redis = RedisHandle::connect_with(&settings.redis, settings.redis_wait).await?;
         let nexon = NexonClient::new(
             &upstream_base,
             key.clone(),

@@ -8,7 +8,7 @@
 //! Drills (`/admin/drills/*`) answer when they are done, with their report; they are exempt from the
 //! request timeout and bound themselves. Each runs as its own task owned by its request: if the request goes
 //! away (the client disconnects) the drill is cancelled and restores what it changed — an outage drill closes
-//! the breaker, a failover drill stops its probe writes, quits its Sentinel clients and deletes its probe key.
+//! the breaker, a failover drill stops its probe writes, quits its Sentinel clients and deletes its probe keys.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -263,8 +263,10 @@ pub async fn invalidate(
 const DRILL_SWITCH_WAIT: Duration = Duration::from_secs(15);
 
 /// `POST /admin/drills/redis-failover` — asks a Sentinel to fail the master over and reports what the
-/// gateway saw (bounded: about 30 s at most). Exempt from the request timeout; abandoned by its request, it
-/// stops its probe writes and deletes the probe key (after the switch, so the delete reaches the new master).
+/// gateway saw for both write classes (`lost_writes`: the durable probe, must be 0; `lost_disposable_writes`:
+/// the plain probe, explained in `note`; see [`sentinel::failover_drill`]). Bounded: about 40 s at most.
+/// Exempt from the request timeout; abandoned by its request, it stops its probe writes and deletes the probe
+/// keys (after the switch, so the delete reaches the new master).
 pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let Some(r) = &s.redis else {
         return Err(ApiError::new(
@@ -281,10 +283,12 @@ pub async fn redis_failover(State(s): State<AppState>) -> Result<impl IntoRespon
         ));
     };
     let (client, master) = (r.client().clone(), r.master().clone());
+    let durable = r.durable_shared();
     let ss = ss.clone();
     let report = owned_drill(move |cancel| async move {
         sentinel::failover_drill(
             &client,
+            durable,
             &ss.sentinels,
             &ss.master,
             ss.password.clone(),

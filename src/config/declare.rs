@@ -184,6 +184,8 @@ declare! {
         master: String = "MAPLE_REDIS_MASTER", Text(NON_EMPTY), Is("mymaster"), false;
         /// Redis password of Sentinel mode
         password: Option<Secret> = "MAPLE_REDIS_PASSWORD", Text(ANY), Unset, true;
+        /// how long a durable write (likes on their way to the database) waits for a replica to acknowledge it (`WAIT`); unacknowledged, it is kept and retried
+        wait: Duration = "MAPLE_REDIS_WAIT_MS", Millis { min: 10, max: 3000 }, Is("1000"), false;
     }
 
     /// The database (resolved into [`super::DatabaseSettings`]).

@@ -73,6 +73,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub cache: CacheSettings,
     pub redis: RedisSettings,
+    /// The `WAIT` timeout of durable Redis writes (`MAPLE_REDIS_WAIT_MS`).
+    pub redis_wait: std::time::Duration,
     pub database: DatabaseSettings,
     pub likes: LikeSettings,
     pub shutdown: ShutdownSettings,
@@ -212,6 +214,7 @@ fn resolve(d: declare::Declared, src: &Source<'_>) -> Result<Settings, ConfigErr
         instance,
     } = d;
 
+    let redis_wait = redis.wait;
     let redis = match (redis.url, redis.sentinels) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -252,6 +255,7 @@ fn resolve(d: declare::Declared, src: &Source<'_>) -> Result<Settings, ConfigErr
         upstream,
         cache,
         redis,
+        redis_wait,
         database,
         likes,
         shutdown,

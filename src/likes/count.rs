@@ -9,7 +9,8 @@
 //! Failure modes: when the count view is not had within 250 ms (a move stuck on a slow store), or the
 //! database count came from memory (Redis and the database unreachable or cooling down), the answer is a
 //! lower bound: the last exact count plus the likes accepted here since
-//! (`maple_like_count_lower_bounds_total`). A failed Redis or database read is skipped for one second on
+//! (`maple_like_count_lower_bounds_total`). While the staging area is bypassed (Sentinel mode, no replica:
+//! see `mod.rs`) counts read the database and the whole buffer, as with Redis down. A failed Redis or database read is skipped for one second on
 //! the request path instead of being waited on again. A status read of a liker neither here nor in Redis
 //! asks the database and fails with its error when it is down.
 
@@ -159,10 +160,16 @@ impl LikeService {
         }
     }
 
-    /// Redis for the request path: configured, connected, not failing in the last second.
+    /// Redis for the request path: configured, connected, its staging area in use (not bypassed for lack
+    /// of a replica), not failing in the last second.
     fn request_redis(&self) -> Option<&RedisHandle> {
         let r = self.inner.redis.as_ref()?;
-        if !r.client().is_connected() {
+        if !r.client().is_connected()
+            || !self
+                .inner
+                .staging_ok
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return None;
         }
         let cooldown = *self.inner.redis_cooldown.lock().expect("poisoned");

@@ -4,7 +4,9 @@
 //! [`FLUSH_CHUNK`], each in one Lua script (queue + relation set + pending-count hash, atomically; see
 //! [`staging`]) under the current Redis epoch, holding the count view exclusively; the same script returns
 //! this source's watermark, and the entries it covers (known to be in MySQL) leave the buffer. A pushed
-//! entry stays in the buffer until then.
+//! entry stays in the buffer until then. Each script is a durable write (`crate::redis::durable`): a push
+//! counts as done only once `WAIT` saw a replica take it; `WAIT` answering 0 is a failed push (below). In
+//! Sentinel mode with no replica attached the flush does nothing (the direct sync takes the buffer).
 //!
 //! Failure modes: a failed or timed-out push may or may not have landed — the entries are numbered afresh
 //! and pushed again (MySQL dedupes; `maple_like_resends_total{reason="failure"}`). A changed epoch (Redis
@@ -15,7 +17,6 @@
 use std::time::Duration;
 
 use fred::interfaces::ClientLike;
-use fred::types::Value;
 use tokio::time::Instant;
 
 use crate::redis::RedisHandle;
@@ -41,6 +42,10 @@ impl LikeService {
         let Some(r) = self.inner.redis.as_ref() else {
             return Ok(0);
         };
+        if !self.staging_usable(r).await {
+            // No replica to acknowledge a push: the entries stay here and the direct sync takes them.
+            return Ok(0);
+        }
         let _one = self.inner.flushing.lock().await;
         let started = Instant::now();
         let result = self.flush_inner(r).await;
@@ -98,8 +103,8 @@ impl LikeService {
                 args.push(it.entry.at_ms.to_string());
             }
             let move_guard = self.inner.count_view.write().await;
-            let call = self.inner.scripts.flush.evalsha_with_reload::<Value, _, _>(
-                r.client(),
+            let call = r.durable().eval(
+                &self.inner.scripts.flush,
                 vec![
                     staging::EPOCH.to_string(),
                     staging::QUEUE.to_string(),
@@ -111,7 +116,7 @@ impl LikeService {
                 ],
                 args,
             );
-            let v = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+            let (v, _) = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
                 .await
                 .map_err(|_| timed_out("flush"))?
                 .map_err(redis_err)?;

@@ -29,6 +29,11 @@
 //!
 //! * **Redis down** (the lock service falls back to the MySQL tier): each instance syncs its own buffer —
 //!   pushed or not — straight to MySQL under the MySQL lock, in the same idempotent batches.
+//! * **Sentinel mode, no replica attached to the master**: the staging scripts are durable writes
+//!   (`crate::redis::durable`, ADR 0012), acknowledged only once a replica has them, and without a replica
+//!   they are refused; the path then acts as with Redis down — no flush, counts without Redis, the direct
+//!   sync under whichever lock tier answers — until a replica is attached ([`LikeService::staging_usable`]).
+//!   A standalone Redis without a replica takes durable writes from the master alone.
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
 //!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
 //!   went past an entry's queue position without confirming it (a queue tail lost in a failover), and,
@@ -58,6 +63,7 @@ mod sync;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -202,6 +208,9 @@ struct Inner {
     syncing: tokio::sync::Mutex<()>,
     /// The journal's intake, once attached (see [`LikeService::attach_journal`]).
     journal: OnceLock<JournalHandle>,
+    /// False while Redis is connected but cannot take durable writes (Sentinel mode, no replica): the
+    /// staging area is then left alone as if Redis were down (see [`LikeService::staging_usable`]).
+    staging_ok: AtomicBool,
 }
 
 /// The like service. Cheap to clone.
@@ -261,6 +270,7 @@ impl LikeService {
                 count_view: tokio::sync::RwLock::new(()),
                 syncing: tokio::sync::Mutex::new(()),
                 journal: OnceLock::new(),
+                staging_ok: AtomicBool::new(true),
             }),
         }
     }
@@ -295,6 +305,28 @@ impl LikeService {
         let n = self.inner.buf.lock().expect("poisoned").restore(entries);
         self.report_depth();
         n
+    }
+
+    /// Whether the Redis staging area takes durable writes now: false when Redis is connected but its
+    /// durable writes cannot be acknowledged (Sentinel mode with no replica attached: ADR 0012). Remembered
+    /// for the request path's counts. Redis disconnected answers true: the callers' own Redis-down handling
+    /// applies.
+    pub(crate) async fn staging_usable(&self, r: &RedisHandle) -> bool {
+        let ok = !fred::interfaces::ClientLike::is_connected(r.client())
+            || r.durable().can_write().await;
+        let was = self.inner.staging_ok.swap(ok, Ordering::SeqCst);
+        if was != ok {
+            if ok {
+                tracing::warn!(
+                    "redis durable writes possible again: likes go through the staging area"
+                );
+            } else {
+                tracing::warn!(
+                    "redis master has no replica: likes skip the staging area and go straight to the database"
+                );
+            }
+        }
+        ok
     }
 
     fn report_depth(&self) {

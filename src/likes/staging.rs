@@ -25,6 +25,10 @@
 //! advances the watermarks whose range continues them. Scripts for a batch that is no longer the
 //! in-flight one do nothing.
 //!
+//! The writing scripts ([`FLUSH`], [`CLAIM`], [`SETTLE`], [`ACK`]) are durable writes: they run through
+//! `crate::redis::durable` and count as done only once a replica has them; [`PEEK`] is a read and [`FILL`]
+//! a disposable cache write on the command client.
+//!
 //! Redis runs one script at a time and answers nobody meanwhile, so every script is kept short: flushes
 //! go in chunks of a few hundred entries, cached counts in chunks, and no script copies a batch.
 //!

@@ -15,14 +15,18 @@
 //!   count view exclusively; applied entries leave the buffer.
 //! * [`LikeService::apply_entries`]: given entries under a given batch id (recovery of backed-up entries).
 //!
+//! Every staging script of the Redis path (claim, settle, ack) is a durable write (`crate::redis::durable`):
+//! the round moves on only once a replica has it. Redis connected but unable to take durable writes
+//! (Sentinel mode, no replica attached) counts as Redis down: the direct path.
+//!
 //! Failure modes: another holder of the lock → [`SyncOutcome::Busy`]; a lock lost mid-round, a database
-//! or Redis error → an error for this round (`maple_like_sync_failures_total`), the entries stay where
+//! or Redis error — a staging write no replica acknowledged included — → an error for this round
+//! (`maple_like_sync_failures_total`), the entries stay where
 //! they were (queue or buffer) and the next round retries them. A round stops after one sync interval
 //! (at least one second) so the lock is not held indefinitely.
 
 use std::time::Duration;
 
-use fred::types::Value;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -83,8 +87,12 @@ impl LikeService {
     /// One sync round (see the module documentation).
     pub async fn sync_once(&self) -> Result<SyncOutcome, LikeError> {
         let _one = self.inner.syncing.lock().await;
-        let redis_path =
-            self.inner.redis.is_some() && self.inner.locks.preferred_tier() == LockTier::Redis;
+        // Redis without a replica to acknowledge durable writes is treated as down (ADR 0012).
+        let staging = match self.inner.redis.as_ref() {
+            Some(r) => self.staging_usable(r).await,
+            None => false,
+        };
+        let redis_path = staging && self.inner.locks.preferred_tier() == LockTier::Redis;
         if !redis_path && self.buffered() == 0 {
             return Ok(SyncOutcome::Idle);
         }
@@ -106,7 +114,7 @@ impl LikeService {
                 return Err(e.into());
             }
         };
-        let path = if guard.tier() == LockTier::Redis && self.inner.redis.is_some() {
+        let path = if guard.tier() == LockTier::Redis && staging {
             SyncPath::Redis
         } else {
             SyncPath::Direct
@@ -134,15 +142,15 @@ impl LikeService {
                 return Err(LockError::Lost(SYNC_LOCK.into()).into());
             }
             let started = Instant::now();
-            let call = self.inner.scripts.claim.evalsha_with_reload::<Value, _, _>(
-                r.client(),
+            let call = r.durable().eval(
+                &self.inner.scripts.claim,
                 vec![staging::INFLIGHT.to_string(), staging::QUEUE.to_string()],
                 vec![
                     format!("lk:{:032x}", rand::random::<u128>()),
                     self.inner.cfg.sync_batch.to_string(),
                 ],
             );
-            let v = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+            let (v, _) = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
                 .await
                 .map_err(|_| timed_out("claim"))?
                 .map_err(redis_err)?;
@@ -223,11 +231,7 @@ impl LikeService {
                 args.push(p.clone());
             }
         }
-        let call =
-            self.inner
-                .scripts
-                .settle
-                .evalsha_with_reload::<i64, _, _>(r.client(), keys, args);
+        let call = r.durable().eval(&self.inner.scripts.settle, keys, args);
         tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
             .await
             .map_err(|_| timed_out("settle"))?
@@ -290,15 +294,12 @@ impl LikeService {
             args.push(first.to_string());
             args.push(last.to_string());
         }
-        let call = self
-            .inner
-            .scripts
-            .ack
-            .evalsha_with_reload::<i64, _, _>(r.client(), keys, args);
-        let done = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+        let call = r.durable().eval(&self.inner.scripts.ack, keys, args);
+        let (done, _) = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
             .await
             .map_err(|_| timed_out("ack"))?
             .map_err(redis_err)?;
+        let done = done.as_i64().unwrap_or(0);
         if done != 1 {
             tracing::warn!(
                 batch = id,

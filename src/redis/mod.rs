@@ -10,9 +10,15 @@
 //! rejected configuration is internal; both keep the client's error as their source when there is one.
 //!
 //! In Sentinel mode fred does not follow `+switch-master` by itself: [`sentinel`] runs a watcher
-//! that forces every registered client to reconnect on a switch; the command client and every pub/sub client
-//! built by [`RedisHandle::subscriber`] are registered automatically.
+//! that forces every registered client to reconnect on a switch; the command client, the durable-write
+//! client and every pub/sub client built by [`RedisHandle::subscriber`] are registered automatically.
+//!
+//! Writes come in two classes (`docs/locks-and-likes.md`, ADR 0012): disposable ones (cache values, leases,
+//! messages, limiter state) go through [`RedisHandle::client`] and are done when the master answers; durable
+//! ones (the likes' staging area) go through [`RedisHandle::durable`], which acknowledges a write only once
+//! `WAIT` saw a replica take it (see [`durable`]).
 
+pub mod durable;
 pub mod sentinel;
 
 use std::sync::Arc;
@@ -28,6 +34,8 @@ use crate::error::{Classify, Code, ErrorKind};
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long start-up waits for the first connection before going on degraded.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(2);
+/// The `WAIT` timeout of durable writes when none is given (`MAPLE_REDIS_WAIT_MS`'s default).
+pub const DEFAULT_WAIT: Duration = Duration::from_millis(1000);
 
 /// A Redis failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,6 +86,8 @@ pub struct RedisHandle {
     master: Arc<sentinel::MasterState>,
     /// Sentinel mode: the Sentinels, the master name and the password.
     sentinel: Option<sentinel::SentinelSettings>,
+    /// The client of durable writes (its own connection).
+    durable: Arc<durable::DurableWrites>,
 }
 
 impl std::fmt::Debug for RedisHandle {
@@ -89,8 +99,17 @@ impl std::fmt::Debug for RedisHandle {
 }
 
 impl RedisHandle {
-    /// Builds the client and starts connecting; `Ok(None)` when Redis is disabled.
+    /// Builds the clients and starts connecting; `Ok(None)` when Redis is disabled. Durable writes wait
+    /// [`DEFAULT_WAIT`] for a replica.
     pub async fn connect(settings: &RedisSettings) -> Result<Option<RedisHandle>, RedisError> {
+        Self::connect_with(settings, DEFAULT_WAIT).await
+    }
+
+    /// As [`RedisHandle::connect`], with the `WAIT` timeout of durable writes (`MAPLE_REDIS_WAIT_MS`).
+    pub async fn connect_with(
+        settings: &RedisSettings,
+        wait: Duration,
+    ) -> Result<Option<RedisHandle>, RedisError> {
         let mut sentinel_info = None;
         let (config, mode) = match settings {
             RedisSettings::Disabled => return Ok(None),
@@ -133,6 +152,8 @@ impl RedisHandle {
         };
         let client = build_client(&config)?;
         client.connect();
+        let durable_client = build_client_with(&config, 1, wait + COMMAND_TIMEOUT)?;
+        durable_client.connect();
         if tokio::time::timeout(CONNECT_WAIT, client.wait_for_connect())
             .await
             .is_err()
@@ -145,6 +166,7 @@ impl RedisHandle {
         let master = Arc::new(sentinel::MasterState::default());
         if mode == RedisMode::Sentinel {
             master.follow(sentinel::Follower::Client(client.clone()));
+            master.follow(sentinel::Follower::Client(durable_client.clone()));
         }
         Ok(Some(RedisHandle {
             client,
@@ -152,6 +174,7 @@ impl RedisHandle {
             config,
             master,
             sentinel: sentinel_info,
+            durable: Arc::new(durable::DurableWrites::new(durable_client, mode, wait)),
         }))
     }
 
@@ -161,6 +184,16 @@ impl RedisHandle {
 
     pub fn mode(&self) -> RedisMode {
         self.mode
+    }
+
+    /// Durable writes: acknowledged only once a replica has them (see [`durable`]).
+    pub fn durable(&self) -> &durable::DurableWrites {
+        &self.durable
+    }
+
+    /// [`RedisHandle::durable`], shared (for a task that outlives the borrow).
+    pub fn durable_shared(&self) -> Arc<durable::DurableWrites> {
+        self.durable.clone()
     }
 
     /// A new client with the same configuration (for a subscriber, a lock's dedicated connection, …).
@@ -222,6 +255,7 @@ impl RedisHandle {
     }
 
     pub async fn quit(&self) {
+        let _ = self.durable.client().quit().await;
         let _ = self.client.quit().await;
     }
 }
@@ -236,11 +270,20 @@ fn server_address(client: &impl ClientLike) -> Option<String> {
 }
 
 fn build_client(config: &Config) -> Result<Client, RedisError> {
+    build_client_with(config, 2, COMMAND_TIMEOUT)
+}
+
+/// A client; `attempts` bounds how often fred writes one command (1: never re-sent after a reconnect).
+fn build_client_with(
+    config: &Config,
+    attempts: u32,
+    command_timeout: Duration,
+) -> Result<Client, RedisError> {
     Builder::from_config(config.clone())
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(1);
             c.internal_command_timeout = Duration::from_secs(1);
-            c.max_command_attempts = 2;
+            c.max_command_attempts = attempts;
             c.unresponsive = UnresponsiveConfig {
                 max_timeout: Some(Duration::from_secs(2)),
                 interval: Duration::from_millis(500),
@@ -252,7 +295,7 @@ fn build_client(config: &Config) -> Result<Client, RedisError> {
             ];
         })
         .with_performance_config(|p| {
-            p.default_command_timeout = COMMAND_TIMEOUT;
+            p.default_command_timeout = command_timeout;
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build()

@@ -451,6 +451,14 @@ mod tests {
     }
 }
 
+/// What the drill's JSON says about its two probes.
+pub const DRILL_NOTE: &str = "lost_writes counts durable-probe writes (SADD, acknowledged only after WAIT 1 saw a \
+replica take it, as the likes' staging writes are) missing from the new master: it must be 0. \
+lost_disposable_writes counts plain INCRs (fire-and-forget, like cache values, leases and limiter state) that \
+the old master acknowledged but the new master does not have: writes taken between the promotion and the \
+gateway's switch are erased when the old master resyncs. Replication is asynchronous, so this figure is \
+expected above 0; such a loss costs an upstream call or a lease, never an acknowledged like.";
+
 /// The result of a planned failover drill.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct FailoverReport {
@@ -458,31 +466,79 @@ pub struct FailoverReport {
     pub new_master: Option<String>,
     /// From the request to the watcher seeing the switch.
     pub switch_detected_ms: Option<u64>,
-    /// From the request to the first acknowledged probe write after the switch (on the new master).
+    /// From the request to the first plain probe write acknowledged after the switch (on the new master).
     pub first_write_ok_ms: Option<u64>,
-    /// Probe writes that failed during the drill.
+    /// From the request to the first durable probe write acknowledged after the switch (it needs a replica
+    /// of the new master: the old one, once Sentinel has made it a replica).
+    pub first_durable_write_ok_ms: Option<u64>,
+    /// Probe writes (either probe) that failed with an error during the drill.
     pub errors_during_drill: u64,
-    /// Probe writes acknowledged during the drill.
+    /// Durable probe writes acknowledged (a replica had them, per `WAIT`).
     pub acknowledged_writes: u64,
-    /// The probe counter read back from the new master.
-    pub final_counter: Option<u64>,
-    /// Acknowledged writes missing from the new master.
+    /// Durable probe writes not acknowledged: `WAIT` counted no replica in time, or the master had none (the
+    /// probe keeps going; durable writers retry these).
+    pub unacknowledged_writes: u64,
+    /// Acknowledged durable probe writes missing from the new master. Must be 0.
     pub lost_writes: Option<u64>,
+    /// Plain probe writes (`INCR`) acknowledged by a master.
+    pub acknowledged_disposable_writes: u64,
+    /// The plain probe counter read back from the new master.
+    pub final_disposable_counter: Option<u64>,
+    /// Acknowledged plain writes missing from the new master (see [`DRILL_NOTE`]).
+    pub lost_disposable_writes: Option<u64>,
+    /// What the two loss figures mean.
+    pub note: &'static str,
 }
 
-/// The probe key expires by itself after this long (a backstop: the drill deletes it).
+/// How long the probes may take to get their first acknowledged write before the failover is asked for.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+/// The probe keys expire by themselves after this long (a backstop: the drill deletes them).
 const PROBE_TTL_MS: i64 = 60_000;
 
-/// Asks a Sentinel to fail the master over and measures what the gateway saw: a probe counter is incremented
-/// every 10 ms through the gateway's own client during the drill and read back from the new master.
+/// What the probes observed (shared with their tasks).
+#[derive(Default)]
+struct Probes {
+    plain_acked: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
+    unacked: std::sync::atomic::AtomicU64,
+    switched: std::sync::atomic::AtomicBool,
+    first_ok_ms: Mutex<Option<u64>>,
+    first_durable_ok_ms: Mutex<Option<u64>>,
+    /// Members of the durable probe set that were acknowledged.
+    durable_acked: Mutex<Vec<u64>>,
+}
+
+impl Probes {
+    fn after_switch(&self, slot: &Mutex<Option<u64>>, started: tokio::time::Instant) {
+        if self.switched.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut f = slot.lock().expect("poisoned");
+            if f.is_none() {
+                *f = Some(started.elapsed().as_millis() as u64);
+            }
+        }
+    }
+}
+
+/// Asks a Sentinel to fail the master over and measures what the gateway saw, with two probes writing every
+/// 10 ms during the drill: a plain `INCR` through the gateway's command client (the disposable class) and an
+/// `SADD` of a sequence number through `durable` (the durable class: acknowledged only when `WAIT` saw a
+/// replica take it). Afterwards both are read back from the new master: `lost_writes` is the number of
+/// acknowledged durable members missing, `lost_disposable_writes` the acknowledged increments missing.
+///
+/// The failover is asked for once both probes have an acknowledged write (at most [`WARM_UP`]), so that
+/// each figure covers writes on both sides of the switch.
 ///
 /// Bounded: connecting to each Sentinel takes at most 2 s, the switch is awaited at most `max_wait`, the
-/// first write after it at most 5 s more. Whatever way it ends — a report, an error, or `cancel` firing (the
-/// request that asked for it went away) — the probe stops writing, every Sentinel client it opened is quit,
-/// and its probe key is deleted (on cancellation after the switch, bounded by `max_wait`, so the delete
-/// reaches the new master; the key also expires after a minute). A cancelled drill returns an error.
+/// first write after it at most 5 s more (the first durable write, which needs the new master to have a
+/// replica, at most `max_wait` more). Whatever way it ends — a report, an error, or `cancel` firing (the
+/// request that asked for it went away) — the probes stop writing, every Sentinel client it opened is quit,
+/// and the probe keys are deleted (on cancellation after the switch, bounded by `max_wait`, so the delete
+/// reaches the new master; the keys also expire after a minute). A cancelled drill returns an error.
+#[allow(clippy::too_many_arguments)]
 pub async fn failover_drill(
     client: &Client,
+    durable: Arc<super::durable::DurableWrites>,
     sentinels: &[(String, u16)],
     master: &str,
     password: Option<String>,
@@ -490,29 +546,21 @@ pub async fn failover_drill(
     max_wait: Duration,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<FailoverReport, super::RedisError> {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     let mut events = state.subscribe();
     let old = state.info().address;
     let key = format!("maple:v1:drill:probe:{:016x}", rand::random::<u64>());
+    let durable_key = format!("{key}:durable");
     let started = tokio::time::Instant::now();
-    let acked = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let switched = Arc::new(AtomicBool::new(false));
-    let first_ok_ms = Arc::new(Mutex::new(None::<u64>));
+    let probes = Arc::new(Probes::default());
     let stop = tokio_util::sync::CancellationToken::new();
-    // Stops the probe however this function is left (it is also dropped when its task is aborted).
+    // Stops the probes however this function is left (it is also dropped when its task is aborted).
     let _stop_probe = stop.clone().drop_guard();
 
-    let probe = {
-        let (client, key) = (client.clone(), key.clone());
-        let (acked, errors, switched, first_ok_ms, stop) = (
-            acked.clone(),
-            errors.clone(),
-            switched.clone(),
-            first_ok_ms.clone(),
-            stop.clone(),
-        );
+    let plain = {
+        let (client, key, probes, stop) =
+            (client.clone(), key.clone(), probes.clone(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             loop {
@@ -525,21 +573,76 @@ pub async fn failover_drill(
                         if n == 1 {
                             let _ = client.pexpire::<i64, _>(&key, PROBE_TTL_MS, None).await;
                         }
-                        acked.fetch_add(1, Ordering::SeqCst);
-                        if switched.load(Ordering::SeqCst) {
-                            let mut f = first_ok_ms.lock().expect("poisoned");
-                            if f.is_none() {
-                                *f = Some(started.elapsed().as_millis() as u64);
-                            }
-                        }
+                        probes.plain_acked.fetch_add(1, Ordering::SeqCst);
+                        probes.after_switch(&probes.first_ok_ms, started);
                     }
                     Err(_) => {
-                        errors.fetch_add(1, Ordering::SeqCst);
+                        probes.errors.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
         })
     };
+    let durable_probe = {
+        let (key, probes, stop) = (durable_key.clone(), probes.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for seq in 1u64.. {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let member = seq.to_string();
+                let write = durable.add_member(&key, &member, PROBE_TTL_MS);
+                let r = tokio::select! {
+                    r = write => r,
+                    // A write cut short is simply not acknowledged.
+                    _ = stop.cancelled() => break,
+                };
+                match r {
+                    Ok(_) => {
+                        probes.durable_acked.lock().expect("poisoned").push(seq);
+                        probes.after_switch(&probes.first_durable_ok_ms, started);
+                    }
+                    Err(super::durable::DurableError::Redis(_)) => {
+                        probes.errors.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => {
+                        probes.unacked.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    let tasks = [plain, durable_probe];
+    let stop_probes = || {
+        stop.cancel();
+        futures::future::join_all(tasks)
+    };
+
+    // Both probes get an acknowledged write on the old master first (at most 2 s), so that a loss could show.
+    let warm = async {
+        while probes.plain_acked.load(Ordering::SeqCst) == 0
+            || probes.durable_acked.lock().expect("poisoned").is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(WARM_UP, warm) => {}
+        _ = cancel.cancelled() => {}
+    }
+
+    if cancel.is_cancelled() {
+        // Nothing asked of the Sentinels yet: the keys can go at once.
+        stop_probes().await;
+        remove_probe(client, &key).await;
+        remove_probe(client, &durable_key).await;
+        return Err(super::RedisError::Unavailable(
+            "failover drill abandoned by its request".into(),
+        ));
+    }
 
     let mut abandoned = false;
     let asked = tokio::select! {
@@ -550,9 +653,9 @@ pub async fn failover_drill(
         }
     };
     if let Err(e) = asked {
-        stop.cancel();
-        let _ = probe.await;
+        stop_probes().await;
         remove_probe(client, &key).await;
+        remove_probe(client, &durable_key).await;
         return Err(e);
     }
 
@@ -563,7 +666,7 @@ pub async fn failover_drill(
             switch = tokio::time::timeout(max_wait, events.recv()) => {
                 if let Ok(Ok(_)) = switch {
                     switch_seen = true;
-                    switched.store(true, Ordering::SeqCst);
+                    probes.switched.store(true, Ordering::SeqCst);
                     switch_detected_ms = Some(started.elapsed().as_millis() as u64);
                 }
             }
@@ -573,7 +676,18 @@ pub async fn failover_drill(
     if switch_seen && !abandoned {
         let settle = async {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while first_ok_ms.lock().expect("poisoned").is_none()
+            while probes.first_ok_ms.lock().expect("poisoned").is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Durable writes resume once the new master has a replica (the demoted old master).
+            let deadline = tokio::time::Instant::now() + max_wait;
+            while probes
+                .first_durable_ok_ms
+                .lock()
+                .expect("poisoned")
+                .is_none()
                 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -586,8 +700,7 @@ pub async fn failover_drill(
             _ = cancel.cancelled() => abandoned = true,
         }
     }
-    stop.cancel();
-    let _ = probe.await;
+    stop_probes().await;
 
     if abandoned {
         // The failover may still be under way: a delete sent now could land on the master about to be
@@ -597,9 +710,10 @@ pub async fn failover_drill(
             let _ = tokio::time::timeout(left, events.recv()).await;
         }
         remove_probe(client, &key).await;
+        remove_probe(client, &durable_key).await;
         tracing::warn!(
             probe = %key,
-            "redis failover drill abandoned by its request: probe stopped and deleted"
+            "redis failover drill abandoned by its request: probes stopped and deleted"
         );
         return Err(super::RedisError::Unavailable(
             "failover drill abandoned by its request".into(),
@@ -607,18 +721,32 @@ pub async fn failover_drill(
     }
 
     let final_counter = client.get::<Option<u64>, _>(&key).await.ok().flatten();
+    let members: Option<std::collections::HashSet<u64>> = client
+        .smembers::<Vec<String>, _>(&durable_key)
+        .await
+        .ok()
+        .map(|m| m.iter().filter_map(|s| s.parse().ok()).collect());
     remove_probe(client, &key).await;
-    let acknowledged = acked.load(Ordering::SeqCst);
-    let first_write_ok_ms = *first_ok_ms.lock().expect("poisoned");
+    remove_probe(client, &durable_key).await;
+    let plain_acked = probes.plain_acked.load(Ordering::SeqCst);
+    let durable_acked = std::mem::take(&mut *probes.durable_acked.lock().expect("poisoned"));
+    let first_write_ok_ms = *probes.first_ok_ms.lock().expect("poisoned");
+    let first_durable_write_ok_ms = *probes.first_durable_ok_ms.lock().expect("poisoned");
     Ok(FailoverReport {
         old_master: old,
         new_master: state.info().address,
         switch_detected_ms,
         first_write_ok_ms,
-        errors_during_drill: errors.load(Ordering::SeqCst),
-        acknowledged_writes: acknowledged,
-        final_counter,
-        lost_writes: final_counter.map(|f| acknowledged.saturating_sub(f)),
+        first_durable_write_ok_ms,
+        errors_during_drill: probes.errors.load(Ordering::SeqCst),
+        acknowledged_writes: durable_acked.len() as u64,
+        unacknowledged_writes: probes.unacked.load(Ordering::SeqCst),
+        lost_writes: members
+            .map(|m| durable_acked.iter().filter(|s| !m.contains(s)).count() as u64),
+        acknowledged_disposable_writes: plain_acked,
+        final_disposable_counter: final_counter,
+        lost_disposable_writes: final_counter.map(|f| plain_acked.saturating_sub(f)),
+        note: DRILL_NOTE,
     })
 }
 

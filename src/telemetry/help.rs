@@ -80,6 +80,8 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("maple_recovery_deferred_files", Gauge, "Backup and journal files waiting to be applied because the stores were unavailable."),
     ("maple_recovery_entries_total", Counter, "Likes applied by start-up recovery (including ones the database already had)."),
     ("maple_recovery_quarantined_files_total", Counter, "Backup files moved to quarantine because they could not be read."),
+    ("maple_redis_durable_write_seconds", Histogram, "Duration of one durable Redis write (a likes staging script or the drill's durable probe), its WAIT included, in seconds."),
+    ("maple_redis_durable_writes_total", Counter, "Durable Redis writes by outcome (replicated, master_only, not_replicated = WAIT timed out, no_replica = refused in Sentinel mode, failed)."),
     ("maple_redis_master_switches_total", Counter, "Redis master switches seen through Sentinel (every client reconnected)."),
     ("maple_redis_misplaced_reconnects_total", Counter, "Redis clients found connected to a server that is not the master, and reconnected."),
     ("maple_shutdown_cut_requests_total", Counter, "Requests answered 503 because the shutdown grace period ended."),

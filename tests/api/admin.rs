@@ -9,9 +9,11 @@ use serde_json::Value;
 use crate::harness::{RedisServer, SentinelTopology};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-const TOKEN: &str = "admintoken-0123456789";
+pub(crate) const TOKEN: &str = "admintoken-0123456789";
 
-fn sentinel_settings(topo: &SentinelTopology) -> impl Fn(&mut Settings) + Clone + Send + 'static {
+pub(crate) fn sentinel_settings(
+    topo: &SentinelTopology,
+) -> impl Fn(&mut Settings) + Clone + Send + 'static {
     let sentinels: Vec<String> = topo.sentinel_list().split(',').map(String::from).collect();
     move |s: &mut Settings| {
         s.server.admin_token = Some(Secret::new(TOKEN));
@@ -23,7 +25,7 @@ fn sentinel_settings(topo: &SentinelTopology) -> impl Fn(&mut Settings) + Clone 
     }
 }
 
-async fn admin(
+pub(crate) async fn admin(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -129,7 +131,7 @@ async fn admin_routes_are_absent_without_a_token_and_guarded_with_one() {
 }
 
 /// Waits until the gateway knows `port` as the master, is connected to it, and Redis answers.
-async fn wait_master(app: &TestApp, port: u16, within: Duration) {
+pub(crate) async fn wait_master(app: &TestApp, port: u16, within: Duration) {
     let address = format!("127.0.0.1:{port}");
     let started = Instant::now();
     loop {
