@@ -38,6 +38,17 @@ Environment (all optional except LOCUST_SIM_URL for OutageUser):
                       accepted too (with Redis the L2 copy stays fresh, see _setup_outage)
 - LOCUST_EXTRA_OUT    path of a JSON file written at exit with what the CSVs do not hold (run id, outage
                       set-up), and prefix of the per-process files listing the names read; read by run.sh
+- LOCUST_LEDGER       prefix of the like ledger: each process appends one line per like it sent to
+                      ``{prefix}.{pid}`` (line-buffered, so a line is in the file as soon as the answer is
+                      in): ``status<TAB>character<TAB>liker<TAB>start_ms<TAB>gateway``, status being the HTTP
+                      status, 0 when no answer came (connection refused or reset, timeout), start_ms the
+                      request's start in Unix milliseconds, gateway the base URL the like went to; 2xx
+                      lines are the acknowledged likes.
+                      Read by chaos.sh
+- LOCUST_EVENTS       prefix of the request timeline: each process appends one line per request to
+                      ``{prefix}.{pid}``: ``start_ms<TAB>kind<TAB>status<TAB>latency_ms<TAB>character``,
+                      start_ms in Unix milliseconds, kind ``read`` / ``like`` / ``like-read``, status 0 when
+                      no answer came. Read by chaos.sh
 
 Request names in the stats carry the gateway's cache outcome, e.g. ``GET expectation [HIT]``, so the CSVs
 split latency by HIT / MISS / STALE; the Aggregated row is the whole run.
@@ -132,6 +143,33 @@ def outage_name() -> str:
 _seen_local: set[str] = set()
 _names_file = None
 _outage_setup: dict = {}
+LEDGER = os.environ.get("LOCUST_LEDGER", "")
+EVENTS = os.environ.get("LOCUST_EVENTS", "")
+_ledger_file = None
+_events_file = None
+
+
+def _note_like(host: str, name: str, liker: str, resp) -> None:
+    """Appends a like that was sent, with the status it got, to this process's ledger file."""
+    global _ledger_file
+    if LEDGER:
+        if _ledger_file is None:
+            _ledger_file = open(f"{LEDGER}.{os.getpid()}", "a", buffering=1)
+        start = (getattr(resp, "request_meta", None) or {}).get("start_time") or time.time()
+        _ledger_file.write(f"{resp.status_code or 0}\t{name}\t{liker}\t{int(start * 1000)}\t{host}\n")
+
+
+def _note_event(kind: str, name: str, resp) -> None:
+    """Appends one request (start, kind, status, latency) to this process's timeline file."""
+    global _events_file
+    if not EVENTS:
+        return
+    if _events_file is None:
+        _events_file = open(f"{EVENTS}.{os.getpid()}", "a", buffering=1)
+    meta = getattr(resp, "request_meta", None) or {}
+    latency = meta.get("response_time") or 0.0
+    start = meta.get("start_time") or (time.time() - latency / 1000.0)
+    _events_file.write(f"{int(start * 1000)}\t{kind}\t{resp.status_code or 0}\t{latency:.1f}\t{name}\n")
 
 
 def _note_name(name: str) -> None:
@@ -146,8 +184,9 @@ def _note_name(name: str) -> None:
 
 
 def _write_extra(environment) -> None:
-    if _names_file is not None:
-        _names_file.flush()
+    for f in (_names_file, _ledger_file, _events_file):
+        if f is not None:
+            f.flush()
     if not EXTRA_OUT or isinstance(environment.runner, WorkerRunner):
         return
     with open(EXTRA_OUT, "w") as f:
@@ -260,6 +299,7 @@ class GatewayUser(FastHttpUser):
             name=label,
             catch_response=True,
         ) as resp:
+            _note_event("read", name, resp)
             check_expectation(resp, name, expect_stale, label, random.random() < FULL_CHECK if full is None else full)
 
     def like(self, name: str):
@@ -270,6 +310,8 @@ class GatewayUser(FastHttpUser):
             name="like",
             catch_response=True,
         ) as resp:
+            _note_like(self.host, name, liker, resp)
+            _note_event("like", name, resp)
             if resp.status_code != 200:
                 return resp.failure(f"status {resp.status_code}: {(resp.text or '')[:160]}")
             try:
@@ -287,6 +329,7 @@ class GatewayUser(FastHttpUser):
                 name="like?liker",
                 catch_response=True,
             ) as resp:
+                _note_event("like-read", name, resp)
                 if resp.status_code != 200:
                     return resp.failure(f"status {resp.status_code}: {(resp.text or '')[:160]}")
                 body = resp.json()
