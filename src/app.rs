@@ -274,11 +274,7 @@ impl Application {
                 background.spawn(recovery.retry_loop(report.deferred, cancel.clone()));
             }
         }
-        let journal = Journal::start(
-            &dirs.journal,
-            likes.clone(),
-            settings.shutdown.journal_fsync,
-        )?;
+        let journal = Journal::start(&dirs.journal, likes.clone())?;
         background.spawn(telemetry::run_upkeep(
             metrics_handle.clone(),
             cancel.clone(),

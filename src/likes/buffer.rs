@@ -155,6 +155,17 @@ impl Buffer {
         self.pairs.contains_key(&pair_key(character, liker))
     }
 
+    /// The sequence number of the retained entry of a pair.
+    pub fn seq_of(&self, character: &str, liker: &str) -> Option<u64> {
+        self.pairs.get(&pair_key(character, liker)).copied()
+    }
+
+    /// The lowest sequence number still retained: every entry numbered below it has left the buffer
+    /// (MySQL has it).
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.slots.first_key_value().map(|(seq, _)| *seq)
+    }
+
     /// Retained entries of `character` not yet pushed to Redis.
     pub fn unflushed_for(&self, character: &str) -> u32 {
         self.unflushed_by_char.get(character).copied().unwrap_or(0)

@@ -70,7 +70,10 @@ use crate::lock::{LockError, LockService};
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{Store, StoreError};
 
-pub use accept::{JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer, LikeEntry};
+pub use accept::{
+    CommitMark, JournalCommits, JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer, LikeEntry,
+    NotCommitted,
+};
 pub use buffer::{Accept, AcceptMark, Buffer, Outgoing, pair_key};
 pub use count::{LIKE_COUNT_BOUNDS_TOTAL, LikeStatus};
 pub use drain::DrainReport;
@@ -92,6 +95,10 @@ pub enum LikeError {
     /// The buffer is full because neither Redis nor the database takes likes.
     #[error("likes are temporarily unavailable: {0} likes are waiting for Redis or the database")]
     Full(usize),
+    /// The like is retained, but the journal could not make it durable (its group's write or fsync
+    /// failed, or the writer stopped): not acknowledged.
+    #[error("likes are temporarily unavailable: the like journal could not make this like durable ({0:?})")]
+    NotDurable(NotCommitted),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -104,6 +111,7 @@ impl Classify for LikeError {
     fn kind(&self) -> ErrorKind {
         match self {
             LikeError::Full(_) => ErrorKind::Upstream,
+            LikeError::NotDurable(_) => ErrorKind::Internal,
             LikeError::Store(e) => e.kind(),
             LikeError::Lock(e) => e.kind(),
             LikeError::Redis(e) => e.kind(),
@@ -111,7 +119,7 @@ impl Classify for LikeError {
     }
     fn retryable(&self) -> bool {
         match self {
-            LikeError::Full(_) => true,
+            LikeError::Full(_) | LikeError::NotDurable(_) => true,
             LikeError::Store(e) => e.retryable(),
             LikeError::Lock(e) => e.retryable(),
             LikeError::Redis(e) => e.retryable(),
@@ -119,7 +127,7 @@ impl Classify for LikeError {
     }
     fn code(&self) -> Code {
         match self {
-            LikeError::Full(_) => Code::LikesUnavailable,
+            LikeError::Full(_) | LikeError::NotDurable(_) => Code::LikesUnavailable,
             LikeError::Store(e) => e.code(),
             LikeError::Lock(e) => e.code(),
             LikeError::Redis(e) => e.code(),
@@ -128,6 +136,7 @@ impl Classify for LikeError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             LikeError::Full(_) => Some(5),
+            LikeError::NotDurable(_) => Some(1),
             LikeError::Lock(e) => e.retry_after_secs(),
             _ => None,
         }
@@ -287,6 +296,12 @@ impl LikeService {
     /// Redis but not yet confirmed in MySQL (applying one again is harmless).
     pub fn pending_entries(&self) -> Vec<LikeEntry> {
         self.inner.buf.lock().expect("poisoned").pending()
+    }
+
+    /// The lowest buffer sequence number still retained (`None` when the buffer is empty): the journal
+    /// deletes a closed segment once every `seq` it holds is below it.
+    pub fn oldest_retained_seq(&self) -> Option<u64> {
+        self.inner.buf.lock().expect("poisoned").oldest_seq()
     }
 
     /// Re-buffers recovered entries (ids kept; pairs already retained skipped; the bound does not

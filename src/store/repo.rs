@@ -81,6 +81,14 @@ pub(crate) struct Repo<DB: Database> {
     pool: Pool<DB>,
 }
 
+#[cfg(test)]
+impl<DB: Database> Repo<DB> {
+    /// The pool, for tests that inspect connection state.
+    pub(crate) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
 impl<DB: Database> Clone for Repo<DB> {
     fn clone(&self) -> Self {
         Repo {

@@ -8,6 +8,7 @@ mod admin;
 mod backends;
 mod cache;
 mod engine;
+mod durability;
 mod foundation;
 mod hostile;
 mod http_contract;
