@@ -195,17 +195,16 @@ impl Writer {
         let mut next_collect = Instant::now() + COLLECT_EVERY;
         loop {
             let mut stop = false;
-            let mut group = None;
             match rx.recv_timeout(TICK) {
                 Ok(JournalMsg::Accepted { seq, entry }) => {
                     let mut ok = self.append(seq, &entry);
-                    group = Some(seq);
+                    let mut last = seq;
                     // The group: whatever else queued up meanwhile (during the last fsync, typically).
                     loop {
                         match rx.try_recv() {
                             Ok(JournalMsg::Accepted { seq, entry }) => {
                                 ok &= self.append(seq, &entry);
-                                group = Some(seq);
+                                last = seq;
                             }
                             Ok(JournalMsg::Stop) => {
                                 stop = true;
@@ -214,9 +213,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    if let Some(last) = group {
-                        self.commit(last, ok);
-                    }
+                    self.commit(last, ok);
                 }
                 Ok(JournalMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
                 Err(RecvTimeoutError::Timeout) => {}

@@ -204,12 +204,14 @@ impl LikeService {
             // Handed over under the lock: the writer sees entries in `seq` order, so a commit mark
             // covering this `seq` covers every like accepted before it.
             let commit = match (&a, journal) {
-                (Accept::New(entry), Some(j)) => b
-                    .seq_of(&entry.character, &entry.liker)
-                    .and_then(|seq| j.accepted(seq, entry)),
+                (Accept::New(entry), Some(j)) => Some(
+                    b.seq_of(&entry.character, &entry.liker)
+                        .and_then(|seq| j.accepted(seq, entry))
+                        .ok_or(NotCommitted::Stopped),
+                ),
                 // A duplicate answers for the first like of the pair: wait for everything handed over
                 // so far, which covers it when it was accepted here and is still in flight.
-                (Accept::Duplicate, Some(j)) => Some(j.last_sent()),
+                (Accept::Duplicate, Some(j)) => Some(Ok(j.last_sent())),
                 _ => None,
             };
             let local = if peek.is_some() {
@@ -231,10 +233,15 @@ impl LikeService {
                 metrics::counter!(LIKE_REQUESTS_TOTAL, "result" => "duplicate").increment(1);
             }
         }
-        let _ = commit;
         let (base, fresh) = self.base_count(&c, peek.as_ref()).await;
         let like_count =
             self.settle_count(&c, view.is_some() && fresh, base + i64::from(local), mark);
+        // Group commit: the answer goes out once the journal fsync covering this like is done.
+        if let (Some(seq), Some(j)) = (commit, journal) {
+            j.committed(seq.map_err(LikeError::NotDurable)?)
+                .await
+                .map_err(LikeError::NotDurable)?;
+        }
         Ok(LikeAnswer {
             liked: true,
             like_count,

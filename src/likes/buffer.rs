@@ -10,8 +10,8 @@
 //! Generations: pushes of one source are numbered 1, 2, 3… within a generation; the syncer confirms a
 //! prefix. Whenever that numbering can no longer be trusted — a flush failed (it may or may not have
 //! reached Redis), Redis lost its data (epoch changed), the syncer went past a pushed entry's queue
-//! position without confirming it (the queue lost it), or, as a last resort, an entry stayed unconfirmed
-//! for a very long time —
+//! position without confirming it (the queue lost it, which includes a queue found shorter than its
+//! counters by the flush's last-resort check) —
 //! [`Buffer::new_generation`] starts a fresh numbering and marks every pushed entry unflushed again, so it
 //! is pushed again. Pushing twice is harmless: MySQL counts each (character, liker) pair once.
 //!

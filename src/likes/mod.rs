@@ -32,7 +32,8 @@
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
 //!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
 //!   went past an entry's queue position without confirming it (a queue tail lost in a failover), and,
-//!   as a last resort, for entries unconfirmed for 10 minutes.
+//!   as a last resort checked once entries stay unconfirmed for 10 minutes, when the queue holds fewer
+//!   entries than its counters say (evicted or deleted) — never for a mere backlog.
 //! * **MySQL down**: the Redis queue (Redis up) or the buffers (Redis down) hold the likes until it is
 //!   back.
 //! * **Both down**: the buffer grows up to `MAPLE_LIKE_BUFFER_MAX` entries, then new likes get 503
@@ -71,8 +72,8 @@ use crate::redis::{RedisError, RedisHandle};
 use crate::store::{Store, StoreError};
 
 pub use accept::{
-    CommitMark, JournalCommits, JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer, LikeEntry,
-    NotCommitted,
+    CommitMark, JournalCommits, JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer,
+    LikeEntry, NotCommitted,
 };
 pub use buffer::{Accept, AcceptMark, Buffer, Outgoing, pair_key};
 pub use count::{LIKE_COUNT_BOUNDS_TOTAL, LikeStatus};
@@ -97,7 +98,9 @@ pub enum LikeError {
     Full(usize),
     /// The like is retained, but the journal could not make it durable (its group's write or fsync
     /// failed, or the writer stopped): not acknowledged.
-    #[error("likes are temporarily unavailable: the like journal could not make this like durable ({0:?})")]
+    #[error(
+        "likes are temporarily unavailable: the like journal could not make this like durable ({0:?})"
+    )]
     NotDurable(NotCommitted),
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -154,8 +157,9 @@ pub struct LikeConfig {
     pub sync_batch: usize,
     /// Lease of the sync lock (renewed while a sync runs).
     pub sync_lease: Duration,
-    /// Last resort: pushed entries unconfirmed this long are pushed again (losses are normally detected
-    /// at once, by epoch or queue position).
+    /// Last resort: while pushed entries stay unconfirmed this long, each flush checks that the Redis
+    /// queue still holds what its counters say, and pushes them again only when it does not (losses are
+    /// normally detected at once, by epoch or queue position).
     pub resend_after: Duration,
 }
 

@@ -418,7 +418,9 @@ fn committing_journal(
 }
 
 /// Receives the next hand-over of the journal's intake (off the async workers).
-async fn next_accepted(rx: std::sync::mpsc::Receiver<JournalMsg>) -> (u64, std::sync::mpsc::Receiver<JournalMsg>) {
+async fn next_accepted(
+    rx: std::sync::mpsc::Receiver<JournalMsg>,
+) -> (u64, std::sync::mpsc::Receiver<JournalMsg>) {
     tokio::task::spawn_blocking(move || match rx.recv_timeout(Duration::from_secs(5)) {
         Ok(JournalMsg::Accepted { seq, .. }) => (seq, rx),
         other => panic!("expected an accepted like, got {other:?}"),

@@ -81,9 +81,8 @@ pub(crate) struct Repo<DB: Database> {
     pool: Pool<DB>,
 }
 
-#[cfg(test)]
 impl<DB: Database> Repo<DB> {
-    /// The pool, for tests that inspect connection state.
+    /// The pool (the backend's own setup, and tests that inspect connection state).
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool
     }
