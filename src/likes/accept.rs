@@ -1,15 +1,19 @@
 //! Accepting a like: the request path's write, and the journal's intake.
 //!
 //! Guarantee: a like answered 200 is retained in the local buffer (`buffer.rs`) until MySQL is *known* to
-//! have it, and — when a journal is attached — was handed to the journal's writer before the answer. A
-//! pair already retained here or already pending in Redis is answered as a duplicate (no second entry).
-//! No I/O besides one Redis read for the count (through `count.rs`).
+//! have it, and — when a journal is attached — is written and fsynced by the journal before the answer
+//! (group commit: the entry is handed over under the buffer's lock, so in sequence order, and the answer
+//! waits for the writer's commit mark to cover its sequence number). A pair already retained here or
+//! already pending in Redis is answered as a duplicate (no second entry), once everything handed to the
+//! journal so far is committed (which covers the first like of the pair when it is still in flight).
+//! No I/O besides one Redis read for the count (through `count.rs`) and the wait for the journal.
 //!
 //! Failure modes: with the buffer at `MAPLE_LIKE_BUFFER_MAX` entries (neither Redis nor the database takes
 //! likes), a new like is refused with [`LikeError::Full`] (503 `LIKES_UNAVAILABLE`) — never accepted and
 //! then dropped. Redis or the database being slow or down only degrades the count in the answer (a lower
-//! bound), never the acceptance. A journal whose writer stopped drops the hand-over silently (the buffer
-//! → Redis → MySQL path stays the main one).
+//! bound), never the acceptance. A journal group whose write or fsync failed, or a writer that stopped,
+//! answers [`LikeError::NotDurable`] (503 `LIKES_UNAVAILABLE`): the like stays retained and normally still
+//! reaches MySQL, but it is not acknowledged. A disk that hangs holds the answer until the request timeout.
 //!
 //! Why a concrete channel rather than a callback: the journal is the one consumer, and a send on an
 //! unbounded channel is the cheapest thing the request path can do; the writer thread does the file I/O.

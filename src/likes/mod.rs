@@ -12,8 +12,9 @@
 //! The path, one file per guarantee:
 //!
 //! 1. **Accept** (`accept.rs`, with the local [`Buffer`] in `buffer.rs`): no I/O besides one Redis read for
-//!    the count. An accepted like is handed to the journal (when one is attached) before it is
-//!    acknowledged, and stays in the buffer until MySQL is *known* to have it.
+//!    the count and the wait for the journal. An accepted like is acknowledged only once the journal
+//!    (when one is attached) has written and fsynced it, and stays in the buffer until MySQL is *known*
+//!    to have it.
 //! 2. **Count** (`count.rs`): the answer is the database's (or Redis's cached) count plus what is pending,
 //!    read under the count view so that no entry is counted in two places.
 //! 3. **Flush** (`flush.rs`) every `MAPLE_LIKE_FLUSH_MS`: the buffer's new entries go to the Redis staging

@@ -60,14 +60,17 @@ async fn with_the_database_down_the_gateway_serves_live_at_once_and_recovers_whe
     let relay = CutRelay::start(db.port).await;
     let data = tempfile::tempdir().unwrap();
     let expected = leave_segments(data.path(), 8, 25);
+    // The database existed (with its schema) before it went down.
+    let database = DatabaseSettings::Mysql {
+        url: RedactedUrl::new(relay.url(&db)),
+    };
+    Store::connect(&database).await.unwrap().close().await;
     relay.cut();
 
     let port = free_port();
     let mut settings = test_settings(data.path());
     settings.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.database = DatabaseSettings::Mysql {
-        url: RedactedUrl::new(relay.url(&db)),
-    };
+    settings.database = database;
     settings.redis = RedisSettings::Disabled;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The gateway on a runtime of its own: before it binds, this test's runtime keeps polling.
