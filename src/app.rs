@@ -1,7 +1,7 @@
 //! The injectable entry point: `Application::build(settings)` → bound address → `run_until(shutdown)`.
 //!
-//! Contract: `build` does everything that can fail at start-up — data directory, database connection and
-//! migrations, cube table, the in-process simulator when no API key is configured, binding the listener
+//! Contract: `build` does everything that can fail at start-up — data directory, database URL and
+//! migrations (when the database answers), cube table, the in-process simulator when no API key is configured, binding the listener
 //! (port 0 allowed) — and returns a clear [`AppError`] instead of panicking. `run_until` serves until the
 //! shutdown future resolves, then turns `/health/ready` to 503, stops accepting connections, lets in-flight
 //! requests drain for at most the configured grace period (axum's graceful shutdown alone would wait forever),
@@ -12,9 +12,15 @@
 //! the synthetic table's, whatever the file is called, with a one-line [`AppError::Table`].
 //!
 //! Start-up recovery is specified in [`crate::durability`] and the shutdown sequence (flush order, backup
-//! file, summary line, the exit bound of grace plus 10 s) in [`crate::shutdown`]: `build` applies backup
-//! files and journal segments before the listener is bound (so `/health/ready` cannot be 200 before
-//! recovery ran), `run_until` hands the serving to the sequence.
+//! file, summary line, the exit bound of grace plus 10 s) in [`crate::shutdown`]: `build` binds first and
+//! applies the backup files and journal segments of earlier processes in the background, with
+//! `/health/ready` 503 `recovering` until every one is in the database (`/health/live` is 200 meanwhile:
+//! a database that is down must not make a liveness probe kill the instance in a loop); `run_until`
+//! hands the serving to the sequence.
+//!
+//! A MySQL database that does not answer within 5 s at start-up does not stop `build` either: the pool
+//! connects on first use, the migrations are applied in the background once it answers, and the instance
+//! stays `recovering` until then. A bad URL or a failing migration is still a start-up error.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +35,7 @@ use crate::cache::{self, CacheConfig, Clock, TieredCache};
 use crate::characters::CharacterService;
 use crate::config::{Secret, Settings};
 use crate::durability::{Dirs, DurabilityError, Journal, Recovery};
+use crate::error::Classify;
 use crate::expectation::{CubeTables, TableReport};
 use crate::likes::{LikeConfig, LikeService};
 use crate::lock::{LockError, LockService};
@@ -159,6 +166,92 @@ fn served_router(state: &AppState, settings: &Settings, gate: &RequestGate) -> S
     tower::Layer::layer(gate, api::router(state.clone(), &limits))
 }
 
+/// How long start-up waits for the database before it serves without it.
+const DATABASE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause between attempts to apply the migrations of a database that was down at start-up.
+const MIGRATE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The store, and whether its migrations are applied. A MySQL database that does not answer at start-up
+/// does not stop the gateway: it serves without it (reads degrade as in any database outage) and
+/// [`recover`] applies the migrations once it answers. Any other failure (a bad URL, a failing
+/// migration, SQLite) is fatal.
+async fn open_store(settings: &Settings) -> Result<(Store, bool), AppError> {
+    let attempt = tokio::time::timeout(DATABASE_START_TIMEOUT, Store::connect(&settings.database));
+    let unreachable = match attempt.await {
+        Ok(Ok(store)) => {
+            tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
+            return Ok((store, true));
+        }
+        Ok(Err(e)) if e.retryable() => e.to_string(),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => format!("no answer within {DATABASE_START_TIMEOUT:?}"),
+    };
+    let store = Store::connect_deferred(&settings.database).await?;
+    if store.backend() != crate::store::Backend::Mysql {
+        return Err(AppError::Store(StoreError::Setup(unreachable)));
+    }
+    tracing::warn!(
+        error = %unreachable,
+        "database unreachable at start-up: serving without it; migrations and start-up recovery wait for it in the background (/health/ready says recovering)"
+    );
+    Ok((store, false))
+}
+
+/// Start-up recovery in the background: the migrations of a database that was down at start-up, then
+/// the files of earlier processes (a first pass that re-buffers what the database cannot take yet, then
+/// retries until every file is applied); the instance reports ready once all are.
+async fn recover(
+    state: AppState,
+    recovery: Recovery,
+    sources: Vec<crate::durability::Source>,
+    migrated: bool,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let started = Instant::now();
+    let report = recovery.run(sources, true).await;
+    tracing::info!(
+        files_applied = report.files_applied,
+        entries_applied = report.entries_applied,
+        inserted = report.inserted,
+        quarantined = report.quarantined,
+        deferred = report.deferred.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "start-up recovery: first pass done"
+    );
+    if !migrated {
+        loop {
+            // sqlx's migration future is not `Send` for every lifetime (it cannot be spawned): drive it on
+            // a blocking thread of the runtime instead.
+            let store = state.store.clone();
+            let migrated = tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(store.migrate())
+            })
+            .await;
+            match migrated.unwrap_or_else(|e| Err(StoreError::Setup(e.to_string()))) {
+                Ok(()) => {
+                    tracing::info!("database reachable again: migrations applied");
+                    break;
+                }
+                Err(e) => tracing::debug!(error = %e, "database still unreachable"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(MIGRATE_RETRY) => {}
+            }
+        }
+    }
+    if !report.deferred.is_empty() {
+        recovery.retry_loop(report.deferred, cancel.clone()).await;
+    }
+    if !cancel.is_cancelled() {
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "start-up recovery done"
+        );
+        state.readiness.mark_recovered();
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
         std::fs::create_dir_all(&settings.instance.data_dir).map_err(|source| {
@@ -170,8 +263,7 @@ impl Application {
 
         // The metrics recorder first: recovery (below) already counts.
         let metrics_handle = telemetry::metrics_handle();
-        let store = Store::connect(&settings.database).await?;
-        tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
+        let (store, migrated) = open_store(&settings).await?;
 
         let (simulator, upstream_base, key, upstream_mode) = if settings.uses_embedded_simulator() {
             let sim = sim::spawn(
@@ -259,32 +351,13 @@ impl Application {
             locks,
             &settings.instance.id,
         );
-        // Recovery before anything can be accepted: backup files and journal segments of earlier processes.
+        // Backup files and journal segments of earlier processes, listed before this process's journal
+        // starts; applied in the background once the port serves (see `recover`).
         let dirs = Dirs::new(&settings.instance.data_dir);
         dirs.create()?;
         let recovery = Recovery::new(likes.clone(), dirs.clone(), settings.likes.sync_batch);
         let sources = recovery.sources();
-        if !sources.is_empty() {
-            let started = Instant::now();
-            let report = recovery.run(sources, true).await;
-            tracing::info!(
-                files_applied = report.files_applied,
-                entries_applied = report.entries_applied,
-                inserted = report.inserted,
-                quarantined = report.quarantined,
-                deferred = report.deferred.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "start-up recovery done"
-            );
-            if !report.deferred.is_empty() {
-                background.spawn(recovery.retry_loop(report.deferred, cancel.clone()));
-            }
-        }
-        let journal = Journal::start(
-            &dirs.journal,
-            likes.clone(),
-            settings.shutdown.journal_fsync,
-        )?;
+        let journal = Journal::start(&dirs.journal, likes.clone())?;
         background.spawn(telemetry::run_upkeep(
             metrics_handle.clone(),
             cancel.clone(),
@@ -318,6 +391,17 @@ impl Application {
             http_metrics: Default::default(),
             likes,
         });
+
+        if !sources.is_empty() || !migrated {
+            state.readiness.mark_recovering();
+            background.spawn(recover(
+                state.clone(),
+                recovery,
+                sources,
+                migrated,
+                cancel.clone(),
+            ));
+        }
 
         Ok(Application {
             listener,

@@ -1,8 +1,11 @@
 //! Operational endpoints: liveness, readiness (per dependency), Prometheus metrics.
 //!
-//! Contract: `/health/live` is 200 while the process runs. `/health/ready` is 200 when the instance can
-//! serve (started, not shutting down) — also while Redis or the database is down, since the gateway
-//! degrades around them — and 503 while starting or shutting down; its JSON lists each dependency as
+//! Contract: `/health/live` is 200 while the process runs — from the moment the port is bound, which is
+//! before start-up recovery (so a liveness probe never kills an instance whose recovery waits for the
+//! database). `/health/ready` is 200 when the instance can serve (started, start-up recovery done, not
+//! shutting down) — also while Redis or the database is down, since the gateway degrades around them —
+//! and 503 with `"status"` `starting`, `recovering` (backup files or journal segments of an earlier process
+//! are not all in the database yet; reads are served meanwhile) or `shutting_down`; its JSON lists each dependency as
 //! `up`, `down` or `disabled` — the upstream as `up`, `degraded` (breaker half-open), `down` (breaker open),
 //! `maintenance` or `key_refused` (calls held off), with the client's breaker, hold, rate-budget and
 //! retry-budget detail under `upstream` (stale copies are served meanwhile, so none of these makes the
@@ -57,6 +60,8 @@ pub async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if s.readiness.is_ready() {
         (StatusCode::OK, "ready")
+    } else if s.readiness.is_recovering() {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
     };

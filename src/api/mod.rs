@@ -57,17 +57,33 @@ pub const CACHE_TIER_HEADER: HeaderName = HeaderName::from_static("x-cache-tier"
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Whether the instance can serve: false while starting (recovery) and once shutdown began.
+/// Whether the instance can serve: false while starting, while start-up recovery has files left to
+/// apply (it runs in the background, the port already serving), and once shutdown began.
 #[derive(Debug, Default)]
 pub struct Readiness {
     started: AtomicBool,
+    recovering: AtomicBool,
     shutting_down: AtomicBool,
 }
 
 impl Readiness {
+    /// Start-up recovery has files (or migrations) waiting for the database.
+    pub fn mark_recovering(&self) {
+        self.recovering.store(true, Ordering::SeqCst);
+    }
+    /// Every start-up file is applied (or quarantined).
+    pub fn mark_recovered(&self) {
+        self.recovering.store(false, Ordering::SeqCst);
+        if self.is_ready() {
+            metrics::gauge!(crate::telemetry::READY).set(1.0);
+        }
+    }
+    pub fn is_recovering(&self) -> bool {
+        self.recovering.load(Ordering::SeqCst)
+    }
     pub fn mark_started(&self) {
         self.started.store(true, Ordering::SeqCst);
-        metrics::gauge!(crate::telemetry::READY).set(1.0);
+        metrics::gauge!(crate::telemetry::READY).set(if self.is_ready() { 1.0 } else { 0.0 });
     }
     pub fn mark_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -77,7 +93,7 @@ impl Readiness {
         self.shutting_down.load(Ordering::SeqCst)
     }
     pub fn is_ready(&self) -> bool {
-        self.started.load(Ordering::SeqCst) && !self.is_shutting_down()
+        self.started.load(Ordering::SeqCst) && !self.is_recovering() && !self.is_shutting_down()
     }
 }
 

@@ -210,8 +210,6 @@ declare! {
     shutdown: ShutdownSettings {
         /// how long in-flight requests may drain at shutdown
         grace: Duration = "MAPLE_SHUTDOWN_GRACE_MS", Millis { min: 0, max: HOUR_MS }, Is("20000"), false;
-        /// how often the like journal is fsynced; bounds what a kill -9 can lose
-        journal_fsync: Duration = "MAPLE_JOURNAL_FSYNC_MS", Millis { min: 1, max: 1000 }, Is("50"), false;
     }
 
     /// Logs.

@@ -199,7 +199,6 @@ fn each_invalid_value_names_its_setting_in_one_line() {
         ("MAPLE_LIKE_SYNC_MS", "soon"),
         ("MAPLE_LIKE_BUFFER_MAX", "0"),
         ("MAPLE_LIKE_SYNC_BATCH", "20000"),
-        ("MAPLE_JOURNAL_FSYNC_MS", "0"),
     ];
     for (name, value) in cases {
         let e = load(None, &[(name, value)]).unwrap_err();
@@ -337,7 +336,6 @@ fn every_setting_is_declared_once_with_a_valid_default() {
     );
     assert_eq!(CacheSettings::default().flight_lease, s.cache.flight_lease);
     assert_eq!(s.likes.flush, Duration::from_millis(500));
-    assert_eq!(s.shutdown.journal_fsync, Duration::from_millis(50));
 }
 
 #[test]

@@ -1,35 +1,37 @@
-//! The like journal: every accepted like appended to a local file, so a `kill -9` loses (almost) nothing.
+//! The like journal: every acknowledged like is on disk (written and fsynced) before its 200 goes out.
 //!
-//! Contract: [`Journal::start`] attaches the journal's intake ([`JournalHandle`]) to the like service;
-//! each accepted like is handed to a dedicated writer thread through that channel before it is
-//! acknowledged (no I/O on the request path) and written —
-//! `write(2)`, i.e. into the OS page cache, which survives the death of the process — as soon as the
-//! thread receives it, together with whatever else is queued. The file is fsynced every
-//! `MAPLE_JOURNAL_FSYNC_MS` (default 50) while it has unsynced lines, so a machine crash or power loss
-//! loses at most the likes of the last fsync window.
+//! Contract (group commit): the like service hands each accepted like to the journal's writer thread
+//! through [`JournalHandle`] (under the buffer's lock, so in sequence order) and waits for the commit
+//! mark to cover it before it answers. The writer takes everything queued — one like or thousands —
+//! appends it to the current segment in one `write(2)`, `fdatasync`s the file, and publishes the highest
+//! sequence number of the group: every like waiting on it is answered at once. Concurrent likes share one
+//! fsync; a like waits for at most the fsync in progress plus its own group's. So a `kill -9`, a kernel
+//! crash or a power loss loses no acknowledged like (the disk honouring fsync), and on a slow disk the
+//! POST like latency grows with the fsync latency instead of the loss window (ADR 0013).
 //!
 //! Segments: `journal/<source>-<n>.jnl`, one JSON [`LikeEntry`] per line. The current segment is rotated
 //! every [`ROTATE_EVERY`] (or at [`ROTATE_ENTRIES`] lines); a closed segment is deleted (checked every
-//! [`COLLECT_EVERY`]) once none of its entries is still pending in the like service (an entry leaves the buffer only when MySQL is known to
-//! have it). Segments left by an earlier process are replayed at start-up by recovery (idempotently) and
-//! deleted once the database has them.
+//! [`COLLECT_EVERY`]) once every entry in it has left the like buffer (an entry leaves only when MySQL is
+//! known to have it): the segment keeps the highest buffer sequence number it holds and is deleted when
+//! the buffer's lowest retained one is above it — one lookup, not a copy of the buffer. Segments left by
+//! an earlier process are replayed by recovery (idempotently) and deleted once the database has them.
 //!
 //! Failure modes: a write or fsync error is logged once per streak and counted
-//! (`maple_journal_errors_total`); likes keep being accepted (the journal is a safety net, the buffer →
-//! Redis → MySQL path stays the main one). A torn last line (the process died mid-write) is skipped at
-//! replay.
+//! (`maple_journal_errors_total`); the likes of that group are answered 503 `LIKES_UNAVAILABLE` (they
+//! stay in the buffer and normally still reach MySQL, but they are not acknowledged) and the segment is
+//! closed, so the next group starts a fresh file. A disk that hangs holds the likes until the request
+//! timeout answers them. A torn last line (the process died mid-write) is skipped at replay.
 //!
 //! Why a thread and not a task: the writer does blocking file I/O and fsync; a thread keeps that off the
 //! async workers and keeps working while the runtime is busy.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::likes::{JournalHandle, JournalMsg, LikeEntry, LikeService};
+use crate::likes::{JournalCommits, JournalHandle, JournalMsg, LikeEntry, LikeService};
 
 use super::DurabilityError;
 use super::backup::{file_safe, sync_dir};
@@ -43,8 +45,10 @@ pub const JOURNAL_ENTRIES_TOTAL: &str = "maple_journal_entries_total";
 /// Journal write or fsync failures.
 pub const JOURNAL_ERRORS_TOTAL: &str = "maple_journal_errors_total";
 
-/// How often closed segments are checked against the pending likes (the check copies the buffer's ids).
+/// How often closed segments are checked against the buffer's lowest retained sequence number.
 pub const COLLECT_EVERY: Duration = Duration::from_secs(1);
+/// How often the writer wakes without work, to rotate and collect.
+const TICK: Duration = Duration::from_millis(250);
 /// The file extension of journal segments.
 pub const EXT: &str = "jnl";
 
@@ -105,21 +109,17 @@ pub fn read_segment(bytes: &[u8]) -> (Vec<LikeEntry>, usize) {
 
 impl Journal {
     /// Starts the writer and attaches its intake to `likes`.
-    pub fn start(
-        dir: &Path,
-        likes: LikeService,
-        fsync_every: Duration,
-    ) -> Result<Journal, DurabilityError> {
+    pub fn start(dir: &Path, likes: LikeService) -> Result<Journal, DurabilityError> {
         std::fs::create_dir_all(dir).map_err(|source| DurabilityError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        let (intake, rx) = JournalHandle::channel();
+        let (intake, rx, commits) = JournalHandle::channel();
         let writer = Writer {
             dir: dir.to_path_buf(),
             prefix: file_safe(likes.source()),
             likes: likes.clone(),
-            fsync_every,
+            commits,
             seq: 0,
             current: None,
             closed: Vec::new(),
@@ -141,6 +141,7 @@ impl Journal {
     }
 
     /// Stops the writer after a last write and fsync; returns this process's segments still on disk.
+    /// Likes handed over after this are not acknowledged (503).
     pub fn close(&mut self) -> Vec<PathBuf> {
         self.intake.stop();
         self.thread
@@ -167,21 +168,22 @@ impl Drop for Journal {
 struct Segment {
     path: PathBuf,
     out: BufWriter<File>,
-    ids: Vec<String>,
-    dirty: bool,
+    lines: usize,
+    /// The highest buffer sequence number written to it.
+    max_seq: u64,
     opened: Instant,
 }
 
 struct ClosedSegment {
     path: PathBuf,
-    ids: Vec<String>,
+    max_seq: u64,
 }
 
 struct Writer {
     dir: PathBuf,
     prefix: String,
     likes: LikeService,
-    fsync_every: Duration,
+    commits: JournalCommits,
     seq: u64,
     current: Option<Segment>,
     closed: Vec<ClosedSegment>,
@@ -190,18 +192,20 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<JournalMsg>) -> Vec<PathBuf> {
-        let mut next_sync = Instant::now() + self.fsync_every;
         let mut next_collect = Instant::now() + COLLECT_EVERY;
         loop {
-            let wait = next_sync.saturating_duration_since(Instant::now());
             let mut stop = false;
-            match rx.recv_timeout(wait) {
-                Ok(JournalMsg::Accepted(e)) => {
-                    self.append(&e);
-                    // Take whatever else is queued, then hand it all to the OS in one write.
+            match rx.recv_timeout(TICK) {
+                Ok(JournalMsg::Accepted { seq, entry }) => {
+                    let mut ok = self.append(seq, &entry);
+                    let mut last = seq;
+                    // The group: whatever else queued up meanwhile (during the last fsync, typically).
                     loop {
                         match rx.try_recv() {
-                            Ok(JournalMsg::Accepted(e)) => self.append(&e),
+                            Ok(JournalMsg::Accepted { seq, entry }) => {
+                                ok &= self.append(seq, &entry);
+                                last = seq;
+                            }
                             Ok(JournalMsg::Stop) => {
                                 stop = true;
                                 break;
@@ -209,29 +213,40 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.flush();
+                    self.commit(last, ok);
                 }
                 Ok(JournalMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if stop {
-                // Entries sent before the stop are still queued behind it only if they raced it: take them.
-                while let Ok(JournalMsg::Accepted(e)) = rx.try_recv() {
-                    self.append(&e);
+                // Entries that raced the stop are still queued behind it: commit them too.
+                let mut ok = true;
+                let mut last = None;
+                while let Ok(JournalMsg::Accepted { seq, entry }) = rx.try_recv() {
+                    ok &= self.append(seq, &entry);
+                    last = Some(seq);
                 }
-                self.sync();
+                if let Some(last) = last {
+                    self.commit(last, ok);
+                }
                 return self.remaining();
             }
-            if Instant::now() >= next_sync {
-                self.sync();
-                next_sync = Instant::now() + self.fsync_every;
-                self.maybe_rotate();
-                if Instant::now() >= next_collect {
-                    self.collect();
-                    next_collect = Instant::now() + COLLECT_EVERY;
-                }
+            self.maybe_rotate();
+            if Instant::now() >= next_collect {
+                self.collect();
+                next_collect = Instant::now() + COLLECT_EVERY;
             }
         }
+    }
+
+    /// Writes and fsyncs the group ending at `last`, then releases the likes waiting on it.
+    fn commit(&mut self, last: u64, written: bool) {
+        let synced = written && self.sync();
+        if !synced {
+            // Whatever the page cache holds of this segment can no longer be trusted: start a new one.
+            self.close_current();
+        }
+        self.commits.committed(last, synced);
     }
 
     fn error(&mut self, what: &str, e: &std::io::Error) {
@@ -254,8 +269,8 @@ impl Writer {
                     self.current = Some(Segment {
                         path,
                         out: BufWriter::with_capacity(256 * 1024, f),
-                        ids: Vec::new(),
-                        dirty: false,
+                        lines: 0,
+                        max_seq: 0,
                         opened: Instant::now(),
                     });
                 }
@@ -268,80 +283,78 @@ impl Writer {
         self.current.as_mut()
     }
 
-    fn append(&mut self, e: &LikeEntry) {
+    /// Appends one entry to the current segment's buffer; false when that failed.
+    fn append(&mut self, seq: u64, e: &LikeEntry) -> bool {
         let Ok(mut line) = serde_json::to_vec(e) else {
-            return;
+            return false;
         };
         line.push(b'\n');
         let r = match self.open() {
             Some(seg) => {
-                seg.ids.push(e.id.clone());
-                seg.dirty = true;
+                seg.lines += 1;
+                seg.max_seq = seg.max_seq.max(seq);
                 seg.out.write_all(&line)
             }
-            None => return,
+            None => return false,
         };
         metrics::counter!(JOURNAL_ENTRIES_TOTAL).increment(1);
-        if let Err(err) = r {
-            self.error("write", &err);
+        match r {
+            Ok(()) => true,
+            Err(err) => {
+                self.error("write", &err);
+                false
+            }
         }
     }
 
-    fn flush(&mut self) {
-        if let Some(seg) = self.current.as_mut()
-            && let Err(e) = seg.out.flush()
-        {
-            self.error("write", &e);
-        }
-    }
-
-    fn sync(&mut self) {
+    /// Writes what is buffered and fsyncs it; false when either failed.
+    fn sync(&mut self) -> bool {
         let Some(seg) = self.current.as_mut() else {
-            return;
+            return false;
         };
-        if !seg.dirty {
-            return;
-        }
         let r = seg.out.flush().and_then(|_| seg.out.get_ref().sync_data());
         match r {
             Ok(()) => {
-                seg.dirty = false;
                 if self.failing {
                     tracing::info!("like journal writes recovered");
                 }
                 self.failing = false;
+                true
             }
-            Err(e) => self.error("fsync", &e),
+            Err(e) => {
+                self.error("fsync", &e);
+                false
+            }
+        }
+    }
+
+    fn close_current(&mut self) {
+        if let Some(seg) = self.current.take() {
+            self.closed.push(ClosedSegment {
+                path: seg.path,
+                max_seq: seg.max_seq,
+            });
         }
     }
 
     fn maybe_rotate(&mut self) {
         let due = self.current.as_ref().is_some_and(|s| {
-            !s.ids.is_empty()
-                && (s.opened.elapsed() >= ROTATE_EVERY || s.ids.len() >= ROTATE_ENTRIES)
+            s.lines > 0 && (s.opened.elapsed() >= ROTATE_EVERY || s.lines >= ROTATE_ENTRIES)
         });
-        if due && let Some(seg) = self.current.take() {
-            self.closed.push(ClosedSegment {
-                path: seg.path,
-                ids: seg.ids,
-            });
+        if due {
+            self.close_current();
         }
     }
 
-    /// Deletes closed segments none of whose entries is still pending.
+    /// Deletes closed segments every entry of which has left the buffer.
     fn collect(&mut self) {
         if self.closed.is_empty() {
             return;
         }
-        let pending: HashSet<String> = self
-            .likes
-            .pending_entries()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let oldest = self.likes.oldest_retained_seq();
         let before = self.closed.len();
         self.closed.retain(|s| {
-            if s.ids.iter().any(|id| pending.contains(id)) {
+            if oldest.is_some_and(|o| o <= s.max_seq) {
                 return true;
             }
             let _ = std::fs::remove_file(&s.path);

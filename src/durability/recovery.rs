@@ -1,5 +1,6 @@
 //! Recovery at start-up: backup files and journal segments left by earlier processes are applied before
-//! the gateway reports ready.
+//! the gateway reports ready — in the background, the port already serving (`/health/live` 200,
+//! `/health/ready` 503 `recovering`), so a database that is down cannot keep the listener unbound.
 //!
 //! Contract: every `backup/*.json` file and every journal segment found at start-up is applied to the
 //! database in chunks of `MAPLE_LIKE_SYNC_BATCH` entries through [`LikeService::apply_entries`] (under the
@@ -14,7 +15,8 @@
 //! crash. A file that cannot be applied because the database (or the lock) is unavailable stays where it
 //! is; its entries are also handed to the like service's buffer (which pushes them to Redis when Redis is
 //! up and keeps them until MySQL has them), and [`Recovery::retry_loop`] applies the file again in the
-//! background until it succeeds.
+//! background until it succeeds. Once one file found the database down, the pass re-buffers and defers
+//! the remaining files without trying each (each try would cost a failing chunk of 3–10 s).
 //!
 //! Why straight to the database rather than through Redis first: the file can only be retired once the
 //! database has its entries; applying there directly makes "moved to applied/" mean "durable".
@@ -148,9 +150,14 @@ fn chunk_id(entries: &[LikeEntry]) -> String {
 
 /// What applying one recovery file did.
 enum FileOutcome {
-    Applied { entries: usize, inserted: u64 },
+    Applied {
+        entries: usize,
+        inserted: u64,
+    },
     Quarantined,
     Deferred,
+    /// The database (or the lock) was unavailable.
+    DatabaseDown,
 }
 
 impl Recovery {
@@ -182,8 +189,9 @@ impl Recovery {
     /// Applies `sources` (see the module documentation); never fails.
     pub async fn run(&self, sources: Vec<Source>, rebuffer: bool) -> RecoveryReport {
         let mut report = RecoveryReport::default();
+        let mut db_down = false;
         for s in sources {
-            match self.apply(&s, rebuffer).await {
+            match self.apply(&s, rebuffer, !db_down).await {
                 FileOutcome::Applied { entries, inserted } => {
                     report.files_applied += 1;
                     report.entries_applied += entries;
@@ -191,6 +199,10 @@ impl Recovery {
                 }
                 FileOutcome::Quarantined => report.quarantined += 1,
                 FileOutcome::Deferred => report.deferred.push(s),
+                FileOutcome::DatabaseDown => {
+                    db_down = true;
+                    report.deferred.push(s);
+                }
             }
         }
         metrics::gauge!(RECOVERY_DEFERRED_FILES).set(report.deferred.len() as f64);
@@ -221,7 +233,9 @@ impl Recovery {
         FileOutcome::Quarantined
     }
 
-    async fn apply(&self, source: &Source, rebuffer: bool) -> FileOutcome {
+    /// Applies one file; with `try_db` false (the database was just found down) only parses and
+    /// re-buffers it.
+    async fn apply(&self, source: &Source, rebuffer: bool, try_db: bool) -> FileOutcome {
         let path = source.path();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -237,6 +251,12 @@ impl Recovery {
             },
             Source::Segment(_) => journal::read_segment(&bytes),
         };
+        if !try_db {
+            if rebuffer {
+                self.likes.restore(entries);
+            }
+            return FileOutcome::DatabaseDown;
+        }
         let mut inserted = 0;
         for chunk in entries.chunks(self.chunk) {
             let r = tokio::time::timeout(
@@ -264,7 +284,7 @@ impl Recovery {
                         error = %why,
                         "cannot apply recovery file now (database unavailable); its likes are buffered and the file is retried in the background"
                     );
-                    return FileOutcome::Deferred;
+                    return FileOutcome::DatabaseDown;
                 }
             }
         }

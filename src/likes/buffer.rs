@@ -10,8 +10,8 @@
 //! Generations: pushes of one source are numbered 1, 2, 3… within a generation; the syncer confirms a
 //! prefix. Whenever that numbering can no longer be trusted — a flush failed (it may or may not have
 //! reached Redis), Redis lost its data (epoch changed), the syncer went past a pushed entry's queue
-//! position without confirming it (the queue lost it), or, as a last resort, an entry stayed unconfirmed
-//! for a very long time —
+//! position without confirming it (the queue lost it, which includes a queue found shorter than its
+//! counters by the flush's last-resort check) —
 //! [`Buffer::new_generation`] starts a fresh numbering and marks every pushed entry unflushed again, so it
 //! is pushed again. Pushing twice is harmless: MySQL counts each (character, liker) pair once.
 //!
@@ -153,6 +153,17 @@ impl Buffer {
 
     pub fn contains_pair(&self, character: &str, liker: &str) -> bool {
         self.pairs.contains_key(&pair_key(character, liker))
+    }
+
+    /// The sequence number of the retained entry of a pair.
+    pub fn seq_of(&self, character: &str, liker: &str) -> Option<u64> {
+        self.pairs.get(&pair_key(character, liker)).copied()
+    }
+
+    /// The lowest sequence number still retained: every entry numbered below it has left the buffer
+    /// (MySQL has it).
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.slots.first_key_value().map(|(seq, _)| *seq)
     }
 
     /// Retained entries of `character` not yet pushed to Redis.

@@ -11,12 +11,15 @@
 //! Failure modes: a failed or timed-out push may or may not have landed — the entries are numbered afresh
 //! and pushed again (MySQL dedupes; `maple_like_resends_total{reason="failure"}`). A changed epoch (Redis
 //! lost its data) or a queue position passed without confirmation (a queue tail lost in a failover) makes
-//! every unconfirmed entry go again, and so, as a last resort, does an entry unconfirmed for
-//! [`RESEND_AFTER`]. Without Redis a flush does nothing (the direct sync takes the buffer).
+//! every unconfirmed entry go again. As a last resort, while an entry stays unconfirmed for
+//! [`RESEND_AFTER`], each flush checks that the queue still holds what its counters say (see [`REPAIR`]):
+//! only a queue that lost entries behind the counters' back makes them go again — never a mere backlog
+//! (MySQL down), which would add one copy of the whole buffer per instance and period. Without Redis a
+//! flush does nothing (the direct sync takes the buffer).
 
 use std::time::Duration;
 
-use fred::interfaces::ClientLike;
+use fred::interfaces::{ClientLike, LuaInterface};
 use tokio::time::Instant;
 
 use crate::redis::RedisHandle;
@@ -32,8 +35,27 @@ pub const LIKE_RESENDS_TOTAL: &str = "maple_like_resends_total";
 
 /// Entries per flush script call (Redis serves nobody else while a script runs: keep each one short).
 const FLUSH_CHUNK: usize = 100;
-/// Last-resort resend of pushed entries that stay unconfirmed (see [`LikeConfig::resend_after`]).
+/// Last resort for pushed entries that stay unconfirmed (see [`LikeConfig::resend_after`]).
 pub const RESEND_AFTER: Duration = Duration::from_secs(600);
+
+/// The last resort, run while a pushed entry has stayed unconfirmed for [`RESEND_AFTER`]. A mere backlog
+/// (MySQL down, the syncer behind) keeps entries unconfirmed for as long as it lasts, and the queue still
+/// holds them: pushing them again would add one copy per instance per period. Every script keeps
+/// `llen(queue) = pushed - acked` (pushes and acknowledgements move the list and the counter together),
+/// so a queue shorter than that lost entries behind the counters' back (evicted, deleted): the script
+/// moves `acked` up to `pushed - llen`, as if the lost entries had been drained, and the queue position
+/// check of every instance then pushes its lost entries again (MySQL dedupes). KEYS: queue, pushed, acked.
+/// Returns 1 when it repaired, else 0.
+const REPAIR: &str = r#"
+local len = redis.call('llen', KEYS[1])
+local pushed = tonumber(redis.call('get', KEYS[2]) or '0')
+local acked = tonumber(redis.call('get', KEYS[3]) or '0')
+if pushed - acked > len then
+  redis.call('set', KEYS[3], pushed - len)
+  return 1
+end
+return 0
+"#;
 
 impl LikeService {
     /// Pushes the buffer's new entries to Redis and drops those MySQL is known to have. Returns how many
@@ -60,18 +82,41 @@ impl LikeService {
         result
     }
 
+    /// The last resort (see [`REPAIR`]): true when the queue had lost entries and `acked` was moved up.
+    async fn repair_lost_queue(&self, r: &RedisHandle) -> Result<bool, LikeError> {
+        let call = r.client().eval::<i64, _, _, _>(
+            REPAIR,
+            vec![
+                staging::QUEUE.to_string(),
+                staging::PUSHED.to_string(),
+                staging::ACKED.to_string(),
+            ],
+            Vec::<String>::new(),
+        );
+        let repaired = tokio::time::timeout(JOB_REDIS_TIMEOUT, call)
+            .await
+            .map_err(|_| timed_out("queue check"))?
+            .map_err(redis_err)?;
+        Ok(repaired == 1)
+    }
+
     async fn flush_inner(&self, r: &RedisHandle) -> Result<usize, LikeError> {
         if !r.client().is_connected() {
             return Err(redis_err("redis is not connected"));
         }
-        {
-            let mut b = self.inner.buf.lock().expect("poisoned");
-            if b.oldest_push()
-                .is_some_and(|t| t.elapsed() >= self.inner.cfg.resend_after)
-            {
-                b.new_generation();
-                metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "unconfirmed").increment(1);
-            }
+        let overdue = self
+            .inner
+            .buf
+            .lock()
+            .expect("poisoned")
+            .oldest_push()
+            .is_some_and(|t| t.elapsed() >= self.inner.cfg.resend_after);
+        if overdue && self.repair_lost_queue(r).await? {
+            // The queue position check below now sees the lost entries and pushes them again.
+            metrics::counter!(LIKE_RESENDS_TOTAL, "reason" => "unconfirmed").increment(1);
+            tracing::warn!(
+                "the redis like queue holds fewer entries than its counters say (evicted or deleted): its likes are pushed again"
+            );
         }
         let mut pushed = 0;
         let mut refusals = 0;

@@ -12,8 +12,9 @@
 //! The path, one file per guarantee:
 //!
 //! 1. **Accept** (`accept.rs`, with the local [`Buffer`] in `buffer.rs`): no I/O besides one Redis read for
-//!    the count. An accepted like is handed to the journal (when one is attached) before it is
-//!    acknowledged, and stays in the buffer until MySQL is *known* to have it.
+//!    the count and the wait for the journal. An accepted like is acknowledged only once the journal
+//!    (when one is attached) has written and fsynced it, and stays in the buffer until MySQL is *known*
+//!    to have it.
 //! 2. **Count** (`count.rs`): the answer is the database's (or Redis's cached) count plus what is pending,
 //!    read under the count view so that no entry is counted in two places.
 //! 3. **Flush** (`flush.rs`) every `MAPLE_LIKE_FLUSH_MS`: the buffer's new entries go to the Redis staging
@@ -37,7 +38,8 @@
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
 //!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
 //!   went past an entry's queue position without confirming it (a queue tail lost in a failover), and,
-//!   as a last resort, for entries unconfirmed for 10 minutes.
+//!   as a last resort checked once entries stay unconfirmed for 10 minutes, when the queue holds fewer
+//!   entries than its counters say (evicted or deleted) — never for a mere backlog.
 //! * **MySQL down**: the Redis queue (Redis up) or the buffers (Redis down) hold the likes until it is
 //!   back.
 //! * **Both down**: the buffer grows up to `MAPLE_LIKE_BUFFER_MAX` entries, then new likes get 503
@@ -76,7 +78,10 @@ use crate::lock::{LockError, LockService};
 use crate::redis::{RedisError, RedisHandle};
 use crate::store::{Store, StoreError};
 
-pub use accept::{JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer, LikeEntry};
+pub use accept::{
+    CommitMark, JournalCommits, JournalHandle, JournalMsg, LIKE_REQUESTS_TOTAL, LikeAnswer,
+    LikeEntry, NotCommitted,
+};
 pub use buffer::{Accept, AcceptMark, Buffer, Outgoing, pair_key};
 pub use count::{LIKE_COUNT_BOUNDS_TOTAL, LikeStatus};
 pub use drain::DrainReport;
@@ -98,6 +103,12 @@ pub enum LikeError {
     /// The buffer is full because neither Redis nor the database takes likes.
     #[error("likes are temporarily unavailable: {0} likes are waiting for Redis or the database")]
     Full(usize),
+    /// The like is retained, but the journal could not make it durable (its group's write or fsync
+    /// failed, or the writer stopped): not acknowledged.
+    #[error(
+        "likes are temporarily unavailable: the like journal could not make this like durable ({0:?})"
+    )]
+    NotDurable(NotCommitted),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -110,6 +121,7 @@ impl Classify for LikeError {
     fn kind(&self) -> ErrorKind {
         match self {
             LikeError::Full(_) => ErrorKind::Upstream,
+            LikeError::NotDurable(_) => ErrorKind::Internal,
             LikeError::Store(e) => e.kind(),
             LikeError::Lock(e) => e.kind(),
             LikeError::Redis(e) => e.kind(),
@@ -117,7 +129,7 @@ impl Classify for LikeError {
     }
     fn retryable(&self) -> bool {
         match self {
-            LikeError::Full(_) => true,
+            LikeError::Full(_) | LikeError::NotDurable(_) => true,
             LikeError::Store(e) => e.retryable(),
             LikeError::Lock(e) => e.retryable(),
             LikeError::Redis(e) => e.retryable(),
@@ -125,7 +137,7 @@ impl Classify for LikeError {
     }
     fn code(&self) -> Code {
         match self {
-            LikeError::Full(_) => Code::LikesUnavailable,
+            LikeError::Full(_) | LikeError::NotDurable(_) => Code::LikesUnavailable,
             LikeError::Store(e) => e.code(),
             LikeError::Lock(e) => e.code(),
             LikeError::Redis(e) => e.code(),
@@ -134,6 +146,7 @@ impl Classify for LikeError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             LikeError::Full(_) => Some(5),
+            LikeError::NotDurable(_) => Some(1),
             LikeError::Lock(e) => e.retry_after_secs(),
             _ => None,
         }
@@ -151,8 +164,9 @@ pub struct LikeConfig {
     pub sync_batch: usize,
     /// Lease of the sync lock (renewed while a sync runs).
     pub sync_lease: Duration,
-    /// Last resort: pushed entries unconfirmed this long are pushed again (losses are normally detected
-    /// at once, by epoch or queue position).
+    /// Last resort: while pushed entries stay unconfirmed this long, each flush checks that the Redis
+    /// queue still holds what its counters say, and pushes them again only when it does not (losses are
+    /// normally detected at once, by epoch or queue position).
     pub resend_after: Duration,
 }
 
@@ -297,6 +311,12 @@ impl LikeService {
     /// Redis but not yet confirmed in MySQL (applying one again is harmless).
     pub fn pending_entries(&self) -> Vec<LikeEntry> {
         self.inner.buf.lock().expect("poisoned").pending()
+    }
+
+    /// The lowest buffer sequence number still retained (`None` when the buffer is empty): the journal
+    /// deletes a closed segment once every `seq` it holds is below it.
+    pub fn oldest_retained_seq(&self) -> Option<u64> {
+        self.inner.buf.lock().expect("poisoned").oldest_seq()
     }
 
     /// Re-buffers recovered entries (ids kept; pairs already retained skipped; the bound does not

@@ -240,8 +240,7 @@ async fn a_full_buffer_refuses_new_likes_with_503_and_keeps_what_it_accepted() {
 #[tokio::test]
 async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     let (svc, store, _dir) = embedded(100).await;
-    let (journal, accepted) = JournalHandle::channel();
-    assert!(svc.attach_journal(journal));
+    let (journal, accepted) = committing_journal(&svc);
     for who in ["a", "b", "a", "c"] {
         svc.like(&n("evan"), &l(who)).await.unwrap();
     }
@@ -249,17 +248,12 @@ async fn pending_entries_have_unique_ids_and_apply_entries_is_idempotent() {
     let ids: std::collections::HashSet<_> = pending.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 3);
     assert!(pending.iter().all(|e| e.id.starts_with(svc.source())));
-    let seen: Vec<String> = accepted
-        .try_iter()
-        .map(|m| match m {
-            JournalMsg::Accepted(e) => e.id,
-            JournalMsg::Stop => panic!("no stop was sent"),
-        })
-        .collect();
+    let seen: Vec<String> = accepted.lock().unwrap().clone();
     assert_eq!(
         seen,
         pending.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
     );
+    drop(journal);
 
     let first = svc
         .apply_entries("backup-1:0", &pending, Duration::from_secs(1))
@@ -404,4 +398,88 @@ fn accept_marks_count_every_entry_taken_in_and_never_go_down() {
     }]);
     assert_eq!(b.accept_mark("evan").accepted, 3);
     assert_eq!(b.accept_mark("luna").accepted, 1);
+}
+
+/// A journal writer that commits every group at once: the ids it received, in order.
+fn committing_journal(
+    svc: &LikeService,
+) -> (JournalHandle, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let (journal, rx, commits) = JournalHandle::channel();
+    assert!(svc.attach_journal(journal.clone()));
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        while let Ok(JournalMsg::Accepted { seq, entry }) = rx.recv() {
+            out.lock().unwrap().push(entry.id);
+            commits.committed(seq, true);
+        }
+    });
+    (journal, seen)
+}
+
+/// Receives the next hand-over of the journal's intake (off the async workers).
+async fn next_accepted(
+    rx: std::sync::mpsc::Receiver<JournalMsg>,
+) -> (u64, std::sync::mpsc::Receiver<JournalMsg>) {
+    tokio::task::spawn_blocking(move || match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(JournalMsg::Accepted { seq, .. }) => (seq, rx),
+        other => panic!("expected an accepted like, got {other:?}"),
+    })
+    .await
+    .unwrap()
+}
+
+/// Group commit: a like is answered only once the journal group holding it is written and fsynced; a
+/// duplicate of a pair still in flight waits for it too; a group whose fsync failed, or a writer that
+/// stopped, answers 503 (the like stays retained, but it is not acknowledged).
+#[tokio::test]
+async fn a_like_is_answered_only_after_the_journal_committed_it() {
+    let (svc, _store, _dir) = embedded(100).await;
+    let (journal, rx, commits) = JournalHandle::channel();
+    assert!(svc.attach_journal(journal));
+
+    let s = svc.clone();
+    let first = tokio::spawn(async move { s.like(&n("evan"), &l("a")).await });
+    let (seq, rx) = next_accepted(rx).await;
+    let s = svc.clone();
+    let dup = tokio::spawn(async move { s.like(&n("evan"), &l("a")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !first.is_finished(),
+        "a like was answered before the journal committed it"
+    );
+    assert!(
+        !dup.is_finished(),
+        "a duplicate was answered before the first like of its pair was committed"
+    );
+    commits.committed(seq, true);
+    let first = tokio::time::timeout(Duration::from_secs(5), first).await;
+    assert!(first.unwrap().unwrap().unwrap().liked);
+    let dup = tokio::time::timeout(Duration::from_secs(5), dup).await;
+    assert!(dup.unwrap().unwrap().unwrap().liked);
+
+    let s = svc.clone();
+    let failed = tokio::spawn(async move { s.like(&n("evan"), &l("b")).await });
+    let (seq, rx) = next_accepted(rx).await;
+    commits.committed(seq, false);
+    let failed = tokio::time::timeout(Duration::from_secs(5), failed).await;
+    let e = failed.unwrap().unwrap().unwrap_err();
+    assert!(
+        matches!(e, LikeError::NotDurable(NotCommitted::Failed)),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), Code::LikesUnavailable);
+
+    let s = svc.clone();
+    let stopped = tokio::spawn(async move { s.like(&n("evan"), &l("c")).await });
+    let (_, _rx) = next_accepted(rx).await;
+    drop(commits);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), stopped).await;
+    let e = stopped.unwrap().unwrap().unwrap_err();
+    assert!(
+        matches!(e, LikeError::NotDurable(NotCommitted::Stopped)),
+        "{e:?}"
+    );
+    // Not acknowledged, but retained: the like still reaches the database.
+    assert_eq!(svc.buffered(), 3);
 }

@@ -3,6 +3,8 @@
 //!
 //! Contract: [`Store::connect`] opens the pool and applies the embedded migrations
 //! (`migrations/mysql`, `migrations/sqlite`) before returning, idempotently (sqlx records applied versions).
+//! [`Store::connect_deferred`] opens a MySQL pool without reaching the server, for a gateway that starts
+//! with the database down; [`Store::migrate`] then applies the migrations once it answers.
 //! Both backends hold the same logical schema. Payloads are stored gzip-compressed ([`crate::codec`], done
 //! here in [`Store`] for both backends); reads tolerate uncompressed legacy rows. Every failure is a
 //! [`StoreError`] classified as upstream-kind (a backing service) and retryable when the database was
@@ -190,6 +192,28 @@ impl Store {
             DatabaseSettings::Mysql { url } => Db::Mysql(Repo::new(mysql::connect(url).await?)),
         };
         Ok(Store { db })
+    }
+
+    /// Opens the store without requiring the database to answer: for MySQL a pool that connects on first
+    /// use, whose migrations [`Store::migrate`] applies later (the gateway starts with the database
+    /// down); SQLite, a local file, is opened and migrated as by [`Store::connect`].
+    pub async fn connect_deferred(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        let db = match settings {
+            DatabaseSettings::Sqlite { path } => {
+                Db::Sqlite(Repo::new(sqlite::connect(path).await?))
+            }
+            DatabaseSettings::Mysql { url } => Db::Mysql(Repo::new(mysql::connect_lazy(url)?)),
+        };
+        Ok(Store { db })
+    }
+
+    /// Applies the migrations (idempotent; for MySQL under the migration lock). A store from
+    /// [`Store::connect`] is already migrated.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Mysql(r) => mysql::migrate_exclusively(r.pool()).await,
+            Db::Sqlite(_) => Ok(()),
+        }
     }
 
     pub fn backend(&self) -> Backend {

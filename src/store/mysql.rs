@@ -71,9 +71,20 @@ pub(super) async fn connect(url: &RedactedUrl) -> Result<MySqlPool, StoreError> 
     Ok(pool)
 }
 
+/// The pool without reaching the server (connections are made on first use); apply the migrations
+/// with [`migrate_exclusively`] once the server answers.
+pub(super) fn connect_lazy(url: &RedactedUrl) -> Result<MySqlPool, StoreError> {
+    let opts = MySqlConnectOptions::from_str(url.expose())
+        .map_err(|e| StoreError::Setup(format!("bad MySQL URL {}: {e}", url.redacted())))?;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(opts))
+}
+
 /// Applies the migrations while holding a named lock on one pinned connection (see the module
 /// documentation).
-async fn migrate_exclusively(pool: &MySqlPool) -> Result<(), StoreError> {
+pub(super) async fn migrate_exclusively(pool: &MySqlPool) -> Result<(), StoreError> {
     const LOCK: &str = "maple_gateway_migrations";
     let mut conn = pool.acquire().await?;
     let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")

@@ -81,6 +81,13 @@ pub(crate) struct Repo<DB: Database> {
     pool: Pool<DB>,
 }
 
+impl<DB: Database> Repo<DB> {
+    /// The pool (the backend's own setup, and tests that inspect connection state).
+    pub(crate) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
 impl<DB: Database> Clone for Repo<DB> {
     fn clone(&self) -> Self {
         Repo {

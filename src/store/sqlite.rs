@@ -2,7 +2,11 @@
 //! text is its own.
 //!
 //! Contract: a WAL-mode database file (created with its parent directory), 4 connections, 5 s busy
-//! timeout; migrations from `migrations/sqlite` applied at connect. Upserts are `INSERT … ON CONFLICT
+//! timeout, `synchronous=FULL` on every connection; migrations from `migrations/sqlite` applied at
+//! connect. FULL because a committed like batch is the moment the buffer and the journal let those
+//! likes go: in WAL mode `NORMAL` does not fsync the WAL at commit, so a power loss could drop a batch
+//! nothing else holds any more; `FULL` fsyncs the WAL at every commit (one fsync per sync batch of up to
+//! `MAPLE_LIKE_SYNC_BATCH` likes, and one per snapshot write, which the embedded mode can afford). Upserts are `INSERT … ON CONFLICT
 //! DO UPDATE`; the fence keeps `MAX` of the tokens. The like stage is a per-connection temporary table
 //! from which the pairs already stored are deleted, so the totals are read back by name.
 //!
@@ -64,7 +68,7 @@ pub(super) async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)

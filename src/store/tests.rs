@@ -215,3 +215,30 @@ async fn large_batches_span_several_stage_chunks() {
         STAGE_CHUNK * 2 + 7
     );
 }
+
+/// A like batch committed to SQLite must survive a power loss once `apply_likes` returns: the buffer and
+/// the journal let it go at that moment. WAL with `synchronous=NORMAL` does not fsync the WAL at commit;
+/// `FULL` does. Every connection of the pool (any of them may run `apply_likes`) must be in FULL.
+#[tokio::test]
+async fn every_sqlite_connection_commits_with_synchronous_full() {
+    let (store, _dir) = sqlite().await;
+    let Db::Sqlite(repo) = &store.db else {
+        unreachable!()
+    };
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut conn = repo.pool().acquire().await.unwrap();
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+        assert_eq!(sync, 2, "synchronous on connection {}", held.len());
+        held.push(conn);
+    }
+}

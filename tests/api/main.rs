@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod backends;
 mod cache;
+mod durability;
 mod durable;
 mod engine;
 mod foundation;
