@@ -175,7 +175,7 @@ curl -fs -m 5 -X DELETE "$SIM_URL/_sim/faults" >/dev/null || die "the simulator 
 BUILD_COMMIT=$(curl -fs -m 2 "http://127.0.0.1:${GW[0]}/metrics" | grep -o 'maple_build_info{[^}]*commit="[^"]*"' | sed 's/.*commit="//; s/"$//' || true)
 BIN_NOTE+=", maple_build_info commit ${BUILD_COMMIT:-?}"
 
-cl() { deploy/local-cluster.sh "$@" 2>>"$OUT/chaos.log"; }
+cl() { MAPLE_BIN=$BIN deploy/local-cluster.sh "$@" 2>>"$OUT/chaos.log"; }
 pid_of() { cat "$MAPLE_CLUSTER_DIR/$1.pid"; }
 redis_node() { # port → the PID file name of that data node
   if [ "$1" = "$REDIS_MASTER_PORT" ]; then echo redis-master; else echo redis-replica; fi
