@@ -1123,6 +1123,40 @@ mod tests {
         }
     }
 
+    /// Sums of the simulated meso and destructions per trial, for the Monte Carlo tests of both systems.
+    #[derive(Default)]
+    struct Tally {
+        sum: f64,
+        sum_sq: f64,
+        dsum: f64,
+        dsum_sq: f64,
+    }
+
+    impl Tally {
+        fn add(&mut self, cost: f64, destroys: f64) {
+            self.sum += cost;
+            self.sum_sq += cost * cost;
+            self.dsum += destroys;
+            self.dsum_sq += destroys * destroys;
+        }
+
+        /// The simulated means of `trials` trials lie within 3 standard errors of the exact chain.
+        fn assert_agrees(&self, trials: u32, exact: ChainExpectation, context: &str) {
+            let n = f64::from(trials);
+            for (what, s, s2, expect) in [
+                ("meso", self.sum, self.sum_sq, exact.meso),
+                ("destroys", self.dsum, self.dsum_sq, exact.destroys),
+            ] {
+                let mean = s / n;
+                let se = ((s2 / n - mean * mean).max(0.0) / n).sqrt();
+                assert!(
+                    (mean - expect).abs() <= 3.0 * se,
+                    "{what}: simulated {mean}, exact {expect}, se {se} ({context})"
+                );
+            }
+        }
+    }
+
     /// Simulates starforce attempts with rates and costs written out independently of [`step_rates`] and
     /// [`attempt_cost`] and checks the sample means of meso and destructions against the exact chain within
     /// 3 standard errors.
@@ -1166,7 +1200,7 @@ mod tests {
             })
             .collect();
         let mut rng = StdRng::seed_from_u64(seed);
-        let (mut sum, mut sum_sq, mut dsum, mut dsum_sq) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let mut tally = Tally::default();
         for _ in 0..trials {
             let (mut s, mut cost, mut destroys) = (from as usize, 0.0f64, 0.0f64);
             while s < to as usize {
@@ -1180,24 +1214,10 @@ mod tests {
                     destroys += 1.0;
                 }
             }
-            sum += cost;
-            sum_sq += cost * cost;
-            dsum += destroys;
-            dsum_sq += destroys * destroys;
+            tally.add(cost, destroys);
         }
-        let n = f64::from(trials);
         let exact = expected_chain(level, from, to, &opts);
-        for (what, s, s2, expect) in [
-            ("meso", sum, sum_sq, exact.meso),
-            ("destroys", dsum, dsum_sq, exact.destroys),
-        ] {
-            let mean = s / n;
-            let se = ((s2 / n - mean * mean).max(0.0) / n).sqrt();
-            assert!(
-                (mean - expect).abs() <= 3.0 * se,
-                "{what}: simulated {mean}, exact {expect}, se {se} ({level} {from}→{to} {opts:?})"
-            );
-        }
+        tally.assert_agrees(trials, exact, &format!("{level} {from}→{to} {opts:?}"));
     }
 
     #[test]
@@ -1575,7 +1595,7 @@ mod tests {
             }
         };
         let mut rng = StdRng::seed_from_u64(seed);
-        let (mut sum, mut sum_sq, mut dsum, mut dsum_sq) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let mut tally = Tally::default();
         for _ in 0..trials {
             let (mut s, mut in_a_row, mut cost, mut destroys) = (from as usize, 0, 0.0f64, 0.0f64);
             while s < to as usize {
@@ -1602,24 +1622,10 @@ mod tests {
                     destroys += 1.0;
                 }
             }
-            sum += cost;
-            sum_sq += cost * cost;
-            dsum += destroys;
-            dsum_sq += destroys * destroys;
+            tally.add(cost, destroys);
         }
-        let n = f64::from(trials);
         let exact = KMS_25.expected_chain(level, from, to, &opts);
-        for (what, s, s2, expect) in [
-            ("meso", sum, sum_sq, exact.meso),
-            ("destroys", dsum, dsum_sq, exact.destroys),
-        ] {
-            let mean = s / n;
-            let se = ((s2 / n - mean * mean).max(0.0) / n).sqrt();
-            assert!(
-                (mean - expect).abs() <= 3.0 * se,
-                "{what}: simulated {mean}, exact {expect}, se {se} ({level} {from}→{to} {opts:?})"
-            );
-        }
+        tally.assert_agrees(trials, exact, &format!("{level} {from}→{to} {opts:?}"));
     }
 
     #[test]
