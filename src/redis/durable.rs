@@ -27,8 +27,9 @@
 //! breaks between the two commands fails the pair. In Sentinel mode the client is registered with the
 //! watcher, so it follows a switch like the command client.
 //!
-//! The master's replica count (`INFO replication`, `connected_slaves`) is read at most once a second, and
-//! again after a `WAIT` that counted none; with none attached, the write is not sent with a `WAIT` (which
+//! The master's replica count (`INFO replication`: the replicas listed `state=online`; one still waiting
+//! for or receiving its full sync acknowledges nothing and does not count) is read at most once a second,
+//! and again after a `WAIT` that counted none; with none online, the write is not sent with a `WAIT` (which
 //! would block for the whole timeout). Every outcome is counted in
 //! `maple_redis_durable_writes_total{outcome}` (`replicated`, `master_only`, `not_replicated` — the `WAIT`
 //! timeouts —, `no_replica`, `failed`) and each write's duration, `WAIT` included, in
@@ -118,19 +119,27 @@ fn count(outcome: &'static str) {
     metrics::counter!(DURABLE_WRITES_TOTAL, "outcome" => outcome).increment(1);
 }
 
-/// `connected_slaves` of an `INFO replication` answer; `None` when the server is not a master.
+/// The replicas an `INFO replication` answer lists as `state=online`; `None` when the server is not a master.
+/// A replica still waiting for or receiving its full sync (`wait_bgsave`, `send_bulk`) is attached
+/// (`connected_slaves` counts it) but acknowledges no write, so a `WAIT` for it would block for its whole
+/// timeout; it does not count until its sync is done.
 pub fn parse_replicas(info: &str) -> Option<u32> {
     let mut master = false;
-    let mut n = None;
+    let mut online = 0;
     for line in info.lines() {
         let line = line.trim_end();
         if line == "role:master" {
             master = true;
-        } else if let Some(v) = line.strip_prefix("connected_slaves:") {
-            n = v.parse().ok();
+        } else if let Some((name, fields)) = line.split_once(':')
+            && name
+                .strip_prefix("slave")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            && fields.split(',').any(|f| f == "state=online")
+        {
+            online += 1;
         }
     }
-    if master { n } else { None }
+    master.then_some(online)
 }
 
 impl DurableWrites {
@@ -300,7 +309,9 @@ mod tests {
 
     #[test]
     fn replica_count_only_from_a_master() {
-        let master = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=1,state=online\r\n";
+        let master = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                      slave0:ip=127.0.0.1,port=1,state=online,offset=5,lag=0\r\n\
+                      slave1:ip=127.0.0.1,port=2,state=online,offset=5,lag=1\r\n";
         assert_eq!(parse_replicas(master), Some(2));
         assert_eq!(
             parse_replicas("role:master\r\nconnected_slaves:0\r\n"),
@@ -311,5 +322,19 @@ mod tests {
             None
         );
         assert_eq!(parse_replicas(""), None);
+    }
+
+    /// A replica waiting for or receiving its full sync (`wait_bgsave`, `send_bulk`) is listed in
+    /// `connected_slaves` but acknowledges nothing: a `WAIT` for it blocks for the whole timeout.
+    #[test]
+    fn only_online_replicas_count() {
+        let syncing = "role:master\r\nconnected_slaves:2\r\n\
+                       slave0:ip=127.0.0.1,port=1,state=wait_bgsave,offset=0,lag=0\r\n\
+                       slave1:ip=127.0.0.1,port=2,state=send_bulk,offset=0,lag=0\r\n";
+        assert_eq!(parse_replicas(syncing), Some(0));
+        let one_online = "role:master\r\nconnected_slaves:2\r\n\
+                          slave0:ip=127.0.0.1,port=1,state=wait_bgsave,offset=0,lag=0\r\n\
+                          slave1:ip=127.0.0.1,port=2,state=online,offset=9,lag=0\r\n";
+        assert_eq!(parse_replicas(one_online), Some(1));
     }
 }

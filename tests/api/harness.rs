@@ -225,9 +225,10 @@ impl SentinelTopology {
         let master = RedisServer::start();
         let replica = RedisServer::start_replica_of(master.port);
         let mp = master.port;
-        wait_until("replica in sync", Duration::from_secs(15), || {
-            redis_cmd(mp, &["INFO", "replication"])
-                .is_some_and(|s| s.contains("connected_slaves:1"))
+        // Online, not merely attached: a replica waiting for its full sync (`wait_bgsave`, at least
+        // `repl-diskless-sync-delay`, 5 s) acknowledges no `WAIT`.
+        wait_until("replica in sync", Duration::from_secs(20), || {
+            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
         });
         let master_name = "mymaster".to_string();
         let mut sentinels = Vec::new();
