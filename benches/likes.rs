@@ -25,7 +25,9 @@
 //! Run: `cargo bench --bench likes` (needs `redis-server` and MariaDB on 127.0.0.1:3306, as the test
 //! suite). `LIKES_BENCH_REQUESTS` sets the number of closed-loop POSTs (default 100,000),
 //! `LIKES_BENCH_RATES` the open-loop rates, `LIKES_BENCH_BATCH` the sync batch (default 2,000),
-//! `LIKES_BENCH_ONLY=post|sync` one part. The machine's
+//! `LIKES_BENCH_ONLY=post|sync` one part, `LIKES_BENCH_REPLICA=1` attaches a replica (online before the
+//! first like), so that every staging write waits for it (`WAIT 1`, see `redis::durable`); the last line
+//! says how many `WAIT`s the master answered. The machine's
 //! other load shows in the figures: run it on a quiet machine. Failure modes: none — it measures and
 //! prints; a server that is missing fails it at start.
 
@@ -41,7 +43,7 @@ use maple_gateway::lock::LockService;
 use maple_gateway::redis::RedisHandle;
 use maple_gateway::store::{Fence, LikeBatch, LikeRecord, Store};
 
-use harness::{RedisServer, TestDatabase, redis_cmd};
+use harness::{RedisServer, TestDatabase, redis_cmd, wait_until};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -403,6 +405,23 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let redis = RedisServer::start();
+    // With a replica online, every staging write (flush, claim, settle, ack) waits for it (`WAIT 1`).
+    let _replica = (std::env::var("LIKES_BENCH_REPLICA").as_deref() == Ok("1")).then(|| {
+        let replica = RedisServer::start_replica_of(redis.port);
+        wait_until("replica online", Duration::from_secs(30), || {
+            redis_cmd(redis.port, &["INFO", "replication"])
+                .is_some_and(|s| s.contains("state=online"))
+        });
+        replica
+    });
+    println!(
+        "redis: standalone, {}",
+        if _replica.is_some() {
+            "one replica online (LIKES_BENCH_REPLICA=1)"
+        } else {
+            "no replica"
+        }
+    );
     if only.is_empty() || only == "post" {
         let db = TestDatabase::create();
         post_like_latency(&redis, &db, requests, &rates);
@@ -418,4 +437,11 @@ fn main() {
         let db = TestDatabase::create();
         rt.block_on(sync_from_redis(&redis, &db, batch));
     }
+    // The master's own count of the `WAIT`s it answered: 0 unless staging writes waited for a replica.
+    let stats = redis_cmd(redis.port, &["INFO", "commandstats"]).unwrap_or_default();
+    let waits = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_wait:"))
+        .unwrap_or("calls=0");
+    println!("redis WAIT commands answered by the master: {waits}");
 }
