@@ -6,7 +6,7 @@
 //! this source's watermark, and the entries it covers (known to be in MySQL) leave the buffer. A pushed
 //! entry stays in the buffer until then. Each script is a durable write (`crate::redis::durable`): a push
 //! counts as done only once `WAIT` saw a replica take it; `WAIT` answering 0 is a failed push (below). In
-//! Sentinel mode with no replica attached the flush does nothing (the direct sync takes the buffer).
+//! Sentinel mode with no replica online the flush does nothing (the direct sync takes the buffer).
 //!
 //! Failure modes: a failed or timed-out push may or may not have landed — the entries are numbered afresh
 //! and pushed again (MySQL dedupes; `maple_like_resends_total{reason="failure"}`). A changed epoch (Redis

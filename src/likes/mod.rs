@@ -30,10 +30,10 @@
 //!
 //! * **Redis down** (the lock service falls back to the MySQL tier): each instance syncs its own buffer —
 //!   pushed or not — straight to MySQL under the MySQL lock, in the same idempotent batches.
-//! * **Sentinel mode, no replica attached to the master**: the staging scripts are durable writes
+//! * **Sentinel mode, no replica online**: the staging scripts are durable writes
 //!   (`crate::redis::durable`, ADR 0012), acknowledged only once a replica has them, and without a replica
 //!   they are refused; the path then acts as with Redis down — no flush, counts without Redis, the direct
-//!   sync under whichever lock tier answers — until a replica is attached ([`LikeService::staging_usable`]).
+//!   sync under whichever lock tier answers — until a replica is online (attached and done with its sync) ([`LikeService::staging_usable`]).
 //!   A standalone Redis without a replica takes durable writes from the master alone.
 //! * **Redis restarted with its data lost**: the epoch key changed, so every instance pushes its
 //!   unconfirmed entries again (MySQL dedupes). The same happens after a failed flush, when the syncer
@@ -328,7 +328,7 @@ impl LikeService {
     }
 
     /// Whether the Redis staging area takes durable writes now: false when Redis is connected but its
-    /// durable writes cannot be acknowledged (Sentinel mode with no replica attached: ADR 0012). Remembered
+    /// durable writes cannot be acknowledged (Sentinel mode with no replica online: ADR 0012). Remembered
     /// for the request path's counts. Redis disconnected answers true: the callers' own Redis-down handling
     /// applies.
     pub(crate) async fn staging_usable(&self, r: &RedisHandle) -> bool {

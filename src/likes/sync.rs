@@ -17,7 +17,7 @@
 //!
 //! Every staging script of the Redis path (claim, settle, ack) is a durable write (`crate::redis::durable`):
 //! the round moves on only once a replica has it. Redis connected but unable to take durable writes
-//! (Sentinel mode, no replica attached) counts as Redis down: the direct path.
+//! (Sentinel mode, no replica online) counts as Redis down: the direct path.
 //!
 //! Failure modes: another holder of the lock → [`SyncOutcome::Busy`]; a lock lost mid-round, a database
 //! or Redis error — a staging write no replica acknowledged included — → an error for this round

@@ -3,7 +3,7 @@
 //! Contract: [`DurableWrites::eval`] (a Lua script) and [`DurableWrites::add_member`] (the failover drill's
 //! durable probe) answer `Ok(`[`Replication`]`)` only when the write is on the master **and** either
 //! `WAIT 1 <timeout>` counted at least one replica holding it ([`Replication::Replicated`]), or the gateway
-//! runs a standalone Redis (no Sentinel) that has no replica attached ([`Replication::MasterOnly`]: with no
+//! runs a standalone Redis (no Sentinel) that has no replica online ([`Replication::MasterOnly`]: with no
 //! failover there is no replica that could be promoted without the write; a Redis that restarts empty is
 //! detected by the likes' epoch). Every other outcome is a [`DurableError`], and the caller must treat the
 //! write as *not written*: keep its own copy and retry (the likes' batch ids and pair keys make a retry
@@ -11,7 +11,7 @@
 //!
 //! * [`DurableError::NotReplicated`]: written on the master, but `WAIT` counted no replica within the timeout
 //!   (`MAPLE_REDIS_WAIT_MS`). The write may still reach a replica later, or be lost in a failover.
-//! * [`DurableError::NoReplica`]: Sentinel mode and the master has no replica attached: nothing is written
+//! * [`DurableError::NoReplica`]: Sentinel mode and the master has no replica online: nothing is written
 //!   (a write acknowledged by the master alone is exactly the write a failover loses; without a replica
 //!   the likes take the database path, see `likes::sync`).
 //! * [`DurableError::Redis`]: a command failed or the connection broke; the write may or may not have
@@ -57,7 +57,7 @@ pub const REPLICA_CHECK: Duration = Duration::from_secs(1);
 pub enum Replication {
     /// `WAIT` counted this many replicas holding the write.
     Replicated(u32),
-    /// Standalone Redis (no Sentinel) with no replica attached: the master alone has it.
+    /// Standalone Redis (no Sentinel) with no replica online: the master alone has it.
     MasterOnly,
 }
 
@@ -67,7 +67,7 @@ pub enum DurableError {
     /// Written on the master, but no replica acknowledged it within the `WAIT` timeout.
     #[error("redis write not replicated: no replica acknowledged it within {0:?}")]
     NotReplicated(Duration),
-    /// Sentinel mode and no replica attached to the master: nothing was written.
+    /// Sentinel mode and no replica online: nothing was written.
     #[error("redis write refused: the master has no replica to copy it")]
     NoReplica,
     #[error("{0}")]
