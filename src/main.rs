@@ -152,14 +152,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             token,
         } => {
-            let path = match drill {
-                Drill::RedisFailover => "/admin/drills/redis-failover".to_string(),
-                Drill::UpstreamOutage => format!("/admin/drills/upstream-outage?seconds={seconds}"),
+            // The drill answers when it is done: a failover drill bounds itself at about 60 s.
+            let (path, wait_s) = match drill {
+                Drill::RedisFailover => ("/admin/drills/redis-failover".to_string(), 120),
+                Drill::UpstreamOutage => (
+                    format!("/admin/drills/upstream-outage?seconds={seconds}"),
+                    seconds.saturating_add(60),
+                ),
             };
             let resp = reqwest::Client::new()
                 .post(format!("{}{path}", url.trim_end_matches('/')))
                 .bearer_auth(token)
-                .timeout(std::time::Duration::from_secs(seconds + 60))
+                .timeout(std::time::Duration::from_secs(wait_s))
                 .send()
                 .await
                 .with_context(|| format!("cannot reach {url}"))?;

@@ -303,7 +303,7 @@ const DRILL_SWITCH_WAIT: Duration = Duration::from_secs(15);
 
 /// `POST /admin/drills/redis-failover` — asks a Sentinel to fail the master over and reports what the
 /// gateway saw for both write classes (`lost_writes`: the durable probe, must be 0; `lost_disposable_writes`:
-/// the plain probe, explained in `note`; see [`sentinel::failover_drill`]). Bounded: about 40 s at most.
+/// the plain probe, explained in `note`; see [`sentinel::failover_drill`]). Bounded: about 60 s at most.
 /// Exempt from the request timeout; abandoned by its request, it stops its probe writes and deletes the probe
 /// keys (after the switch, so the delete reaches the new master).
 #[utoipa::path(post, tag = "admin", path = "/admin/drills/redis-failover",

@@ -493,6 +493,11 @@ pub struct FailoverReport {
 /// How long the probes may take to get their first acknowledged write before the failover is asked for.
 const WARM_UP: Duration = Duration::from_secs(2);
 
+/// How long the drill waits after the switch for the first acknowledged durable write: until the new master
+/// has a replica online (the old master, once Sentinel has demoted it and its full sync is done — about 15 s
+/// with Redis's defaults, so a bound of 15 s left the figure `null` about as often as not).
+const DURABLE_RESUME_WAIT: Duration = Duration::from_secs(30);
+
 /// The probe keys expire by themselves after this long (a backstop: the drill deletes them).
 const PROBE_TTL_MS: i64 = 60_000;
 
@@ -531,7 +536,7 @@ impl Probes {
 ///
 /// Bounded: connecting to each Sentinel takes at most 2 s, the switch is awaited at most `max_wait`, the
 /// first write after it at most 5 s more (the first durable write, which needs the new master to have a
-/// replica, at most `max_wait` more). Whatever way it ends — a report, an error, or `cancel` firing (the
+/// replica online, at most [`DURABLE_RESUME_WAIT`] more). Whatever way it ends — a report, an error, or `cancel` firing (the
 /// request that asked for it went away) — the probes stop writing, every Sentinel client it opened is quit,
 /// and the probe keys are deleted (on cancellation after the switch, bounded by `max_wait`, so the delete
 /// reaches the new master; the keys also expire after a minute). A cancelled drill returns an error.
@@ -681,8 +686,8 @@ pub async fn failover_drill(
             {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            // Durable writes resume once the new master has a replica (the demoted old master).
-            let deadline = tokio::time::Instant::now() + max_wait;
+            // Durable writes resume once the new master has a replica online (the demoted old master).
+            let deadline = tokio::time::Instant::now() + DURABLE_RESUME_WAIT;
             while probes
                 .first_durable_ok_ms
                 .lock()
