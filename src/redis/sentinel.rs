@@ -498,6 +498,9 @@ const WARM_UP: Duration = Duration::from_secs(2);
 /// with Redis's defaults, so a bound of 15 s left the figure `null` about as often as not).
 const DURABLE_RESUME_WAIT: Duration = Duration::from_secs(30);
 
+/// How long deleting a probe key may wait for the command client to be on the known master.
+const PROBE_DELETE_WAIT: Duration = Duration::from_secs(10);
+
 /// The probe keys expire by themselves after this long (a backstop: the drill deletes them).
 const PROBE_TTL_MS: i64 = 60_000;
 
@@ -538,8 +541,10 @@ impl Probes {
 /// first write after it at most 5 s more (the first durable write, which needs the new master to have a
 /// replica online, at most [`DURABLE_RESUME_WAIT`] more). Whatever way it ends — a report, an error, or `cancel` firing (the
 /// request that asked for it went away) — the probes stop writing, every Sentinel client it opened is quit,
-/// and the probe keys are deleted (on cancellation after the switch, bounded by `max_wait`, so the delete
-/// reaches the new master; the keys also expire after a minute). A cancelled drill returns an error.
+/// and the probe keys are deleted on the master the watcher knows (on cancellation after the switch is
+/// awaited, bounded by `max_wait`; each delete waits at most [`PROBE_DELETE_WAIT`] for the command client to
+/// be on that master, since a delete on the demoted one is undone by its resync; the keys also expire after
+/// a minute). A cancelled drill returns an error.
 #[allow(clippy::too_many_arguments)]
 pub async fn failover_drill(
     client: &Client,
@@ -642,8 +647,8 @@ pub async fn failover_drill(
     if cancel.is_cancelled() {
         // Nothing asked of the Sentinels yet: the keys can go at once.
         stop_probes().await;
-        remove_probe(client, &key).await;
-        remove_probe(client, &durable_key).await;
+        remove_probe(client, state, &key).await;
+        remove_probe(client, state, &durable_key).await;
         return Err(super::RedisError::Unavailable(
             "failover drill abandoned by its request".into(),
         ));
@@ -659,8 +664,8 @@ pub async fn failover_drill(
     };
     if let Err(e) = asked {
         stop_probes().await;
-        remove_probe(client, &key).await;
-        remove_probe(client, &durable_key).await;
+        remove_probe(client, state, &key).await;
+        remove_probe(client, state, &durable_key).await;
         return Err(e);
     }
 
@@ -714,8 +719,8 @@ pub async fn failover_drill(
             let left = max_wait.saturating_sub(started.elapsed());
             let _ = tokio::time::timeout(left, events.recv()).await;
         }
-        remove_probe(client, &key).await;
-        remove_probe(client, &durable_key).await;
+        remove_probe(client, state, &key).await;
+        remove_probe(client, state, &durable_key).await;
         tracing::warn!(
             probe = %key,
             "redis failover drill abandoned by its request: probes stopped and deleted"
@@ -731,8 +736,8 @@ pub async fn failover_drill(
         .await
         .ok()
         .map(|m| m.iter().filter_map(|s| s.parse().ok()).collect());
-    remove_probe(client, &key).await;
-    remove_probe(client, &durable_key).await;
+    remove_probe(client, state, &key).await;
+    remove_probe(client, state, &durable_key).await;
     let plain_acked = probes.plain_acked.load(Ordering::SeqCst);
     let durable_acked = std::mem::take(&mut *probes.durable_acked.lock().expect("poisoned"));
     let first_write_ok_ms = *probes.first_ok_ms.lock().expect("poisoned");
@@ -801,13 +806,27 @@ async fn ask_failover(
 
 /// Deletes the probe key and checks it is gone, retrying for a few seconds (the client may be reconnecting
 /// to a new master).
-async fn remove_probe(client: &Client, key: &str) {
-    for _ in 0..10 {
-        let deleted = client.del::<i64, _>(key).await.is_ok();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if deleted && client.exists::<i64, _>(key).await.is_ok_and(|n| n == 0) {
-            return;
+async fn remove_probe(client: &Client, state: &MasterState, key: &str) {
+    // Only a delete on the master the watcher knows counts: one that lands on a server about to be demoted
+    // (the command client is still there for up to MISPLACED_CHECKS seconds after a switch) is undone when
+    // that server resyncs from the new master.
+    let deadline = tokio::time::Instant::now() + PROBE_DELETE_WAIT;
+    loop {
+        let on_master = client.is_connected()
+            && state
+                .info()
+                .address
+                .is_some_and(|m| super::server_address(client) == Some(m));
+        if on_master {
+            let deleted = client.del::<i64, _>(key).await.is_ok();
+            if deleted && client.exists::<i64, _>(key).await.is_ok_and(|n| n == 0) {
+                return;
+            }
         }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tracing::warn!(probe = %key, "failover drill probe key not confirmed deleted; it expires within a minute");
+    tracing::warn!(probe = %key, "failover drill probe key not confirmed deleted on the master; it expires within a minute");
 }

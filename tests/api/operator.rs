@@ -135,7 +135,8 @@ async fn an_abandoned_failover_drill_stops_its_probe_and_deletes_its_key() {
     )
     .await;
     // The drill's job finishes what it started (the switch is awaited, bounded) and then removes its probe
-    // key from whichever server is the master; nothing writes it any more.
+    // key from whichever server is the master; nothing writes it any more. If the failover was asked for,
+    // the demoted master's copy goes only with its resync from the new master (~15 s after the switch).
     let ports = [topo.master.port, topo.replica.port];
     let started = Instant::now();
     loop {
@@ -144,7 +145,7 @@ async fn an_abandoned_failover_drill_stops_its_probe_and_deletes_its_key() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(25),
+            started.elapsed() < Duration::from_secs(40),
             "the probe key of an abandoned drill is still there: {left:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
