@@ -43,7 +43,7 @@ use maple_gateway::lock::LockService;
 use maple_gateway::redis::RedisHandle;
 use maple_gateway::store::{Fence, LikeBatch, LikeRecord, Store};
 
-use harness::{RedisServer, TestDatabase, redis_cmd, wait_until};
+use harness::{RedisServer, TestDatabase, redis_cmd, wait_replica_online};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -408,10 +408,7 @@ fn main() {
     // With a replica online, every staging write (flush, claim, settle, ack) waits for it (`WAIT 1`).
     let _replica = (std::env::var("LIKES_BENCH_REPLICA").as_deref() == Ok("1")).then(|| {
         let replica = RedisServer::start_replica_of(redis.port);
-        wait_until("replica online", Duration::from_secs(30), || {
-            redis_cmd(redis.port, &["INFO", "replication"])
-                .is_some_and(|s| s.contains("state=online"))
-        });
+        wait_replica_online(redis.port, Duration::from_secs(30));
         replica
     });
     println!(

@@ -81,6 +81,11 @@ pub struct MasterInfo {
     pub config_epoch: Option<u64>,
 }
 
+/// `host:port` of the server a client is connected to, while it is connected.
+fn connected_to(client: &impl ClientLike) -> Option<String> {
+    super::server_address(client).filter(|_| client.is_connected())
+}
+
 /// A client that must follow a switch.
 #[derive(Clone)]
 pub enum Follower {
@@ -91,11 +96,10 @@ pub enum Follower {
 impl Follower {
     /// `host:port` of the server the client is connected to, while it is connected.
     fn connected_to(&self) -> Option<String> {
-        let (connected, server) = match self {
-            Follower::Client(c) => (c.is_connected(), super::server_address(c)),
-            Follower::Subscriber(c) => (c.is_connected(), super::server_address(c)),
-        };
-        server.filter(|_| connected)
+        match self {
+            Follower::Client(c) => connected_to(c),
+            Follower::Subscriber(c) => connected_to(c),
+        }
     }
 
     async fn reconnect(&self) {
@@ -812,12 +816,8 @@ async fn remove_probe(client: &Client, state: &MasterState, key: &str) {
     // that server resyncs from the new master.
     let deadline = tokio::time::Instant::now() + PROBE_DELETE_WAIT;
     loop {
-        let on_master = client.is_connected()
-            && state
-                .info()
-                .address
-                .is_some_and(|m| super::server_address(client) == Some(m));
-        if on_master {
+        let master = state.info().address;
+        if master.is_some() && connected_to(client) == master {
             let deleted = client.del::<i64, _>(key).await.is_ok();
             if deleted && client.exists::<i64, _>(key).await.is_ok_and(|n| n == 0) {
                 return;

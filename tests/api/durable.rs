@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use maple_gateway::config::{DatabaseSettings, RedactedUrl, RedisSettings, Settings};
 
 use crate::admin::{TOKEN, admin, sentinel_settings, wait_master};
-use crate::harness::{RedisServer, SentinelTopology, TestDatabase, redis_cmd, wait_until};
+use crate::harness::{
+    RedisServer, SentinelTopology, TestDatabase, redis_cmd, wait_replica_online, wait_until,
+};
 use crate::helpers::spawn_app_with;
 use crate::likes::{Workload, assert_all_ok, fast_likes, send, wait_for_exact_totals};
 
@@ -186,11 +188,7 @@ async fn likes_take_the_database_path_while_the_sentinel_master_has_no_replica()
     );
 
     tokio::task::block_in_place(|| topo.replica.restart());
-    tokio::task::block_in_place(|| {
-        wait_until("the replica is back", Duration::from_secs(20), || {
-            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
-        })
-    });
+    tokio::task::block_in_place(|| wait_replica_online(mp, Duration::from_secs(20)));
     // Each instance reads the replica count at most once a second and acts on it at its next flush or sync:
     // likes sent in that moment still take the database path. Send rounds until one is staged (bounded).
     let mut all = w.likes.clone();
@@ -231,11 +229,7 @@ async fn a_replica_that_does_not_acknowledge_holds_the_likes_back_and_loses_none
     let master = RedisServer::start();
     let replica = RedisServer::start_replica_of(master.port);
     let mp = master.port;
-    tokio::task::block_in_place(|| {
-        wait_until("replica online", Duration::from_secs(15), || {
-            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
-        })
-    });
+    tokio::task::block_in_place(|| wait_replica_online(mp, Duration::from_secs(15)));
     let db = TestDatabase::create();
     let url = master.url();
     let settings = with_mysql(&db, move |s: &mut Settings| {

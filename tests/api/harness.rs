@@ -38,6 +38,15 @@ pub fn wait_until(what: &str, deadline: Duration, mut check: impl FnMut() -> boo
 }
 
 /// Sends one command to a Redis-protocol server and returns the raw reply (first reply only, simple parse).
+/// Waits until the Redis master on `port` lists a replica `state=online`: online, not merely attached — a
+/// replica waiting for its full sync (`wait_bgsave`, at least `repl-diskless-sync-delay`, 5 s) acknowledges
+/// no `WAIT`.
+pub fn wait_replica_online(port: u16, within: Duration) {
+    wait_until("replica online", within, || {
+        redis_cmd(port, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
+    });
+}
+
 pub fn redis_cmd(port: u16, args: &[&str]) -> Option<String> {
     let mut s = TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().unwrap(),
@@ -225,11 +234,7 @@ impl SentinelTopology {
         let master = RedisServer::start();
         let replica = RedisServer::start_replica_of(master.port);
         let mp = master.port;
-        // Online, not merely attached: a replica waiting for its full sync (`wait_bgsave`, at least
-        // `repl-diskless-sync-delay`, 5 s) acknowledges no `WAIT`.
-        wait_until("replica in sync", Duration::from_secs(20), || {
-            redis_cmd(mp, &["INFO", "replication"]).is_some_and(|s| s.contains("state=online"))
-        });
+        wait_replica_online(mp, Duration::from_secs(20));
         let master_name = "mymaster".to_string();
         let mut sentinels = Vec::new();
         for _ in 0..3 {
